@@ -1,0 +1,183 @@
+"""Wires a node together and runs it: one asyncio loop owns all of the node's state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from edge.clock import Clock, SystemClock
+from edge.config import NodeConfig
+from edge.errors import HardwareError
+from edge.hw.camera import open_camera
+from edge.hw.gpio import AlarmPostPins
+from edge.link.commands import CommandGuard
+from edge.link.mqtt import NodeLink
+from edge.link.outbox import Outbox, event_key, snapshot_key
+from edge.link.sender import Sender
+from edge.protocol import Heartbeat, HubStatus, Receipt, Topics, utcnow
+from edge.roles.alarm_post import AlarmPost
+from edge.sim.control import ControlServer
+
+log = logging.getLogger(__name__)
+TICK_S = 0.05
+
+
+class NodeAgent:
+    def __init__(self, cfg: NodeConfig, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.started = time.monotonic()
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(cfg.data_dir / "outbox.db", cfg.outbox.max_bytes, cfg.outbox.reserve_bytes)
+        self.guard = CommandGuard(cfg.node.id, cfg.signing_key(), cfg.data_dir / "nonces.db", self.clock)
+        if self.guard.key is None:
+            log.warning("no command-signing key in $%s or $CREDENTIALS_DIRECTORY: the node will refuse "
+                        "every command from the hub (alarm.ack included)", cfg.key_env)
+        self.pins = AlarmPostPins(cfg.pins)
+        try:
+            self.camera = open_camera(cfg.camera.source, cfg.camera.width, cfg.camera.height, cfg.node.id)
+        except HardwareError as exc:
+            log.error("camera unavailable, alarms will go without a picture: %s", exc)
+            self.camera = None
+        mq = cfg.mqtt
+        self.link = NodeLink(self.loop, cfg.node.id, cfg.node.kind, host=mq.host, port=mq.port,
+                             username=mq.username or cfg.node.id, password=cfg.secret(mq.password_env),
+                             tls=mq.tls, tls_ca=str(mq.ca_file) if mq.ca_file else None,
+                             keepalive=mq.keepalive_s, protocol=mq.protocol)
+        self.sender = Sender(self.outbox, self.link.publish, self.clock, window=cfg.outbox.window,
+                             resend_after=cfg.outbox.resend_after_s)
+        self.role = AlarmPost(cfg, self.pins, self.camera, self.outbox, self.clock, self.guard,
+                              wake=self.wake, send_direct=self.link.publish)
+        if self.camera is None:
+            self.role.camera_ok = False
+            self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
+        self.link.on_message = self._on_message
+        self.link.on_connected = self._on_connected
+        self.pins.on_button(lambda pressed: self.loop.call_soon_threadsafe(
+            self.role.on_button_edge, pressed, self.clock.monotonic()))
+        self.pins.on_tamper(lambda opened: self.loop.call_soon_threadsafe(
+            self.role.on_enclosure_edge, opened, self.clock.monotonic()))
+        self.control: ControlServer | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_connected(self) -> None:
+        self.sender.reset()
+        self.wake()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == Topics.HUB_STATUS:
+            try:
+                self.sender.hub_online = HubStatus.model_validate_json(payload).state == "online"
+            except ValidationError:
+                log.warning("ignoring malformed hub status")
+            if self.sender.hub_online:
+                self.wake()
+            return
+        parsed = Topics.parse(topic)
+        if parsed is None or parsed.node != self.cfg.node.id:
+            return
+        if parsed.channel == "receipts":
+            self._on_receipt(payload)
+        elif parsed.channel == "commands":
+            reply = self.role.on_command(payload)
+            if reply is not None:
+                self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
+
+    def _on_receipt(self, payload: bytes) -> None:
+        try:
+            receipt = Receipt.model_validate_json(payload)
+        except ValidationError:
+            log.warning("ignoring malformed receipt")
+            return
+        self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots])
+        for item in receipt.rejected:
+            entry = self.sender.rejected(event_key(item.id), item.reason) or \
+                self.sender.rejected(snapshot_key(item.id), item.reason)
+            if entry is not None:
+                log.error("hub refused %s: %s (moved to dead letters)", item.id, item.reason)
+                self.role.emit("node.fault", {"fault": "event_rejected", "event_id": item.id,
+                                              "reason": item.reason[:200]})
+        self.role.on_receipt(receipt.ids)
+        self.wake()
+
+    # --- tasks -------------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            self._wake.clear()
+            if self.link.connected:
+                self.sender.pump()
+
+    async def _ticks(self) -> None:
+        while True:
+            self.role.tick(self.clock.monotonic())
+            await asyncio.sleep(TICK_S)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            if self.link.connected:
+                st = os.statvfs(self.cfg.data_dir)
+                hb = Heartbeat(ts=utcnow(), uptime_s=round(time.monotonic() - self.started, 1),
+                               outbox_depth=self.outbox.depth(), outbox_bytes=self.outbox.bytes,
+                               evicted=self.outbox.counter("evicted"), cpu_temp_c=_cpu_temp(),
+                               disk_free_bytes=st.f_bavail * st.f_frsize)
+                self.link.publish(Topics.heartbeat(self.cfg.node.id), hb.to_bytes(), 0)
+            await asyncio.sleep(self.cfg.heartbeat_s)
+
+    async def run(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self.loop.add_signal_handler(sig, self._stopping.set)
+        if self.pins.mock:
+            self.control = ControlServer(self.cfg.control_socket, self)
+            await self.control.start()
+        self.link.start()
+        log.info("node %s (%s) started; broker %s", self.cfg.node.id, self.cfg.node.kind, self.cfg.mqtt.url)
+        tasks = [asyncio.create_task(c) for c in (self._pump(), self._ticks(), self._heartbeats())]
+        try:
+            await self._stopping.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        if self.control:
+            await self.control.stop()
+        self.link.stop()
+        self.pins.close()
+        if self.camera:
+            self.camera.close()
+        self.outbox.close()
+        self.guard.close()
+        log.info("node %s stopped", self.cfg.node.id)
+
+
+def _cpu_temp() -> float | None:
+    p = Path("/sys/class/thermal/thermal_zone0/temp")
+    try:
+        return round(int(p.read_text()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
+
+async def run_node(cfg: NodeConfig) -> None:
+    agent = NodeAgent(cfg)
+    await agent.run()

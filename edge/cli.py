@@ -1,0 +1,119 @@
+"""``pingan-edge``: run a node, and act on simulated nodes. Errors are one clear line, exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge.config import load_node_config, sim_socket_path
+from edge.errors import ConfigError, PinganError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Pingan node agent: alarm poles and rental-block doors.")
+sim_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                      help="Act on a node running with simulated (mock) hardware.")
+app.add_typer(sim_app, name="sim")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="The node's YAML config")],
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the node agent until stopped (SIGINT/SIGTERM)."""
+    _setup_logging(verbose)
+    try:
+        cfg = load_node_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from edge.agent import run_node
+
+    try:
+        asyncio.run(run_node(cfg))
+    except PinganError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def check(config: Annotated[Path, typer.Argument(help="The node's YAML config")]) -> None:
+    """Validate a node config and print it with defaults filled in."""
+    try:
+        cfg = load_node_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(cfg.model_dump_json(indent=2))
+
+
+def _control(node: str, request: dict, socket: Path | None) -> dict:
+    from edge.sim.control import send_control
+
+    try:
+        answer = send_control(socket or sim_socket_path(node), request)
+    except PinganError as exc:
+        _fail(str(exc), 1)
+    if not answer.get("ok"):
+        _fail(answer.get("error", "the node refused the request"), 1)
+    return answer
+
+
+SocketOpt = Annotated[Path | None, typer.Option("--socket", help="Control socket (default from node id)")]
+
+
+@sim_app.command()
+def press(node: Annotated[str, typer.Argument(help="Node id, e.g. pole-07")],
+          times: Annotated[int, typer.Option(help="Press this many times")] = 1,
+          hold: Annotated[float, typer.Option(help="Seconds to hold each press")] = 0.2,
+          socket: SocketOpt = None) -> None:
+    """Press a simulated pole's one-key alarm button."""
+    answer = _control(node, {"cmd": "press", "times": times, "hold_s": hold}, socket)
+    state = answer["state"]
+    alarm = state.get("alarm") or {}
+    typer.echo(f"{node}: pressed; alarm {alarm.get('id', '-')} (presses {alarm.get('count', 0)}), "
+               f"LED {state['led']}")
+
+
+@sim_app.command()
+def tamper(node: Annotated[str, typer.Argument(help="Node id")],
+           close: Annotated[bool, typer.Option("--close", help="Shut the enclosure again")] = False,
+           socket: SocketOpt = None) -> None:
+    """Open (or with --close, shut) a simulated node's enclosure."""
+    answer = _control(node, {"cmd": "tamper", "open": not close}, socket)
+    typer.echo(f"{node}: enclosure {answer['state']['enclosure']}")
+
+
+@sim_app.command()
+def state(node: Annotated[str, typer.Argument(help="Node id")], socket: SocketOpt = None) -> None:
+    """Print a simulated node's LED, siren, alarm and outbox state as JSON."""
+    typer.echo(json.dumps(_control(node, {"cmd": "state"}, socket)["state"], indent=2))
+
+
+@sim_app.command()
+def reader(enrolled: Annotated[int, typer.Option(min=0, max=1000, help="Fingers enrolled at start")] = 0) -> None:
+    """Run a simulated R30x fingerprint reader on a new pty; prints the pty path first."""
+    from edge.sim.reader import serve
+
+    serve(enrolled=enrolled)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

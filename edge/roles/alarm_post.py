@@ -1,0 +1,252 @@
+"""The one-key alarm pole: button → alarm event with a picture → LED tells the resident.
+
+Runs on the node's asyncio loop only; gpiozero and paho hand their callbacks to it. Time comes
+from an injected clock, so a stuck button, coalescing and the "not delivered" timeout are
+tested without sleeping.
+
+What the resident sees on the LED follows the alarm's real progress: queued ("sending", fast
+blink) → the hub's receipt ("received", slow blink) → an operator's ``alarm.ack``
+("help_coming", steady). No receipt within ``receipt_timeout_s`` shows "not_delivered" while
+the node keeps trying; the pole's sign then tells the resident to call 110.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from edge.clock import Clock
+from edge.config import NodeConfig
+from edge.hw.camera import Camera, encode_jpeg
+from edge.hw.gpio import AlarmPostPins
+from edge.link.commands import CommandGuard, CommandRefused
+from edge.link.outbox import Outbox, OutboxFull, event_key, snapshot_key
+from edge.protocol import ALARM_STAGES, Command, Event, Reply, Topics, priority_of
+from edge.roles.debounce import Debouncer
+
+log = logging.getLogger(__name__)
+
+SendDirect = Callable[[str, bytes, int], Any]
+
+
+@dataclass(slots=True)
+class OpenAlarm:
+    id: str
+    started: float
+    last_press: float
+    count: int = 1
+    reported_count: int = 1
+    received: bool = False
+    stage: str = "queued"
+    not_delivered: bool = False
+
+
+class AlarmPost:
+    def __init__(self, cfg: NodeConfig, pins: AlarmPostPins, camera: Camera | None, outbox: Outbox,
+                 clock: Clock, guard: CommandGuard, *, wake: Callable[[], None] = lambda: None,
+                 send_direct: SendDirect = lambda topic, payload, qos: None) -> None:
+        self.cfg = cfg
+        self.node_id = cfg.node.id
+        self.pins = pins
+        self.camera = camera
+        self.outbox = outbox
+        self.clock = clock
+        self.guard = guard
+        self.wake = wake
+        self.send_direct = send_direct
+        self.button = Debouncer(cfg.alarm.debounce_ms / 1000.0, initial=pins.button_pressed)
+        self.enclosure = Debouncer(cfg.alarm.debounce_ms / 1000.0, initial=pins.enclosure_open)
+        self.alarm: OpenAlarm | None = None
+        self._held_since: float | None = None
+        self._stuck_reported = False
+        self.presses = 0
+        self.camera_ok = True
+        pins.light.show("idle")
+        pins.set_siren(False)
+
+    # --- events --------------------------------------------------------------------------
+    def _location(self) -> dict[str, Any]:
+        ident = self.cfg.node
+        loc: dict[str, Any] = {"place": ident.place, "grid": ident.grid}
+        if ident.location:
+            loc.update(lat=ident.location.lat, lon=ident.location.lon)
+        return loc
+
+    def _snapshot(self) -> bytes | None:
+        if self.camera is None:
+            return None
+        try:
+            frame = self.camera.read()
+        except Exception as exc:  # noqa: BLE001 - a dead camera must never stop an alarm
+            log.error("camera failed: %s", exc)
+            frame = None
+        if frame is None:
+            if self.camera_ok:
+                self.camera_ok = False
+                self.emit("tamper.camera", {"reason": "feed_lost"})
+            return None
+        self.camera_ok = True
+        return encode_jpeg(frame, self.cfg.camera.jpeg_quality)
+
+    def emit(self, kind: str, data: dict[str, Any] | None = None, *, with_snapshot: bool = False) -> Event:
+        """Write an event (and its picture) to the outbox; send from memory if the disk refuses."""
+        jpeg = self._snapshot() if with_snapshot else None
+        event = Event.make(self.node_id, kind, {**self._location(), **(data or {})},
+                           snapshot=jpeg is not None, ts=self.clock.now())
+        priority = priority_of(kind)
+        topic = Topics.events(self.node_id)
+        payload = event.to_bytes()
+        try:
+            self.outbox.put(event_key(str(event.id)), topic, payload, priority)
+            if jpeg is not None:
+                self.outbox.put(snapshot_key(str(event.id)), Topics.snapshot(self.node_id, str(event.id)),
+                                jpeg, priority)
+        except OutboxFull as exc:
+            log.error("%s; sending %s %s from memory", exc, kind, event.id)
+            self.send_direct(topic, payload, 1)
+            if jpeg is not None:
+                self.send_direct(Topics.snapshot(self.node_id, str(event.id)), jpeg, 1)
+        self.wake()
+        return event
+
+    # --- the button --------------------------------------------------------------------------
+    def on_button_edge(self, pressed: bool, t: float) -> None:
+        accepted = self.button.feed(pressed, t)
+        if accepted is not None:
+            self._button_changed(accepted, t)
+
+    def _button_changed(self, pressed: bool, t: float) -> None:
+        if pressed:
+            self._held_since = t
+            self._press(t)
+        else:
+            self._held_since = None
+            if self._stuck_reported:
+                self._stuck_reported = False
+                self.emit("node.fault", {"fault": "button_released", "detail": "alarm button works again"})
+
+    def _press(self, t: float) -> None:
+        self.presses += 1
+        window = self.cfg.alarm.coalesce_window_s
+        if self.alarm is not None and t - self.alarm.last_press < window:
+            self.alarm.count += 1
+            self.alarm.last_press = t
+            return
+        event = self.emit("alarm.pressed", {"count": 1}, with_snapshot=True)
+        self.alarm = OpenAlarm(id=str(event.id), started=t, last_press=t)
+        log.warning("ALARM pressed: %s", event.id)
+        if self.cfg.alarm.siren_on_press:
+            self.pins.set_siren(True)
+        self._show()
+
+    # --- the enclosure -------------------------------------------------------------------------
+    def on_enclosure_edge(self, opened: bool, t: float) -> None:
+        accepted = self.enclosure.feed(opened, t)
+        if accepted is not None:
+            self._enclosure_changed(accepted)
+
+    def _enclosure_changed(self, opened: bool) -> None:
+        if opened:
+            self.emit("tamper.opened", {"detail": "enclosure opened"}, with_snapshot=True)
+        else:
+            self.emit("tamper.closed", {"detail": "enclosure closed"})
+
+    # --- time --------------------------------------------------------------------------------
+    def tick(self, t: float) -> None:
+        settled = self.button.settle(t)
+        if settled is not None:
+            self._button_changed(settled, t)
+        settled = self.enclosure.settle(t)
+        if settled is not None:
+            self._enclosure_changed(settled)
+        if self._held_since is not None and not self._stuck_reported \
+                and t - self._held_since >= self.cfg.alarm.stuck_after_s:
+            self._stuck_reported = True
+            self.emit("node.fault", {"fault": "button_stuck", "held_s": round(t - self._held_since, 1),
+                                     "detail": "alarm button held down; check for a jam or tampering"})
+        alarm = self.alarm
+        if alarm is None:
+            return
+        if alarm.count > alarm.reported_count and t - alarm.last_press >= self.cfg.alarm.coalesce_window_s:
+            alarm.reported_count = alarm.count
+            self.emit("alarm.repeat", {"alarm_id": alarm.id, "count": alarm.count})
+        if not alarm.received and not alarm.not_delivered \
+                and t - alarm.started >= self.cfg.alarm.receipt_timeout_s:
+            alarm.not_delivered = True
+            log.error("alarm %s not delivered after %.0f s; still trying", alarm.id, t - alarm.started)
+            self._show()
+
+    def _show(self) -> None:
+        alarm = self.alarm
+        if alarm is None:
+            pattern = "idle"
+        elif alarm.stage in ("acknowledged", "dispatched", "on_scene"):
+            pattern = "help_coming"
+        elif alarm.received:
+            pattern = "received"
+        elif alarm.not_delivered:
+            pattern = "not_delivered"
+        else:
+            pattern = "sending"
+        self.pins.light.show(pattern)
+
+    # --- from the hub -------------------------------------------------------------------------
+    def on_receipt(self, stored_ids: list[str]) -> None:
+        if self.alarm is not None and self.alarm.id in stored_ids and not self.alarm.received:
+            self.alarm.received = True
+            self.alarm.not_delivered = False
+            self._show()
+
+    def on_command(self, payload: bytes) -> Reply | None:
+        try:
+            cmd = self.guard.check(payload)
+        except CommandRefused as exc:
+            cmd_id = exc.command.id if exc.command else "?"
+            log.warning("refused command %s: %s", cmd_id, exc.reason)
+            self.emit("command.refused", {
+                "command_id": cmd_id, "reason": exc.reason,
+                "name": exc.command.name if exc.command else None,
+                "operator": exc.command.operator if exc.command else None})
+            if exc.command is None or exc.command.node != self.node_id:
+                return None  # nothing trustworthy to reply to
+            return Reply(command_id=cmd_id, ok=False, detail=f"refused: {exc.reason}")
+        return self._obey(cmd)
+
+    def _obey(self, cmd: Command) -> Reply:
+        if cmd.name == "alarm.ack":
+            stage = str(cmd.args.get("stage", "acknowledged"))
+            if stage not in ALARM_STAGES:
+                return Reply(command_id=cmd.id, ok=False, detail=f"unknown stage {stage!r}")
+            alarm_id = cmd.args.get("alarm_id")
+            if self.alarm is None or (alarm_id and alarm_id != self.alarm.id):
+                return Reply(command_id=cmd.id, ok=True, detail="no such open alarm on this node")
+            if stage == "resolved":
+                self.alarm = None
+                self.pins.set_siren(False)
+            else:
+                self.alarm.stage = stage
+                self.alarm.received = True
+            self._show()
+            return Reply(command_id=cmd.id, ok=True, detail=f"showing {self.pins.light.pattern}")
+        if cmd.name == "siren.set":
+            on = bool(cmd.args.get("on", False))
+            self.pins.set_siren(on)
+            return Reply(command_id=cmd.id, ok=True, detail=f"siren {'on' if on else 'off'}")
+        return Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} is not something an alarm pole does")
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "node": self.node_id,
+            "led": self.pins.light.pattern,
+            "led_lit": self.pins.light.is_lit,
+            "siren": bool(self.pins.siren.value),
+            "button": "down" if self.button.state else "up",
+            "enclosure": "open" if self.enclosure.state else "shut",
+            "alarm": None if self.alarm is None else {
+                "id": self.alarm.id, "count": self.alarm.count, "stage": self.alarm.stage,
+                "received": self.alarm.received, "not_delivered": self.alarm.not_delivered},
+            "outbox": self.outbox.depth(),
+            "presses": self.presses,
+        }

@@ -1,0 +1,103 @@
+"""The local control socket of a node with simulated pins (design.md "Simulated hardware").
+
+The demo, the tests and an installer act on a simulated node through it: press the button,
+open the enclosure, read the LED. It drives gpiozero's mock pins, so the node's real input
+path (callbacks, debounce, coalescing) is what runs. One JSON object per line each way.
+Only a node with mock pins opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.errors import PinganError
+
+if TYPE_CHECKING:
+    from edge.agent import NodeAgent
+
+log = logging.getLogger(__name__)
+
+
+class ControlServer:
+    def __init__(self, path: Path, agent: NodeAgent) -> None:
+        self.path = Path(path)
+        self.agent = agent
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        os.chmod(self.path, 0o600)
+        log.info("simulated hardware control on %s", self.path)
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            try:
+                request = json.loads(line or b"{}")
+                response = await self.handle(request)
+            except (ValueError, PinganError) as exc:
+                response = {"ok": False, "error": str(exc)}
+            writer.write(json.dumps(response).encode() + b"\n")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        pins = self.agent.pins
+        cmd = request.get("cmd")
+        if cmd == "press":
+            hold = float(request.get("hold_s", 0.2))
+            times = int(request.get("times", 1))
+            for i in range(times):
+                pins.sim_button(True)
+                await asyncio.sleep(hold)
+                pins.sim_button(False)
+                if i < times - 1:
+                    await asyncio.sleep(0.15)
+            await asyncio.sleep(0.1)  # let the role see the edges before we report its state
+        elif cmd == "hold":
+            pins.sim_button(True)
+        elif cmd == "release":
+            pins.sim_button(False)
+        elif cmd == "tamper":
+            pins.sim_enclosure(bool(request.get("open", True)))
+            await asyncio.sleep(0.1)
+        elif cmd != "state":
+            raise ValueError(f"unknown control command {cmd!r}")
+        return {"ok": True, "state": self.agent.role.state()}
+
+
+def send_control(path: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Client side, for ``pingan-edge sim``: one request, one answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise PinganError(f"no simulated node listens on {path}: is it running with mock pins? "
+                              f"(set PINGAN_SIM_DIR to the folder the demo printed)") from exc
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data or b"{}")

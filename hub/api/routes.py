@@ -1,0 +1,187 @@
+"""REST and WebSocket routes (design.md "Hub HTTP"). Staff login comes with the console issue;
+until then the hub binds to 127.0.0.1 only and the operator's name travels in the request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import select, text
+
+from hub import __version__, metrics
+from hub.service import OUTCOMES, HubService
+from hub.store import events, jsonable, snapshots
+
+router = APIRouter()
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.hub
+
+
+def _service(request: Request) -> HubService:
+    return request.app.state.hub.service
+
+
+ServiceDep = Annotated[HubService, Depends(_service)]
+StateDep = Annotated[Any, Depends(_state)]
+
+
+class AckBody(BaseModel):
+    operator: str = Field(default="operator", min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class DispatchBody(AckBody):
+    to: str = Field(min_length=1, max_length=128, description="Responder or grid team")
+
+
+class ResolveBody(AckBody):
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+
+
+@router.get("/api/health")
+def health(state: StateDep) -> dict[str, Any]:
+    with state.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    ingest = state.ingest
+    return {"status": "ok", "version": __version__,
+            "mqtt": None if ingest is None else ("connected" if ingest.connected else "disconnected"),
+            "ingest_queue": None if ingest is None else ingest.queue.qsize()}
+
+
+@router.get("/api/nodes")
+def list_nodes(service: ServiceDep) -> list[dict[str, Any]]:
+    return service.list_nodes()
+
+
+@router.get("/api/events")
+def list_events(state: StateDep, node: str | None = None, kind: str | None = None,
+                after: Annotated[int | None, Query(description="Only events with cursor > after")] = None,
+                since: datetime | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    q = select(events)
+    if node:
+        q = q.where(events.c.node == node)
+    if kind:
+        q = q.where(events.c.kind == kind)
+    if after is not None:
+        q = q.where(events.c.seq > after)
+    if since is not None:
+        q = q.where(events.c.received_at >= since)
+    q = q.order_by(events.c.seq if after is not None else events.c.seq.desc()).limit(limit)
+    with state.engine.connect() as conn:
+        return [jsonable(r) for r in conn.execute(q).all()]
+
+
+@router.get("/api/events/{event_id}/snapshot.jpg", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}})
+def snapshot(event_id: str, state: StateDep) -> Response:
+    with state.engine.connect() as conn:
+        jpeg = conn.execute(select(snapshots.c.jpeg).where(snapshots.c.event_id == event_id)).scalar()
+    if jpeg is None:
+        raise HTTPException(404, f"no snapshot for event {event_id} (yet)")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/alarms")
+def list_alarms(service: ServiceDep,
+                state: Annotated[str, Query(pattern="^(open|all|acknowledged|dispatched|on_scene|resolved)$")]
+                = "open",
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    return service.list_alarms(state, limit)
+
+
+@router.get("/api/alarms/{alarm_id}")
+def get_alarm(alarm_id: str, service: ServiceDep) -> dict[str, Any]:
+    return service.get_alarm(alarm_id)
+
+
+def _push(request: Request, alarm: dict[str, Any]) -> dict[str, Any]:
+    request.app.state.hub.live.publish([{"type": "alarm", "alarm": alarm}])
+    return alarm
+
+
+@router.post("/api/alarms/{alarm_id}/ack")
+def ack_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
+    return _push(request, service.advance(alarm_id, "acknowledged", body.operator, note=body.note))
+
+
+@router.post("/api/alarms/{alarm_id}/dispatch")
+def dispatch_alarm(alarm_id: str, body: DispatchBody, request: Request, service: ServiceDep) -> dict[str, Any]:
+    return _push(request, service.advance(alarm_id, "dispatched", body.operator, to=body.to, note=body.note))
+
+
+@router.post("/api/alarms/{alarm_id}/on_scene")
+def on_scene_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
+    return _push(request, service.advance(alarm_id, "on_scene", body.operator, note=body.note))
+
+
+@router.post("/api/alarms/{alarm_id}/resolve")
+def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: ServiceDep) -> dict[str, Any]:
+    return _push(request, service.advance(alarm_id, "resolved", body.operator, outcome=body.outcome,
+                                          note=body.note))
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus() -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+def dashboard() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+@router.websocket("/api/live")
+async def live(websocket: WebSocket, since: int | None = None) -> None:
+    """New events and alarm changes as JSON; ``?since=<cursor>`` first replays stored events."""
+    state = websocket.app.state.hub
+    await websocket.accept()
+    queue = state.live.subscribe()
+    try:
+        if since is not None:
+            def catch_up() -> list[dict[str, Any]]:
+                with state.engine.connect() as conn:
+                    rows = conn.execute(select(events).where(events.c.seq > since)
+                                        .order_by(events.c.seq).limit(5000)).all()
+                return [{"type": "event", "cursor": r.seq, "event": jsonable(r), "replay": True} for r in rows]
+
+            for message in await asyncio.to_thread(catch_up):
+                await websocket.send_json(message)
+        await websocket.send_json({"type": "hello", "version": __version__})
+        receiver = asyncio.create_task(_drain_client(websocket))
+        try:
+            while True:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if receiver in done:
+                    getter.cancel()
+                    break
+                message = getter.result()
+                if message is None:
+                    break
+                await websocket.send_json(message)
+        finally:
+            receiver.cancel()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        state.live.unsubscribe(queue)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close()
+
+
+async def _drain_client(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, so a closed socket is noticed at once."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()

@@ -1,0 +1,90 @@
+"""The hub's FastAPI application: lifespan wiring of store, ingest, live stream and resender."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hub import __version__
+from hub.api.routes import router
+from hub.config import HubSettings
+from hub.errors import Conflict, NotFound
+from hub.ingest import Ingest
+from hub.keys import KeyVault
+from hub.live import LiveHub
+from hub.service import HubService
+from hub.store import init_db, make_engine
+
+log = logging.getLogger(__name__)
+
+
+class HubState:
+    """Everything a request may need, built once per process."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.db_url)
+        init_db(self.engine)
+        self.live = LiveHub()
+        self.vault = KeyVault(settings)
+        self.ingest: Ingest | None = None
+        if settings.mqtt_enabled:
+            self.ingest = Ingest(settings, self.engine, self.live.publish_threadsafe)
+        self.service = HubService(self.engine, self.vault, self._publish)
+
+    def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
+        if self.ingest is None:
+            log.info("MQTT disabled: not sending %s", topic)
+            return False
+        return self.ingest.publish(topic, payload, qos)
+
+
+def create_app(settings: HubSettings) -> FastAPI:
+    state = HubState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.live.bind(asyncio.get_running_loop())
+        if state.ingest:
+            state.ingest.start()
+        resender = asyncio.create_task(_resend_loop(state))
+        try:
+            yield
+        finally:
+            resender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resender
+            if state.ingest:
+                await asyncio.to_thread(state.ingest.stop)
+            state.engine.dispose()
+
+    app = FastAPI(title="Pingan hub", version=__version__, lifespan=lifespan,
+                  description="District monitoring centre: alarms, nodes, events, live stream.")
+    app.state.hub = state
+    app.include_router(router)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    return app
+
+
+async def _resend_loop(state: HubState) -> None:
+    while True:
+        await asyncio.sleep(state.settings.ack_resend_s / 2)
+        try:
+            await asyncio.to_thread(state.service.resend_unanswered, state.settings.ack_resend_s)
+        except Exception:  # noqa: BLE001 - keep resending whatever one round did
+            log.exception("resending unanswered commands failed")

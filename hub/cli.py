@@ -1,0 +1,135 @@
+"""``pingan-hub``: serve the hub, run the demo street, register nodes. Errors: one line, exit 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge.errors import PinganError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Pingan monitoring-centre hub.")
+nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Node identities and keys.")
+app.add_typer(nodes_app, name="nodes")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings(**overrides: object):  # noqa: ANN202 - HubSettings, imported lazily
+    from hub.config import load_settings
+
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PinganError as exc:
+        _fail(str(exc))
+
+
+def pick_port(host: str, port: int, tries: int = 50) -> int:
+    """The requested port, or the next free one (the demo must start even if 8000 is taken)."""
+    import socket
+
+    for candidate in range(port, port + tries):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    _fail(f"no free port between {port} and {port + tries - 1} on {host}")
+    return port
+
+
+@app.command()
+def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_PORT)")] = None,
+          host: Annotated[str | None, typer.Option(help="HTTP host (PINGAN_HTTP_HOST)")] = None,
+          exact_port: Annotated[bool, typer.Option(help="Fail instead of taking the next free port")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the hub: MQTT ingest, REST API, live WebSocket and dashboard."""
+    _logging(verbose)
+    settings = _settings(http_port=port, http_host=host)
+    import uvicorn
+
+    from hub.app import create_app
+
+    chosen = settings.http_port if exact_port else pick_port(settings.http_host, settings.http_port)
+    if chosen != settings.http_port:
+        typer.echo(f"port {settings.http_port} is taken; using {chosen}")
+    try:
+        application = create_app(settings)
+    except PinganError as exc:
+        _fail(str(exc))
+    typer.echo(f"Pingan hub on http://{settings.http_host}:{chosen}  (API docs: /docs)", err=True)
+    uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning")
+
+
+@app.command()
+def demo(poles: Annotated[int, typer.Option(min=1, max=200, help="Simulated alarm poles")] = 20,
+         port: Annotated[int, typer.Option(help="Preferred HTTP port")] = 8000,
+         workdir: Annotated[Path, typer.Option(help="Where the demo keeps its state")] = Path(".pingan-demo"),
+         keep: Annotated[bool, typer.Option(help="Keep the previous demo's data")] = False) -> None:
+    """A street on this machine: a broker, the hub and simulated alarm poles. Ctrl-C stops all."""
+    _logging(False)
+    from hub.demo import run_demo
+
+    try:
+        run_demo(poles=poles, port=pick_port("127.0.0.1", port), workdir=workdir, keep=keep)
+    except PinganError as exc:
+        _fail(str(exc), 1)
+
+
+@nodes_app.command("add")
+def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
+              kind: Annotated[str, typer.Option(help="alarm_post or rental_door")] = "alarm_post",
+              grid: Annotated[str, typer.Option(help="Grid (网格) id")] = "",
+              place: Annotated[str, typer.Option(help="Where it stands")] = "",
+              at: Annotated[str | None, typer.Option(help="LAT,LON")] = None) -> None:
+    """Register a node and print its command-signing key (shown once: put it on the node)."""
+    from edge.protocol import check_node_id
+    from hub.app import HubState
+
+    try:
+        check_node_id(node_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    if kind not in ("alarm_post", "rental_door"):
+        _fail("--kind must be alarm_post or rental_door")
+    lat = lon = None
+    if at:
+        try:
+            lat, lon = (float(x) for x in at.split(","))
+        except ValueError:
+            _fail("--at must be LAT,LON, e.g. 24.4872,118.1121")
+    state = HubState(_settings(mqtt_enabled=False))
+    key = state.service.register_node(node_id, kind=kind, place=place, grid=grid, lat=lat, lon=lon)
+    typer.echo(f"registered {node_id}; its command-signing key (set PINGAN_NODE_KEY on the node):\n{key}")
+
+
+@nodes_app.command("list")
+def nodes_list() -> None:
+    """Nodes known to the hub, with their state."""
+    from hub.app import HubState
+
+    state = HubState(_settings(mqtt_enabled=False))
+    for n in state.service.list_nodes():
+        typer.echo(f"{n['id']:<16} {n['kind']:<12} {n['state']:<8} grid={n['grid'] or '-':<6} "
+                   f"last_seen={n['last_seen'] or '-'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Hub settings: PINGAN_* environment variables (and an optional .env file), validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.errors import SettingsError
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PINGAN_", env_file=".env", extra="ignore")
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://")
+    mqtt_username: str | None = Field(default=None, description="The hub's own broker user")
+    mqtt_password: str | None = Field(default=None)
+    mqtt_enabled: bool = Field(default=True, description="Off only in unit tests of the API")
+    database_url: str | None = Field(default=None,
+                                     description="SQLAlchemy URL; default SQLite in PINGAN_DATA_DIR")
+    data_dir: Path = Field(default=Path("var/hub"), description="Database, keys and state")
+    http_host: str = Field(default="127.0.0.1", description="Bound to loopback until staff login exists")
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    replica: str = Field(default="1", pattern=r"^[a-z0-9-]{1,32}$", description="Replica name")
+    offline_after_s: float = Field(default=35, ge=5, description="Silence that makes a node offline")
+    offline_grace_s: float = Field(default=60, ge=0, description="No offline alarms this soon after start")
+    ack_resend_s: float = Field(default=5, ge=0.5, description="Resend alarm.ack until the node replies")
+    batch_ms: float = Field(default=20, ge=1, le=100, description="Ingest commit batching (receipts ≤ 100 ms)")
+    delayed_after_s: float = Field(default=30, ge=1, description="Events older than this on arrival are 'delayed'")
+    secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")
+    timezone: str = Field(default="Asia/Shanghai")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        u = urlparse(v)
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        return v
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlparse(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        u = urlparse(self.mqtt_url)
+        return u.port or (8883 if u.scheme == "mqtts" else 1883)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> HubSettings:
+    try:
+        return HubSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"PINGAN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        raise SettingsError(f"invalid hub settings: {problems}") from None

@@ -1,0 +1,168 @@
+"""The demo street: broker, hub and simulated alarm poles as separate processes.
+
+Every part is the real program (mosquitto or amqtt, ``pingan-hub serve``, ``pingan-edge run``);
+only the pins (gpiozero MockFactory) and the camera (synthetic) are simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from edge.errors import PinganError
+from hub.broker import Broker, find_mosquitto
+
+# The seeds' street: 20 poles in crowded, troubled places (names are illustrative).
+PLACES = [
+    "Market east gate", "Bus terminus", "Night market lane", "Hospital side gate", "Station square",
+    "School crossing", "Wholesale market", "Urban village entrance", "Riverside walk", "Ferry pier",
+    "Old town lane", "Metro exit B", "Park north gate", "Rental block alley", "Food street",
+    "Hotel row", "Underpass", "Shopping plaza", "Night bus stop", "Community square",
+]
+BASE_LAT, BASE_LON = 24.4872, 118.1121
+
+
+def pole_id(i: int) -> str:
+    return f"pole-{i:02d}"
+
+
+def node_config(node: str, i: int, broker_url: str, data_dir: Path) -> dict:
+    return {
+        "node": {"id": node, "kind": "alarm_post", "place": PLACES[(i - 1) % len(PLACES)],
+                 "grid": f"G{((i - 1) % 44) + 1:02d}",
+                 "location": {"lat": round(BASE_LAT + 0.002 * ((i - 1) % 5), 5),
+                              "lon": round(BASE_LON + 0.003 * ((i - 1) // 5), 5)}},
+        "mqtt": {"url": broker_url},
+        "pins": {"factory": "mock"},
+        "camera": {"source": "synthetic"},
+        "data_dir": str(data_dir),
+    }
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PinganError(f"the hub exited at start (code {proc.returncode}); see its log above")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise PinganError(f"the hub did not answer {url} within {timeout:.0f} s")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(poles: int, port: int, workdir: Path, keep: bool = False) -> None:
+    # SIGTERM/SIGHUP must stop the children too, not only Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    workdir = workdir.resolve()
+    if workdir.exists() and not keep:
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    broker: Broker | None = None
+    bin_dir = Path(sys.executable).parent
+    try:
+        if find_mosquitto() is None:
+            print("note: mosquitto is not installed; using the embedded amqtt broker (MQTT 3.1.1). "
+                  "Production uses mosquitto (apt-get install mosquitto).")
+        broker = Broker(workdir / "broker").start()
+        print(f"[1/3] broker: {broker.kind} on {broker.url}")
+
+        env = {**os.environ, "PINGAN_MQTT_URL": broker.url, "PINGAN_DATA_DIR": str(workdir / "hub"),
+               "PINGAN_HTTP_PORT": str(port), "PINGAN_HTTP_HOST": "127.0.0.1",
+               "PINGAN_OFFLINE_GRACE_S": "30"}
+        from hub.app import HubState
+        from hub.config import load_settings
+
+        state = HubState(load_settings(mqtt_enabled=False, data_dir=workdir / "hub"))
+        keys: dict[str, str] = {}
+        for i in range(1, poles + 1):
+            cfg = node_config(pole_id(i), i, broker.url, workdir / "nodes" / pole_id(i))
+            keys[pole_id(i)] = state.service.register_node(
+                pole_id(i), kind="alarm_post", place=cfg["node"]["place"], grid=cfg["node"]["grid"],
+                lat=cfg["node"]["location"]["lat"], lon=cfg["node"]["location"]["lon"], actor="demo")
+        state.engine.dispose()
+
+        hub_log = open(workdir / "hub.log", "ab")
+        procs.append(subprocess.Popen([sys.executable, "-m", "hub.cli", "serve", "--exact-port"],
+                                      env=env, stdout=hub_log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        console = f"http://127.0.0.1:{port}"
+        _wait_http(f"{console}/api/health", 60, procs[0])
+        print(f"[2/3] hub: {console}  (log: {workdir / 'hub.log'})")
+
+        node_env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+        node_env.pop("PINGAN_SIM_DIR", None)
+        for i in range(1, poles + 1):
+            node = pole_id(i)
+            cfg_path = workdir / "nodes" / f"{node}.yaml"
+            cfg_path.parent.mkdir(parents=True, exist_ok=True)
+            cfg_path.write_text(yaml.safe_dump(node_config(node, i, broker.url, workdir / "nodes" / node)))
+            log = open(workdir / "nodes" / f"{node}.log", "ab")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "run", str(cfg_path)],
+                env={**node_env, "PINGAN_NODE_KEY": keys[node]}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True))
+            print(f"\r[3/3] nodes: started {i}/{poles}", end="", flush=True)
+        print()
+        _wait_nodes_online(console, poles, timeout=90)
+        edge = bin_dir / "pingan-edge"
+        print(f"""
+Pingan demo street is up.
+  console   {console}/          API docs {console}/docs
+  alarms    {console}/api/alarms   live: ws://127.0.0.1:{port}/api/live
+  press a button:   {edge} sim press pole-07
+  open a cabinet:   {edge} sim tamper pole-03
+  acknowledge:      curl -X POST {console}/api/alarms/<id>/ack -H 'Content-Type: application/json' -d '{{}}'
+  (no staff login yet: the hub listens on 127.0.0.1 only)
+Ctrl-C stops everything this demo started.""", flush=True)
+        while all(p.poll() is None for p in procs[:1]):
+            time.sleep(0.5)
+        print("the hub exited; stopping the demo", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping the demo ...")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if broker:
+            broker.stop()
+        print("demo stopped.")
+
+
+def _wait_nodes_online(console: str, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    online = 0
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{console}/api/nodes", timeout=2) as r:
+                online = sum(1 for n in json.load(r) if n["state"] == "online")
+        except OSError:
+            pass
+        print(f"\r      nodes online: {online}/{expected}", end="", flush=True)
+        if online >= expected:
+            break
+        time.sleep(0.5)
+    print()

@@ -1,0 +1,446 @@
+"""MQTT ingest: everything nodes send, stored once, acknowledged only after the commit.
+
+One paho client per hub process (client id ``pingan-hub-<replica>``, persistent session,
+MQTT 3.1.1), with manual acks: the broker forgets a message only after our commit, so a
+killed hub loses nothing it acknowledged. A single writer thread batches messages (≤ batch_ms),
+commits them in one transaction, then acks them to the broker and publishes the end-to-end
+receipts nodes wait for. Bad input is counted, logged and refused; it never stops ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from edge.protocol import (
+    ALARM_KINDS,
+    MAX_JSON_PAYLOAD_BYTES,
+    MAX_SNAPSHOT_BYTES,
+    Event,
+    Heartbeat,
+    HubStatus,
+    NodeStatus,
+    Receipt,
+    RejectedItem,
+    Reply,
+    Topics,
+)
+from hub import metrics
+from hub.config import HubSettings
+from hub.store import (
+    add_audit,
+    alarms,
+    commands,
+    events,
+    insert_ignore,
+    jsonable,
+    nodes,
+    now_utc,
+    quarantine,
+    snapshots,
+)
+
+log = logging.getLogger(__name__)
+Notify = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass(slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch means for receipts and the live stream."""
+
+    stored: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    snapshots: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    rejected: dict[str, list[RejectedItem]] = field(default_factory=lambda: defaultdict(list))
+    live: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+class Processor:
+    """Turns messages into rows inside the writer's transaction. No MQTT here: testable alone."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+
+    def process(self, conn: Connection, msg: Incoming, out: BatchResult) -> None:
+        parsed = Topics.parse(msg.topic)
+        if parsed is None:
+            raise Rejected("topic outside the contract")
+        node, channel = parsed.node, parsed.channel
+        if channel == "events":
+            self._event(conn, node, msg, out)
+        elif channel == "snapshots":
+            self._snapshot(conn, node, parsed.rest[0], msg, out)
+        elif channel == "status":
+            self._status(conn, node, msg, out)
+        elif channel == "heartbeat":
+            self._heartbeat(conn, node, msg, out)
+        elif channel == "replies":
+            self._reply(conn, node, msg, out)
+        elif channel == "clips":
+            self._snapshot(conn, node, parsed.rest[0], msg, out, clip=True)
+        else:
+            raise Rejected(f"nodes do not publish on {channel}")
+
+    # --- nodes ---------------------------------------------------------------------------------
+    def _touch_node(self, conn: Connection, node: str, at: datetime, **values: Any) -> None:
+        insert_ignore(conn, nodes, {"id": node, "created": at, "state": "online", "last_seen": at}, "id")
+        conn.execute(update(nodes).where(nodes.c.id == node).values(last_seen=at, **values))
+
+    def _status(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+        if not msg.payload:  # a cleared retained status
+            return
+        status = _parse(NodeStatus, msg.payload)
+        values: dict[str, Any] = {"state": status.state}
+        if status.version:
+            values["version"] = status.version
+        if status.kind:
+            values["kind"] = status.kind
+        self._touch_node(conn, node, msg.received_at, **values)
+        if status.state == "online":
+            out.live += self._resolve_offline(conn, node, msg.received_at)
+        out.live.append({"type": "node", "node": node, "state": status.state})
+
+    def _heartbeat(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+        hb = _parse(Heartbeat, msg.payload)
+        prev = conn.execute(select(nodes.c.state).where(nodes.c.id == node)).scalar()
+        self._touch_node(conn, node, msg.received_at, heartbeat=hb.model_dump(mode="json"), state="online")
+        if prev != "online":
+            out.live += self._resolve_offline(conn, node, msg.received_at)
+            out.live.append({"type": "node", "node": node, "state": "online"})
+
+    def _resolve_offline(self, conn: Connection, node: str, at: datetime) -> list[dict[str, Any]]:
+        rows = conn.execute(select(alarms.c.id).where(
+            alarms.c.node == node, alarms.c.kind == "node.offline", alarms.c.state != "resolved")).all()
+        for (alarm_id,) in rows:
+            conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(
+                state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
+                note="node back online"))
+            add_audit(conn, "system", "alarm.resolve", alarm_id, {"outcome": "recovered"})
+        return [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for (a,) in rows]
+
+    # --- events --------------------------------------------------------------------------------
+    def _event(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+        if len(msg.payload) > MAX_JSON_PAYLOAD_BYTES:
+            raise Rejected("oversized", self._peek_id(msg.payload))
+        try:
+            event = Event.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise Rejected(f"invalid event: {'.'.join(map(str, first['loc']))}: {first['msg']}"[:200],
+                           self._peek_id(msg.payload)) from None
+        event_id = str(event.id)
+        if event.node != node:
+            raise Rejected(f"node mismatch: topic {node}, payload {event.node}", event_id)
+        if event.kind == "node.offline":
+            raise Rejected("node.offline is raised by the hub only", event_id)
+        if not event.known_kind:
+            conn.execute(quarantine.insert().values(node=node, topic=msg.topic, payload=msg.payload,
+                                                    reason=f"unknown kind {event.kind}",
+                                                    received_at=msg.received_at))
+            metrics.quarantined.inc()
+            out.stored[node].append(event_id)
+            return
+        self._touch_node(conn, node, msg.received_at)
+        if self.store_event(conn, event, msg.received_at, out):
+            metrics.ingested.labels("events").inc()
+        else:
+            metrics.duplicates.inc()
+        out.stored[node].append(event_id)
+
+    def store_event(self, conn: Connection, event: Event, received_at: datetime, out: BatchResult) -> bool:
+        """Insert once by id; raise the alarm it implies. False when it was already stored."""
+        event_id = str(event.id)
+        age = (received_at - event.ts).total_seconds()
+        extra = {k: v for k, v in (event.model_extra or {}).items()}
+        data = {**event.data, **({"_extra": extra} if extra else {})}
+        row = {"id": event_id, "node": event.node, "kind": event.kind, "ts": event.ts,
+               "received_at": received_at, "data": data, "snapshot": event.snapshot,
+               "delayed": age > self.settings.delayed_after_s, "clock_synced": event.clock_synced}
+        if not insert_ignore(conn, events, row, "id"):
+            return False
+        seq = conn.execute(select(events.c.seq).where(events.c.id == event_id)).scalar()
+        live: dict[str, Any] = {"type": "event", "cursor": seq,
+                                "event": {**row, "ts": event.ts.isoformat(),
+                                          "received_at": received_at.isoformat()}}
+        alarm = self._alarm_for(conn, event, received_at)
+        if alarm is not None:
+            live["alarm"] = alarm
+        out.live.append(live)
+        return True
+
+    def _alarm_for(self, conn: Connection, event: Event, received_at: datetime) -> dict[str, Any] | None:
+        if event.kind == "alarm.repeat":
+            target = str(event.data.get("alarm_id", ""))
+            count = int(event.data.get("count", 1)) if str(event.data.get("count", "")).isdigit() else 1
+            conn.execute(update(alarms).where(alarms.c.id == target, alarms.c.node == event.node,
+                                              alarms.c.count < count).values(count=count))
+            row = conn.execute(select(alarms).where(alarms.c.id == target)).first()
+            return jsonable(row) if row else None
+        if event.kind not in ALARM_KINDS:
+            return None
+        if event.kind == "node.fault" and event.data.get("severity") == "info":
+            return None
+        row = {"id": str(event.id), "node": event.node, "kind": event.kind, "state": "open",
+               "count": 1, "node_ts": event.ts, "raised_at": received_at}
+        insert_ignore(conn, alarms, row, "id")
+        return {**row, "node_ts": event.ts.isoformat(), "raised_at": received_at.isoformat()}
+
+    @staticmethod
+    def _peek_id(payload: bytes) -> str | None:
+        try:
+            value = json.loads(payload).get("id")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return None
+        return str(value) if _is_uuid(value) else None
+
+    # --- snapshots -----------------------------------------------------------------------------
+    def _snapshot(self, conn: Connection, node: str, event_id: str, msg: Incoming, out: BatchResult,
+                  clip: bool = False) -> None:
+        if not _is_uuid(event_id):
+            raise Rejected("snapshot topic does not name an event id")
+        if len(msg.payload) > MAX_SNAPSHOT_BYTES:
+            raise Rejected("oversized snapshot", event_id)
+        if not msg.payload.startswith(b"\xff\xd8"):
+            raise Rejected("snapshot is not a JPEG", event_id)
+        owner = conn.execute(select(events.c.node).where(events.c.id == event_id)).scalar()
+        if owner is not None and owner != node:
+            raise Rejected(f"node mismatch: event {event_id} belongs to {owner}", event_id)
+        if clip:  # bursts come with the vision work; keep only the first frame as the picture
+            if conn.execute(select(snapshots.c.event_id).where(snapshots.c.event_id == event_id)).first():
+                return
+        existing = conn.execute(select(snapshots.c.node).where(snapshots.c.event_id == event_id)).scalar()
+        if existing is None:
+            conn.execute(snapshots.insert().values(event_id=event_id, node=node, jpeg=msg.payload,
+                                                   received_at=msg.received_at))
+        elif existing == node:  # the last one wins
+            conn.execute(update(snapshots).where(snapshots.c.event_id == event_id).values(
+                jpeg=msg.payload, received_at=msg.received_at))
+        else:
+            raise Rejected("node mismatch on an existing snapshot", event_id)
+        metrics.ingested.labels("snapshots").inc()
+        out.snapshots[node].append(event_id)
+        out.live.append({"type": "snapshot", "event_id": event_id, "node": node})
+
+    # --- replies -------------------------------------------------------------------------------
+    def _reply(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+        reply = _parse(Reply, msg.payload)
+        row = conn.execute(select(commands.c.delivery, commands.c.name, commands.c.args).where(
+            commands.c.id == reply.command_id, commands.c.node == node)).first()
+        if row is None:
+            raise Rejected("reply to an unknown command")
+        conn.execute(update(commands).where(commands.c.id == reply.command_id).values(
+            replied_at=msg.received_at, ok=reply.ok, detail=reply.detail[:500]))
+        if row.name == "alarm.ack" and reply.ok:
+            alarm_id = (row.args or {}).get("alarm_id")
+            if alarm_id:
+                conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(
+                    node_stage=(row.args or {}).get("stage")))
+        out.live.append({"type": "reply", "node": node, "command_id": reply.command_id,
+                         "ok": reply.ok, "detail": reply.detail})
+
+    # --- node silence --------------------------------------------------------------------------
+    def raise_offline(self, conn: Connection, now: datetime, out: BatchResult) -> None:
+        """Nodes silent past their deadline (or whose last will said offline) get one alarm each."""
+        deadline = now - timedelta(seconds=self.settings.offline_after_s)
+        silent = conn.execute(select(nodes.c.id, nodes.c.state, nodes.c.last_seen).where(
+            ((nodes.c.state == "online") & (nodes.c.last_seen < deadline)) | (nodes.c.state == "offline"))).all()
+        for node, state, last_seen in silent:
+            if state == "online":
+                conn.execute(update(nodes).where(nodes.c.id == node).values(state="offline"))
+                out.live.append({"type": "node", "node": node, "state": "offline"})
+            already = conn.execute(select(alarms.c.id).where(
+                alarms.c.node == node, alarms.c.kind == "node.offline", alarms.c.state != "resolved")).first()
+            if already:
+                continue
+            event = Event.make(node, "node.offline", {"last_seen": last_seen.isoformat() if last_seen else None,
+                                                      "raised_by": "hub"}, ts=now)
+            self.store_event(conn, event, now, out)
+
+
+def _parse(model: Any, payload: bytes) -> Any:
+    if len(payload) > MAX_JSON_PAYLOAD_BYTES:
+        raise Rejected("oversized")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Rejected(f"invalid {model.__name__}: {'.'.join(map(str, first['loc']))}: {first['msg']}"[:200]) \
+            from None
+
+
+class Ingest:
+    """The hub's MQTT client and its single writer thread."""
+
+    def __init__(self, settings: HubSettings, engine: Engine, notify: Notify) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.notify = notify
+        self.processor = Processor(settings)
+        self.started = time.monotonic()
+        self.queue: queue.Queue[Incoming] = queue.Queue()
+        self.connected = False
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pingan-hub-{settings.replica}",
+                                  clean_session=False, protocol=mqtt.MQTTv311)
+        self.client.manual_ack_set(True)
+        self.client.max_inflight_messages_set(1000)
+        if settings.mqtt_username:
+            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        if settings.mqtt_url.startswith("mqtts"):
+            self.client.tls_set()
+        self.client.will_set(Topics.HUB_STATUS, HubStatus(state="offline").to_bytes(), qos=1, retain=True)
+        self.client.reconnect_delay_set(1, 15)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # --- paho thread -----------------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            log.error("broker refused the hub: %s (check PINGAN_MQTT_USERNAME/PASSWORD)", rc)
+            return
+        self.connected = True
+        client.subscribe(list(Topics.HUB_SUBSCRIPTIONS))
+        client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
+        log.info("hub connected to broker %s", self.settings.mqtt_url)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self.connected = False
+        log.warning("hub lost the broker (%s); reconnecting", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.queue.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, now_utc()))
+
+    # --- writer thread -------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        last_offline_check = 0.0
+        while not self._stop.is_set():
+            batch: list[Incoming] = []
+            try:
+                batch.append(self.queue.get(timeout=0.25))
+                deadline = time.monotonic() + self.settings.batch_ms / 1000.0
+                while len(batch) < 2000:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    batch.append(self.queue.get(timeout=remaining))
+            except queue.Empty:
+                pass
+            check_offline = time.monotonic() - last_offline_check >= 1.0 and \
+                time.monotonic() - self.started >= self.settings.offline_grace_s
+            if not batch and not check_offline:
+                continue
+            if check_offline:
+                last_offline_check = time.monotonic()
+            self.handle_batch(batch, check_offline=check_offline)
+
+    def handle_batch(self, batch: list[Incoming], check_offline: bool = False) -> BatchResult:
+        """Commit a batch (retrying on database errors), then ack, receipt and notify."""
+        while True:
+            out = BatchResult()
+            try:
+                with metrics.batch_seconds.time(), self.engine.begin() as conn:
+                    for msg in batch:
+                        self._process_one(conn, msg, out)
+                    if check_offline:
+                        self.processor.raise_offline(conn, now_utc(), out)
+                break
+            except Exception:  # noqa: BLE001 - the database failed: keep the batch, try again
+                log.exception("ingest commit failed; retrying the batch in 1 s")
+                if self._stop.wait(1.0):
+                    return out
+        for msg in batch:
+            if msg.qos > 0:
+                self.client.ack(msg.mid, msg.qos)
+        self._send_receipts(out)
+        if out.live:
+            self.notify(out.live)
+        return out
+
+    def _process_one(self, conn: Connection, msg: Incoming, out: BatchResult) -> None:
+        savepoint = conn.begin_nested()
+        try:
+            self.processor.process(conn, msg, out)
+            savepoint.commit()
+        except Rejected as exc:
+            savepoint.rollback()
+            self._reject(msg, exc, out)
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops ingest
+            savepoint.rollback()
+            log.exception("unexpected failure on %s", msg.topic)
+            self._reject(msg, Rejected(f"internal error: {type(exc).__name__}"), out)
+
+    def _reject(self, msg: Incoming, exc: Rejected, out: BatchResult) -> None:
+        reason_label = exc.reason.split(":")[0][:40]
+        metrics.rejected.labels(reason_label).inc()
+        log.warning("rejected message on %s: %s", msg.topic[:120], exc.reason)
+        parsed = Topics.parse(msg.topic)
+        if parsed is not None and exc.event_id:
+            out.rejected[parsed.node].append(RejectedItem(id=exc.event_id, reason=exc.reason))
+
+    def _send_receipts(self, out: BatchResult) -> None:
+        for node in set(out.stored) | set(out.snapshots) | set(out.rejected):
+            receipt = Receipt(ids=out.stored.get(node, []), snapshots=out.snapshots.get(node, []),
+                              rejected=out.rejected.get(node, []))
+            self.client.publish(Topics.receipts(node), receipt.to_bytes(), qos=1)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._writer.start()
+        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=15)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        info = self.client.publish(topic, payload, qos=qos)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._writer.join(timeout=5)
+        try:
+            if self.connected:
+                self.client.publish(Topics.HUB_STATUS, HubStatus(state="offline", ts=now_utc()).to_bytes(),
+                                    qos=1, retain=True).wait_for_publish(timeout=2)
+        except (RuntimeError, ValueError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,211 @@
+"""The hub's storage (SQLAlchemy Core): SQLite by default, any SQLAlchemy URL otherwise.
+
+Events are stored idempotently by the node-made id, so a resend never makes a duplicate. On
+SQLite every transaction starts with BEGIN IMMEDIATE: in WAL mode a read transaction that later
+writes would fail with SQLITE_BUSY at once, whatever busy_timeout says.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """Stored naive in UTC (SQLite has no zones), always returned aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+nodes = Table(
+    "nodes", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False, default="alarm_post"),
+    Column("place", String(200), nullable=False, default=""),
+    Column("grid", String(32), nullable=False, default=""),
+    Column("lat", Float), Column("lon", Float),
+    Column("key_enc", Text),  # command-signing key, Fernet-encrypted
+    Column("state", String(16), nullable=False, default="unknown"),
+    Column("version", String(32)),
+    Column("last_seen", UTCDateTime()),
+    Column("heartbeat", JSON),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("node", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),  # the node's clock
+    Column("received_at", UTCDateTime(), nullable=False),  # the hub's clock
+    Column("data", JSON, nullable=False),
+    Column("snapshot", Boolean, nullable=False, default=False),
+    Column("delayed", Boolean, nullable=False, default=False),
+    Column("clock_synced", Boolean),
+    Index("events_node_received", "node", "received_at"),
+    Index("events_received", "received_at"),
+)
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+alarms = Table(
+    "alarms", metadata,
+    Column("id", String(36), primary_key=True),  # = the event id that raised it
+    Column("node", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("state", String(16), nullable=False, default="open"),
+    Column("count", Integer, nullable=False, default=1),
+    Column("node_ts", UTCDateTime(), nullable=False),
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("acked_at", UTCDateTime()), Column("acked_by", String(64)),
+    Column("dispatched_at", UTCDateTime()), Column("dispatched_to", String(128)),
+    Column("on_scene_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()), Column("resolved_by", String(64)),
+    Column("outcome", String(32)), Column("note", Text),
+    Column("node_stage", String(16)),  # the last stage the node confirmed showing
+    Index("alarms_state", "state", "raised_at"),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(64)),
+    Column("topic", String(256), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("id", String(64), primary_key=True),  # one row per signed attempt
+    Column("delivery", String(64), nullable=False),  # the logical command its attempts share
+    Column("node", String(64), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("operator", String(64)),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("replied_at", UTCDateTime()),
+    Column("ok", Boolean),
+    Column("detail", Text),
+    Index("commands_delivery", "delivery"),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("detail", JSON),
+)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False,
+                                                                      "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def init_db(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any] | list[dict[str, Any]],
+                  key: str) -> int:
+    """INSERT that skips rows whose ``key`` exists; returns how many rows were new."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+    else:  # pragma: no cover - other engines are not supported yet
+        raise NotImplementedError(f"database {name} is not supported")
+    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
+    return conn.execute(stmt).rowcount or 0
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def jsonable(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in dict(row._mapping).items():
+        if isinstance(v, datetime):
+            out[k] = v.isoformat()
+        elif isinstance(v, bytes):
+            continue
+        else:
+            out[k] = v
+    return out
+
+
+def add_audit(conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    conn.execute(audit.insert().values(at=now_utc(), actor=actor, action=action, target=target,
+                                       detail=json.loads(json.dumps(detail or {}, default=str))))
