@@ -79,6 +79,11 @@ class ControlServer:
         elif cmd == "tamper":
             pins.sim_enclosure(bool(request.get("open", True)))
             await asyncio.sleep(0.1)
+        elif cmd == "emit":  # a burst of events through the real outbox, for fault tests and benches
+            kind = str(request.get("kind", "detection.person"))
+            ids = [str(self.agent.role.emit(kind, {"n": i, "burst": True}).id)
+                   for i in range(int(request.get("n", 1)))]
+            return {"ok": True, "ids": ids, "state": self.agent.role.state()}
         elif cmd != "state":
             raise ValueError(f"unknown control command {cmd!r}")
         return {"ok": True, "state": self.agent.role.state()}
