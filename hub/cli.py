@@ -11,8 +11,10 @@ import typer
 
 from edge.errors import PinganError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Pingan monitoring-centre hub.")
-nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Node identities and keys.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Pingan monitoring-centre hub.")
+nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Node identities and keys.")
 app.add_typer(nodes_app, name="nodes")
 
 
