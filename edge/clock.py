@@ -25,7 +25,7 @@ class FakeClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._mono = 1000.0
-        self._start = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+        self._start = start or datetime.now(UTC)
 
     def monotonic(self) -> float:
         return self._mono

@@ -1,0 +1,63 @@
+"""Node configs: the shipped examples are valid; a bad file is one clear error, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_node_config
+from edge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_alarm_post_config_is_valid() -> None:
+    cfg = load_node_config(ROOT / "firmware_config" / "alarm_post.example.yaml")
+    assert cfg.node.id == "pole-07" and cfg.alarm.receipt_timeout_s == 15 and cfg.heartbeat_s == 10
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("node:\n  id: Pole 7\n  kind: alarm_post\n", "node.id (line 2)"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\npins:\n  alarm_button: seventeen\n", "pins.alarm_button (line 5)"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\npins:\n  alarm_buton: 17\n", "pins.alarm_buton (line 5): unknown field"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\npins:\n  siren: 17\n", "both use GPIO17"),
+    ("node:\n  id: pole-1\n  kind: toaster\n", "node.kind (line 3)"),
+    ("node:\n  kind: alarm_post\n", "node.id (line 1): required field is missing"),
+    ("node: [1, 2\n", "not valid YAML"),
+    ("", "empty"),
+    ("- a\n- b\n", "must be a mapping"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\nmqtt:\n  url: http://x\n", "mqtt.url (line 5)"),
+])
+def test_bad_config_names_field_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_node_config(path)
+    assert expected in str(err.value)
+
+
+def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_text("node:\n  id: pole-1\n  kind: alarm_post\nalarm:\n  debounce_ms: -4\n")
+    for args in (["run", str(path)], ["check", str(path)], ["run", str(tmp_path / "missing.yaml")]):
+        out = subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out
+        assert "Traceback" not in out.stderr and out.stderr.startswith("error: ")
+    assert "alarm.debounce_ms (line 5)" in out.stderr or "no such config file" in out.stderr
+
+
+def test_hub_settings_error_is_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PINGAN_MQTT_URL": "ftp://nowhere", "PINGAN_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "serve"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 2 and "PINGAN_MQTT_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sim_press_without_a_node_says_what_to_do(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PINGAN_SIM_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "edge.cli", "sim", "press", "pole-99"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 1 and "no simulated node listens" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,219 @@
+"""The hub's ingest rules and API on a real SQLite file (the MQTT side is in test_e2e/test_faults)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.protocol import Event, Receipt, Topics, utcnow
+from hub.app import create_app
+from hub.config import load_settings
+from hub.ingest import Incoming, Ingest
+
+
+class FakeMqtt:
+    """Collects what the ingest would ack and publish; the broker itself is tested end to end."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.published: list[tuple[str, bytes]] = []
+
+    def connect_async(self, *a, **k) -> None: ...
+    def loop_start(self) -> None: ...
+    def disconnect(self) -> None: ...
+    def loop_stop(self) -> None: ...
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append(mid)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False):
+        import paho.mqtt.client as mqtt
+
+        self.published.append((topic, payload))
+        return mqtt.MQTTMessageInfo(len(self.published))
+
+
+@pytest.fixture()
+def hub(tmp_path: Path):
+    settings = load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_after_s=5, offline_grace_s=0)
+    app = create_app(settings)
+    state = app.state.hub
+    ingest: Ingest = state.ingest
+    fake = FakeMqtt()
+    ingest.client = fake  # no network: batches are fed by hand
+    live: list[dict] = []
+    ingest.notify = live.extend
+    with TestClient(app) as client:
+        yield state, ingest, fake, live, client
+
+
+_mid = iter(range(1, 1_000_000))
+
+
+def feed(ingest: Ingest, *messages: tuple[str, bytes]) -> None:
+    ingest.handle_batch([Incoming(t, p, next(_mid), 1, utcnow()) for t, p in messages])
+
+
+def receipts(fake: FakeMqtt, node: str) -> list[Receipt]:
+    return [Receipt.model_validate_json(p) for t, p in fake.published if t == Topics.receipts(node)]
+
+
+def test_event_stored_once_and_receipted_after_commit(hub) -> None:
+    state, ingest, fake, live, client = hub
+    ev = Event.make("pole-01", "alarm.pressed", {"count": 1}, snapshot=True)
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))  # a resend
+    events = client.get("/api/events").json()
+    assert [e["id"] for e in events] == [str(ev.id)]
+    assert events[0]["ts"].endswith("+00:00")
+    assert [r.ids for r in receipts(fake, "pole-01")] == [[str(ev.id)], [str(ev.id)]]
+    assert len(fake.acked) == 2
+    alarms = client.get("/api/alarms").json()
+    assert alarms[0]["id"] == str(ev.id) and alarms[0]["state"] == "open"
+    assert [m["type"] for m in live].count("event") == 1
+
+
+def test_late_event_is_marked_delayed_with_its_node_time(hub) -> None:
+    state, ingest, fake, live, client = hub
+    old = Event.make("pole-01", "detection.person", ts=utcnow() - timedelta(minutes=5))
+    feed(ingest, (Topics.events("pole-01"), old.to_bytes()))
+    row = client.get("/api/events").json()[0]
+    assert row["delayed"] is True and row["ts"] == old.ts.isoformat()
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"{not json", "invalid event"),
+    (b'{"id": "6b1f4a52-0000-4000-8000-000000000001", "node": "pole-01", "kind": 5, "ts": "x"}', "invalid event"),
+    (json.dumps({"id": "6b1f4a52-0000-4000-8000-000000000002", "pad": "x" * 70000}).encode(), "oversized"),
+    (Event.make("pole-02", "alarm.pressed").to_bytes(), "node mismatch"),
+    (Event.make("pole-01", "node.offline").to_bytes(), "raised by the hub only"),
+])
+def test_bad_events_are_refused_with_a_negative_receipt(hub, payload, reason) -> None:
+    state, ingest, fake, live, client = hub
+    feed(ingest, (Topics.events("pole-01"), payload))
+    assert client.get("/api/events").json() == []
+    rejected = [item for r in receipts(fake, "pole-01") for item in r.rejected]
+    has_id = b"6b1f4a52" in payload or b'"id":"' in payload
+    if has_id:
+        assert len(rejected) == 1 and reason in rejected[0].reason
+    assert len(fake.acked) == 1  # acked so the broker does not redeliver it forever
+    metrics = client.get("/metrics").text
+    assert "pingan_hub_rejected_total" in metrics
+
+
+def test_unknown_kind_is_quarantined_not_dropped(hub) -> None:
+    state, ingest, fake, live, client = hub
+    ev = Event.make("pole-01", "smoke.detected", {"ppm": 300})
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    assert receipts(fake, "pole-01")[0].ids == [str(ev.id)]
+    with state.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT reason FROM quarantine").all()
+    assert rows == [("unknown kind smoke.detected",)]
+
+
+def test_snapshot_before_or_after_event_and_keyed_by_topic_node(hub) -> None:
+    state, ingest, fake, live, client = hub
+    ev = Event.make("pole-01", "alarm.pressed", snapshot=True)
+    jpeg = b"\xff\xd8\xff\xe0fakejpeg"
+    feed(ingest, (Topics.snapshot("pole-01", str(ev.id)), jpeg))  # the picture may come first
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    r = client.get(f"/api/events/{ev.id}/snapshot.jpg")
+    assert r.status_code == 200 and r.content == jpeg and r.headers["content-type"] == "image/jpeg"
+    assert receipts(fake, "pole-01")[0].snapshots == [str(ev.id)]
+    feed(ingest, (Topics.snapshot("pole-02", str(ev.id)), b"\xff\xd8other"))  # another node's topic
+    assert client.get(f"/api/events/{ev.id}/snapshot.jpg").content == jpeg
+    assert client.get("/api/events/00000000-0000-4000-8000-000000000000/snapshot.jpg").status_code == 404
+
+
+def test_alarm_lifecycle_is_audited_and_checked(hub) -> None:
+    state, ingest, fake, live, client = hub
+    key = state.service.register_node("pole-01", grid="G01", place="Market")
+    assert key
+    ev = Event.make("pole-01", "alarm.pressed")
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    aid = str(ev.id)
+    assert client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "nonsense"}).status_code == 422
+    r = client.post(f"/api/alarms/{aid}/ack", json={"operator": "li"})
+    assert r.status_code == 200 and r.json()["acked_by"] == "li"
+    assert client.post(f"/api/alarms/{aid}/ack", json={}).status_code == 409
+    assert client.post(f"/api/alarms/{aid}/dispatch", json={"to": "grid G01 team"}).json()["state"] == "dispatched"
+    assert client.post(f"/api/alarms/{aid}/on_scene", json={}).json()["on_scene_at"]
+    done = client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "assisted", "note": "lost child"}).json()
+    assert done["state"] == "resolved" and done["outcome"] == "assisted"
+    assert client.get("/api/alarms").json() == []
+    assert client.post("/api/alarms/nope/ack", json={}).status_code == 404
+    sent = [json.loads(p) for t, p in fake.published if t == Topics.commands("pole-01")]
+    assert [c["args"]["stage"] for c in sent] == ["acknowledged", "dispatched", "on_scene", "resolved"]
+    assert all(c["sig"] and c["operator"] for c in sent)
+    with state.engine.connect() as conn:
+        actions = [a for (a,) in conn.exec_driver_sql("SELECT action FROM audit ORDER BY seq")]
+    assert actions == ["node.register", "alarm.acknowledged", "alarm.dispatched", "alarm.on_scene", "alarm.resolved"]
+
+
+def test_alarm_ack_is_resent_until_the_node_replies(hub) -> None:
+    state, ingest, fake, live, client = hub
+    state.service.register_node("pole-01")
+    ev = Event.make("pole-01", "alarm.pressed")
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    client.post(f"/api/alarms/{ev.id}/ack", json={})
+    first = [json.loads(p) for t, p in fake.published if t == Topics.commands("pole-01")]
+    assert state.service.resend_unanswered(older_than_s=0) == 1
+    cmds = [json.loads(p) for t, p in fake.published if t == Topics.commands("pole-01")]
+    assert len(cmds) == 2 and cmds[1]["nonce"] != cmds[0]["nonce"]  # freshly signed, not a replay
+    reply = {"command_id": cmds[1]["id"], "ok": True, "detail": "showing help_coming"}
+    feed(ingest, (Topics.replies("pole-01"), json.dumps(reply).encode()))
+    assert state.service.resend_unanswered(older_than_s=0) == 0
+    assert client.get(f"/api/alarms/{ev.id}").json()["node_stage"] == "acknowledged"
+    assert first
+
+
+def test_silent_node_raises_one_offline_alarm_and_recovers(hub) -> None:
+    state, ingest, fake, live, client = hub
+    feed(ingest, (Topics.status("pole-05"), b'{"state": "online", "kind": "alarm_post"}'))
+    later = utcnow() + timedelta(seconds=10)
+    for _ in range(3):
+        with state.engine.begin() as conn:
+            from hub.ingest import BatchResult
+
+            ingest.processor.raise_offline(conn, later, BatchResult())
+    alarms = client.get("/api/alarms").json()
+    assert [(a["kind"], a["node"]) for a in alarms] == [("node.offline", "pole-05")]
+    hb = {"ts": utcnow().isoformat(), "uptime_s": 5, "outbox_depth": 0}
+    feed(ingest, (Topics.heartbeat("pole-05"), json.dumps(hb).encode()))
+    assert client.get("/api/alarms").json() == []
+    assert client.get("/api/nodes").json()[0]["state"] == "online"
+
+
+def test_alarms_are_sorted_loudest_first(hub) -> None:
+    state, ingest, fake, live, client = hub
+    for kind in ("detection.loitering", "tamper.opened", "alarm.pressed", "door.forced"):
+        feed(ingest, (Topics.events("pole-01"), Event.make("pole-01", kind).to_bytes()))
+    kinds = [a["kind"] for a in client.get("/api/alarms").json()]
+    assert kinds == ["alarm.pressed", "door.forced", "tamper.opened", "detection.loitering"]
+
+
+def test_live_websocket_pushes_and_catches_up(hub) -> None:
+    state, ingest, fake, live, client = hub
+    ingest.notify = state.live.publish_threadsafe
+    first = Event.make("pole-01", "alarm.pressed")
+    feed(ingest, (Topics.events("pole-01"), first.to_bytes()))
+    with client.websocket_connect("/api/live?since=0") as ws:
+        replay = ws.receive_json()
+        assert replay["event"]["id"] == str(first.id) and replay["replay"] is True
+        assert ws.receive_json()["type"] == "hello"
+        second = Event.make("pole-01", "tamper.opened")
+        feed(ingest, (Topics.events("pole-01"), second.to_bytes()))
+        msg = ws.receive_json()
+        assert msg["event"]["id"] == str(second.id) and msg["alarm"]["kind"] == "tamper.opened"
+        assert msg["cursor"] > replay["cursor"]
+
+
+def test_health_docs_and_dashboard(hub) -> None:
+    state, ingest, fake, live, client = hub
+    assert client.get("/api/health").json()["status"] == "ok"
+    assert "/api/alarms/{alarm_id}/ack" in client.get("/openapi.json").json()["paths"]
+    assert "平安" in client.get("/").text
