@@ -14,7 +14,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -120,8 +120,7 @@ class Topics:
         return ParsedTopic(node=node, channel=channel, rest=tuple(rest))
 
 
-class ParsedTopic(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class ParsedTopic(NamedTuple):
     node: str
     channel: str
     rest: tuple[str, ...] = ()

@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.protocol import (
@@ -48,6 +48,7 @@ from hub.store import (
     commands,
     events,
     insert_ignore,
+    insert_ignore_stmt,
     jsonable,
     nodes,
     now_utc,
@@ -76,6 +77,7 @@ class BatchResult:
     snapshots: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     rejected: dict[str, list[RejectedItem]] = field(default_factory=lambda: defaultdict(list))
     live: list[dict[str, Any]] = field(default_factory=list)
+    touched: dict[str, datetime] = field(default_factory=dict)
 
 
 class Rejected(Exception):
@@ -157,7 +159,8 @@ class Processor:
         return [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for (a,) in rows]
 
     # --- events --------------------------------------------------------------------------------
-    def _event(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+    def validate_event(self, node: str, msg: Incoming) -> Event:
+        """Parse and check an event without touching the database (done before the transaction)."""
         if len(msg.payload) > MAX_JSON_PAYLOAD_BYTES:
             raise Rejected("oversized", self._peek_id(msg.payload))
         try:
@@ -166,45 +169,75 @@ class Processor:
             first = exc.errors()[0]
             raise Rejected(f"invalid event: {'.'.join(map(str, first['loc']))}: {first['msg']}"[:200],
                            self._peek_id(msg.payload)) from None
-        event_id = str(event.id)
         if event.node != node:
-            raise Rejected(f"node mismatch: topic {node}, payload {event.node}", event_id)
+            raise Rejected(f"node mismatch: topic {node}, payload {event.node}", str(event.id))
         if event.kind == "node.offline":
-            raise Rejected("node.offline is raised by the hub only", event_id)
-        if not event.known_kind:
-            conn.execute(quarantine.insert().values(node=node, topic=msg.topic, payload=msg.payload,
-                                                    reason=f"unknown kind {event.kind}",
-                                                    received_at=msg.received_at))
-            metrics.quarantined.inc()
-            out.stored[node].append(event_id)
-            return
-        self._touch_node(conn, node, msg.received_at)
-        if self.store_event(conn, event, msg.received_at, out):
-            metrics.ingested.labels("events").inc()
-        else:
-            metrics.duplicates.inc()
-        out.stored[node].append(event_id)
+            raise Rejected("node.offline is raised by the hub only", str(event.id))
+        return event
+
+    def _event(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
+        self.store_events(conn, [(self.validate_event(node, msg), msg)], out)
+
+    def store_events(self, conn: Connection, items: list[tuple[Event, Incoming]], out: BatchResult) -> int:
+        """Store a batch of valid events once each (bulk: ingest speed lives here); returns new ones."""
+        rows: dict[str, dict[str, Any]] = {}
+        by_id: dict[str, Event] = {}
+        for event, msg in items:
+            event_id = str(event.id)
+            out.stored[event.node].append(event_id)
+            if not event.known_kind:
+                conn.execute(quarantine.insert().values(node=event.node, topic=msg.topic, payload=msg.payload,
+                                                        reason=f"unknown kind {event.kind}",
+                                                        received_at=msg.received_at))
+                metrics.quarantined.inc()
+                continue
+            out.touched[event.node] = msg.received_at
+            if event_id in rows:
+                continue
+            by_id[event_id] = event
+            rows[event_id] = self._row(event, msg.received_at)
+        if not rows:
+            return 0
+        existing = {i for (i,) in conn.execute(select(events.c.id).where(events.c.id.in_(list(rows))))}
+        new = [r for i, r in rows.items() if i not in existing]
+        metrics.duplicates.inc(len(rows) - len(new))
+        if not new:
+            return 0
+        conn.execute(insert_ignore_stmt(conn, events, "id"), new)
+        new_ids = [r["id"] for r in new]
+        seqs = dict(conn.execute(select(events.c.id, events.c.seq).where(events.c.id.in_(new_ids))).all())
+        for row in new:
+            event = by_id[row["id"]]
+            live: dict[str, Any] = {"type": "event", "cursor": seqs.get(row["id"]),
+                                    "event": {**row, "ts": row["ts"].isoformat(),
+                                              "received_at": row["received_at"].isoformat()}}
+            alarm = self._alarm_for(conn, event, row["received_at"])
+            if alarm is not None:
+                live["alarm"] = alarm
+            out.live.append(live)
+        metrics.ingested.labels("events").inc(len(new))
+        return len(new)
+
+    def _row(self, event: Event, received_at: datetime) -> dict[str, Any]:
+        extra = dict(event.model_extra or {})
+        return {"id": str(event.id), "node": event.node, "kind": event.kind, "ts": event.ts,
+                "received_at": received_at, "data": {**event.data, **({"_extra": extra} if extra else {})},
+                "snapshot": event.snapshot,
+                "delayed": (received_at - event.ts).total_seconds() > self.settings.delayed_after_s,
+                "clock_synced": event.clock_synced}
 
     def store_event(self, conn: Connection, event: Event, received_at: datetime, out: BatchResult) -> bool:
-        """Insert once by id; raise the alarm it implies. False when it was already stored."""
-        event_id = str(event.id)
-        age = (received_at - event.ts).total_seconds()
-        extra = {k: v for k, v in (event.model_extra or {}).items()}
-        data = {**event.data, **({"_extra": extra} if extra else {})}
-        row = {"id": event_id, "node": event.node, "kind": event.kind, "ts": event.ts,
-               "received_at": received_at, "data": data, "snapshot": event.snapshot,
-               "delayed": age > self.settings.delayed_after_s, "clock_synced": event.clock_synced}
-        if not insert_ignore(conn, events, row, "id"):
-            return False
-        seq = conn.execute(select(events.c.seq).where(events.c.id == event_id)).scalar()
-        live: dict[str, Any] = {"type": "event", "cursor": seq,
-                                "event": {**row, "ts": event.ts.isoformat(),
-                                          "received_at": received_at.isoformat()}}
-        alarm = self._alarm_for(conn, event, received_at)
-        if alarm is not None:
-            live["alarm"] = alarm
-        out.live.append(live)
-        return True
+        msg = Incoming(Topics.events(event.node), b"", 0, 0, received_at)
+        return self.store_events(conn, [(event, msg)], out) == 1
+
+    def touch_nodes(self, conn: Connection, out: BatchResult) -> None:
+        """Once per node per batch: register unknown nodes, note when each was last heard."""
+        if not out.touched:
+            return
+        conn.execute(insert_ignore_stmt(conn, nodes, "id"),
+                     [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in out.touched.items()])
+        conn.execute(update(nodes).where(nodes.c.id == bindparam("node_id")).values(last_seen=bindparam("at")),
+                     [{"node_id": n, "at": at} for n, at in out.touched.items()])
 
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime) -> dict[str, Any] | None:
         if event.kind == "alarm.repeat":
@@ -379,8 +412,18 @@ class Ingest:
             out = BatchResult()
             try:
                 with metrics.batch_seconds.time(), self.engine.begin() as conn:
+                    valid: list[tuple[Event, Incoming]] = []
                     for msg in batch:
-                        self._process_one(conn, msg, out)
+                        parsed = Topics.parse(msg.topic)
+                        if parsed is not None and parsed.channel == "events":
+                            try:
+                                valid.append((self.processor.validate_event(parsed.node, msg), msg))
+                            except Rejected as exc:
+                                self._reject(msg, exc, out)
+                        else:
+                            self._process_one(conn, msg, out)
+                    self.processor.store_events(conn, valid, out)
+                    self.processor.touch_nodes(conn, out)
                     if check_offline:
                         self.processor.raise_offline(conn, now_utc(), out)
                 break

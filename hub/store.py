@@ -30,7 +30,6 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
 
 metadata = MetaData()
 
@@ -151,8 +150,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False,
-                                                                      "timeout": 30})
+        # a small pool: reopening SQLite (and its pragmas) per batch costs more than the batch
+        engine = create_engine(url, pool_size=8, max_overflow=8,
+                               connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -176,9 +176,12 @@ def init_db(engine: Engine) -> None:
     metadata.create_all(engine)
 
 
-def insert_ignore(conn: Connection, table: Table, values: dict[str, Any] | list[dict[str, Any]],
-                  key: str) -> int:
-    """INSERT that skips rows whose ``key`` exists; returns how many rows were new."""
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], key: str) -> int:
+    """INSERT that skips a row whose ``key`` exists; returns 1 when the row was new."""
+    return conn.execute(insert_ignore_stmt(conn, table, key), values).rowcount or 0
+
+
+def insert_ignore_stmt(conn: Connection, table: Table, key: str) -> Any:
     name = conn.dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -186,8 +189,7 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any] | list[
         from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
     else:  # pragma: no cover - other engines are not supported yet
         raise NotImplementedError(f"database {name} is not supported")
-    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
-    return conn.execute(stmt).rowcount or 0
+    return insert(table).on_conflict_do_nothing(index_elements=[key])
 
 
 def now_utc() -> datetime:
