@@ -27,7 +27,6 @@ class HubSettings(BaseSettings):
     offline_after_s: float = Field(default=35, ge=5, description="Silence that makes a node offline")
     offline_grace_s: float = Field(default=60, ge=0, description="No offline alarms this soon after start")
     ack_resend_s: float = Field(default=5, ge=0.5, description="Resend alarm.ack until the node replies")
-    batch_ms: float = Field(default=20, ge=1, le=100, description="Ingest commit batching (receipts ≤ 100 ms)")
     delayed_after_s: float = Field(default=30, ge=1, description="Events older than this on arrival are 'delayed'")
     secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")
     timezone: str = Field(default="Asia/Shanghai")

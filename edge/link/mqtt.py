@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import __version__
+from edge.link.sockopts import nodelay
 from edge.protocol import NodeStatus, Topics, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class NodeLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
+        self.client.on_socket_open = nodelay
 
     def _status(self, state: str) -> bytes:
         return NodeStatus(state=state, kind=self.kind, version=__version__, ts=utcnow()).to_bytes()  # type: ignore[arg-type]
