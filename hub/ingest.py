@@ -60,7 +60,8 @@ from hub.store import (
 
 log = logging.getLogger(__name__)
 Notify = Callable[[list[dict[str, Any]]], None]
-MAX_BATCH = 2000
+MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit
+LIVE_BURST = 20  # more non-alarm events than this in one commit go live as one summary per node
 
 
 @dataclass(slots=True)
@@ -209,6 +210,7 @@ class Processor:
         conn.execute(insert_ignore_stmt(conn, events, "id"), new)
         new_ids = [r["id"] for r in new]
         seqs = dict(conn.execute(select(events.c.id, events.c.seq).where(events.c.id.in_(new_ids))).all())
+        quiet: dict[str, list[int]] = defaultdict(list)  # non-alarm events, summarised when many
         for row in new:
             event = by_id[row["id"]]
             live: dict[str, Any] = {"type": "event", "cursor": seqs.get(row["id"]),
@@ -217,7 +219,13 @@ class Processor:
             alarm = self._alarm_for(conn, event, row["received_at"])
             if alarm is not None:
                 live["alarm"] = alarm
-            out.live.append(live)
+                out.live.append(live)
+            elif len(new) <= LIVE_BURST:
+                out.live.append(live)
+            else:
+                quiet[event.node].append(seqs.get(row["id"]) or 0)
+        for node, cursors in quiet.items():  # a backlog draining must not flood the consoles
+            out.live.append({"type": "events", "node": node, "count": len(cursors), "cursor": max(cursors)})
         metrics.ingested.labels("events").inc(len(new))
         return len(new)
 

@@ -2,7 +2,8 @@
 
 Flow control is by receipts: at most ``window`` entries may be out (published, no receipt yet).
 That keeps the broker's queue towards the hub short, so an alarm pressed during a drain of
-thousands of old events waits behind at most ``window`` of them, not the whole backlog.
+thousands of old events waits behind at most ``window`` of them, not the whole backlog. Alarms
+themselves are never held back by the window.
 Entries with no receipt after ``resend_after`` are sent again (with backoff), except while
 the hub's retained status says it is offline; after a reconnect everything unreceipted is
 sent again. The hub stores by event id, so a resend never makes a duplicate.
@@ -73,8 +74,9 @@ class Sender:
                     if not self._send(out.entry, resend=True):
                         return sent
                     sent += 1
-            while len(self._out) < self.window:
-                batch = self.outbox.fresh(priority, self._cursor[priority], self.window - len(self._out))
+            while priority == Priority.ALARM or len(self._out) < self.window:
+                room = 100 if priority == Priority.ALARM else self.window - len(self._out)
+                batch = self.outbox.fresh(priority, self._cursor[priority], room)
                 if not batch:
                     break
                 for entry in batch:
