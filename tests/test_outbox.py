@@ -120,8 +120,8 @@ def test_reconnect_resends_everything_unreceipted(tmp_path: Path) -> None:
 
 def test_rejected_entry_goes_to_dead_letters_and_queue_moves_on(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.db")
-    ob.put("e:bad", "t", b"bad", Priority.ALARM)
-    ob.put("e:good", "t", b"good", Priority.ALARM)
+    ob.put("e:bad", "t", b"bad", Priority.AUDIT)
+    ob.put("e:good", "t", b"good", Priority.AUDIT)
     br, clock = Broker(), FakeClock()
     s = Sender(ob, br.publish, clock, window=1)
     s.pump()
@@ -130,3 +130,15 @@ def test_rejected_entry_goes_to_dead_letters_and_queue_moves_on(tmp_path: Path) 
     s.pump()
     assert br.sent == ["bad", "good"]
     assert ob.dead_letters() == [("e:bad", "invalid event")]
+
+
+def test_alarm_is_not_held_back_by_a_full_window(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    fill(ob, "d", 10, Priority.DETECTION)
+    br, clock = Broker(), FakeClock()
+    s = Sender(ob, br.publish, clock, window=4, resend_after=60)
+    s.pump()
+    assert len(br.sent) == 4
+    ob.put("e:alarm", "t", b"ALARM", Priority.ALARM)
+    s.pump()
+    assert br.sent[-1] == "ALARM" and len(br.sent) == 5
