@@ -23,6 +23,7 @@ from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Topics, utcnow
 from edge.roles.alarm_post import AlarmPost
+from edge.sdnotify import notify, watchdog_interval_s
 from edge.sim.control import ControlServer
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class NodeAgent:
         self.pins.on_tamper(lambda opened: self.loop.call_soon_threadsafe(
             self.role.on_enclosure_edge, opened, self.clock.monotonic()))
         self.control: ControlServer | None = None
+        self._last_tick = self._last_progress = time.monotonic()
 
     def wake(self) -> None:
         self._wake.set()
@@ -102,6 +104,7 @@ class NodeAgent:
             log.warning("ignoring malformed receipt")
             return
         self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots])
+        self._last_progress = time.monotonic()
         for item in receipt.rejected:
             entry = self.sender.rejected(event_key(item.id), item.reason) or \
                 self.sender.rejected(snapshot_key(item.id), item.reason)
@@ -123,8 +126,26 @@ class NodeAgent:
 
     async def _ticks(self) -> None:
         while True:
+            self._last_tick = time.monotonic()
             self.role.tick(self.clock.monotonic())
             await asyncio.sleep(TICK_S)
+
+    async def _watchdog(self) -> None:
+        """Ping systemd only while the tick loop runs and the outbox is not stuck."""
+        interval = watchdog_interval_s()
+        notify("READY=1")
+        if interval is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            ticked = time.monotonic() - self._last_tick < 5
+            stuck = self.link.connected and self.sender.outstanding and \
+                time.monotonic() - self._last_progress > 300
+            if ticked and not stuck:
+                notify("WATCHDOG=1")
+            else:
+                log.error("not pinging the watchdog: tick loop %s, outbox %s",
+                          "ok" if ticked else "stalled", "stuck" if stuck else "ok")
 
     async def _heartbeats(self) -> None:
         while True:
@@ -146,7 +167,8 @@ class NodeAgent:
             await self.control.start()
         self.link.start()
         log.info("node %s (%s) started; broker %s", self.cfg.node.id, self.cfg.node.kind, self.cfg.mqtt.url)
-        tasks = [asyncio.create_task(c) for c in (self._pump(), self._ticks(), self._heartbeats())]
+        tasks = [asyncio.create_task(c) for c in (self._pump(), self._ticks(), self._heartbeats(),
+                                                  self._watchdog())]
         try:
             await self._stopping.wait()
         finally:
@@ -159,6 +181,7 @@ class NodeAgent:
         self._stopping.set()
 
     async def shutdown(self) -> None:
+        notify("STOPPING=1")
         if self.control:
             await self.control.stop()
         self.link.stop()
