@@ -96,10 +96,14 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               kind: Annotated[str, typer.Option(help="alarm_post or rental_door")] = "alarm_post",
               grid: Annotated[str, typer.Option(help="Grid (网格) id")] = "",
               place: Annotated[str, typer.Option(help="Where it stands")] = "",
-              at: Annotated[str | None, typer.Option(help="LAT,LON")] = None) -> None:
-    """Register a node and print its command-signing key (shown once: put it on the node)."""
+              at: Annotated[str | None, typer.Option(help="LAT,LON")] = None,
+              broker_url: Annotated[str, typer.Option(help="Broker address the node will use")]
+              = "mqtt://hub.district.lan:1883",
+              out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles")) -> None:
+    """Create a node's identity (signing key, MQTT user) and write its bundle for the installer."""
     from edge.protocol import check_node_id
     from hub.app import HubState
+    from hub.fleet import Fleet, node_config_for, write_bundle
 
     try:
         check_node_id(node_id)
@@ -114,8 +118,31 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
         except ValueError:
             _fail("--at must be LAT,LON, e.g. 24.4872,118.1121")
     state = HubState(_settings(mqtt_enabled=False))
-    key = state.service.register_node(node_id, kind=kind, place=place, grid=grid, lat=lat, lon=lon)
-    typer.echo(f"registered {node_id}; its command-signing key (set PINGAN_NODE_KEY on the node):\n{key}")
+    fleet = Fleet(state.engine, state.service)
+    try:
+        made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon)
+        config = node_config_for(node_id, kind, grid, place, lat, lon, broker_url)
+        bundle = write_bundle(made, config, out) if kind == "alarm_post" else None
+    except PinganError as exc:
+        _fail(str(exc))
+    if bundle:
+        typer.echo(f"bundle: {bundle}  (copy it to the node: pingan-edge install {bundle.name})")
+    typer.echo("run `pingan-hub broker config --out DIR --reload` so the broker knows the new user")
+    typer.echo(f"registered {node_id}; its command-signing key (also in the bundle):\n{made.signing_key}")
+
+
+@nodes_app.command("remove")
+def nodes_remove(node_id: Annotated[str, typer.Argument(help="Node id")]) -> None:
+    """Revoke a node: its MQTT user and signing key are dropped (reload the broker afterwards)."""
+    from hub.app import HubState
+    from hub.fleet import Fleet
+
+    state = HubState(_settings(mqtt_enabled=False))
+    try:
+        Fleet(state.engine, state.service).remove(node_id)
+    except PinganError as exc:
+        _fail(str(exc))
+    typer.echo(f"removed {node_id}; run `pingan-hub broker config --out DIR --reload` to lock it out")
 
 
 @nodes_app.command("list")
@@ -127,6 +154,32 @@ def nodes_list() -> None:
     for n in state.service.list_nodes():
         typer.echo(f"{n['id']:<16} {n['kind']:<12} {n['state']:<8} grid={n['grid'] or '-':<6} "
                    f"last_seen={n['last_seen'] or '-'}")
+
+
+broker_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                         help="The MQTT broker's users and ACL for the fleet.")
+app.add_typer(broker_app, name="broker")
+
+
+@broker_app.command("config")
+def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.conf, passwords, acl")],
+                  port: Annotated[int, typer.Option(help="Listener port")] = 1883,
+                  bind: Annotated[str, typer.Option(help="Listener address")] = "0.0.0.0",
+                  reload: Annotated[bool, typer.Option(help="SIGHUP the broker running from this folder")]
+                  = False) -> None:
+    """Write mosquitto.conf, the password file and the ACL for the current fleet."""
+    from hub.app import HubState
+    from hub.fleet import Fleet
+
+    state = HubState(_settings(mqtt_enabled=False))
+    fleet = Fleet(state.engine, state.service)
+    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,))
+    users = len(fleet.active_users())
+    typer.echo(f"wrote {conf} ({users} node users); start it with: mosquitto -c {conf}")
+    typer.echo(f"the hub's broker password is in {out / f'pingan-hub-{state.settings.replica}.password'} "
+               "(set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
+    if reload:
+        typer.echo("broker reloaded" if Fleet.reload_broker(out) else "no running broker found to reload")
 
 
 def main() -> None:

@@ -1,0 +1,201 @@
+"""The fleet: node credentials, the broker's password file and ACL, and node bundles.
+
+Each node gets its own MQTT user (named after the node id) and password, made here and shown
+only inside its bundle; the hub keeps only mosquitto's PBKDF2 hash, so it can write the
+broker's password file again at any time without knowing the passwords. The ACL confines each
+node to its own topics with ``%u`` patterns, and ``use_username_as_clientid`` stops a node from
+taking another's session. Removing a node drops its user: after a broker reload it can no
+longer connect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import secrets
+import signal
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Boolean, Column, String, Table, Text, select, update
+from sqlalchemy.engine import Engine
+
+from edge.config import NodeConfig
+from edge.protocol import ROOT
+from edge.yamlconfig import atomic_write
+from hub.errors import HubError
+from hub.service import HubService
+from hub.store import UTCDateTime, add_audit, metadata, nodes, now_utc
+
+PBKDF2_ITERATIONS = 1000
+
+credentials = Table(
+    "node_credentials", metadata,
+    Column("node", String(64), primary_key=True),
+    Column("mqtt_user", String(64), nullable=False),
+    Column("mqtt_hash", Text, nullable=False),  # mosquitto $7$ PBKDF2-SHA512 hash, never the password
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+)
+
+NODE_ACL = f"""# nodes: each may publish only under its own topics and read only its own commands/receipts
+pattern write {ROOT}/nodes/%u/status
+pattern write {ROOT}/nodes/%u/events
+pattern write {ROOT}/nodes/%u/snapshots/+
+pattern write {ROOT}/nodes/%u/clips/+/+
+pattern write {ROOT}/nodes/%u/heartbeat
+pattern write {ROOT}/nodes/%u/replies
+pattern read {ROOT}/nodes/%u/commands
+pattern read {ROOT}/nodes/%u/receipts
+pattern read {ROOT}/hub/status
+"""
+
+
+def mosquitto_hash(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
+    """The hash mosquitto_passwd writes (sha512-pbkdf2, format $7$)."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+@dataclass
+class NodeSecrets:
+    node: str
+    signing_key: str
+    mqtt_password: str
+
+
+class Fleet:
+    def __init__(self, engine: Engine, service: HubService) -> None:
+        self.engine = engine
+        self.service = service
+        metadata.create_all(engine, tables=[credentials])
+
+    def add(self, node: str, *, kind: str, grid: str = "", place: str = "", lat: float | None = None,
+            lon: float | None = None, actor: str = "installer") -> NodeSecrets:
+        key = self.service.register_node(node, kind=kind, place=place, grid=grid, lat=lat, lon=lon, actor=actor)
+        password = secrets.token_urlsafe(24)
+        with self.engine.begin() as conn:
+            conn.execute(credentials.delete().where(credentials.c.node == node))
+            conn.execute(credentials.insert().values(node=node, mqtt_user=node, mqtt_hash=mosquitto_hash(password),
+                                                     revoked=False, issued_at=now_utc()))
+        return NodeSecrets(node, key, password)
+
+    def remove(self, node: str, actor: str = "installer") -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(update(credentials).where(credentials.c.node == node).values(revoked=True)).rowcount
+            conn.execute(update(nodes).where(nodes.c.id == node).values(key_enc=None, state="removed"))
+            if not found and not conn.execute(select(nodes.c.id).where(nodes.c.id == node)).first():
+                raise HubError(f"no node {node}")
+            add_audit(conn, actor, "node.remove", node)
+
+    def active_users(self) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.mqtt_user, r.mqtt_hash) for r in conn.execute(
+                select(credentials).where(credentials.c.revoked.is_(False)).order_by(credentials.c.node))]
+
+    def hub_user(self, replica: str, out: Path) -> tuple[str, str]:
+        """The hub's own broker user and password (kept in the broker folder, mode 0600)."""
+        user = f"pingan-hub-{replica}"
+        path = out / f"{user}.password"
+        if not path.exists():
+            atomic_write(path, secrets.token_urlsafe(24).encode(), mode=0o600)
+        return user, path.read_text().strip()
+
+    def write_broker_config(self, out: Path, *, port: int = 1883, bind: str = "0.0.0.0",
+                            replicas: tuple[str, ...] = ("1",), extra: str = "") -> Path:
+        """mosquitto.conf + password file + ACL for the current fleet; a stock mosquitto enforces them."""
+        out = out.resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        hub_lines, pw_lines = [], []
+        for replica in replicas:
+            user, password = self.hub_user(replica, out)
+            pw_lines.append(f"{user}:{mosquitto_hash(password)}")
+            hub_lines.append(f"user {user}\ntopic readwrite {ROOT}/#\ntopic read $share/pingan-hub/{ROOT}/#\n")
+        pw_lines += [f"{u}:{h}" for u, h in self.active_users()]
+        atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
+        atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
+        conf = [
+            f"listener {port} {bind}",
+            "allow_anonymous false",
+            f"password_file {out / 'passwords'}",
+            f"acl_file {out / 'acl'}",
+            "use_username_as_clientid true",
+            "persistence true",
+            f"persistence_location {out}/",
+            "autosave_interval 1",
+            "max_inflight_messages 1000",
+            "max_queued_messages 200000",
+            "max_queued_bytes 0",
+            "set_tcp_nodelay true",
+            f"pid_file {out / 'mosquitto.pid'}",
+            "log_dest stderr",
+        ]
+        if os.geteuid() == 0:
+            conf.append("user root")
+        atomic_write(out / "mosquitto.conf", ("\n".join(conf) + "\n" + extra).encode())
+        return out / "mosquitto.conf"
+
+    @staticmethod
+    def reload_broker(out: Path) -> bool:
+        """SIGHUP makes mosquitto re-read its password file and ACL (removed nodes are refused)."""
+        pid_file = out / "mosquitto.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+            return True
+        except (ValueError, ProcessLookupError, PermissionError):
+            return False
+
+
+def node_config_for(node: str, kind: str, grid: str, place: str, lat: float | None, lon: float | None,
+                    broker_url: str) -> dict[str, Any]:
+    ident: dict[str, Any] = {"id": node, "kind": kind, "grid": grid, "place": place}
+    if lat is not None and lon is not None:
+        ident["location"] = {"lat": lat, "lon": lon}
+    return {"node": ident, "mqtt": {"url": broker_url, "username": node}, "data_dir": "/var/lib/pingan"}
+
+
+def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_root: Path | None = None) -> Path:
+    """A tar.gz an installer copies to the node: config, credentials, systemd unit, Pi files."""
+    try:
+        NodeConfig.model_validate(config)
+    except ValueError as exc:
+        raise HubError(f"the node config for {secrets_.node} would be invalid: {exc}") from None
+    root = repo_root or Path(__file__).resolve().parent.parent
+    files: dict[str, tuple[bytes, int]] = {
+        "node.yaml": (yaml.safe_dump(config, sort_keys=False).encode(), 0o644),
+        "credentials/node-key": (secrets_.signing_key.encode(), 0o600),
+        "credentials/mqtt-password": (secrets_.mqtt_password.encode(), 0o600),
+        "README.txt": (BUNDLE_README.format(node=secrets_.node).encode(), 0o644),
+    }
+    for extra in ("systemd/pingan-edge.service", "firmware_config/config.txt.fragment"):
+        path = root / extra
+        if path.exists():
+            files[extra.split("/")[-1]] = (path.read_bytes(), 0o644)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{secrets_.node}.bundle.tar.gz"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(f"{secrets_.node}/{name}")
+            info.size, info.mode, info.mtime = len(data), mode, int(now_utc().timestamp())
+            tar.addfile(info, io.BytesIO(data))
+    atomic_write(target, buf.getvalue(), mode=0o600)
+    return target
+
+
+BUNDLE_README = """Pingan node bundle for {node}
+
+On the node (as root):
+  pingan-edge install {node}.bundle.tar.gz     # puts everything in place
+  pingan-edge doctor /etc/pingan/node.yaml     # checks it, with a fix for each failure
+
+The credentials/ folder holds secrets: the bundle is mode 0600; delete it once installed.
+"""

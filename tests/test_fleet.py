@@ -1,0 +1,107 @@
+"""The fleet's broker config, enforced by a real mosquitto: per-node users, ACL, removal."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.protocol import Event, Topics
+from hub.app import HubState
+from hub.broker import free_port, port_open
+from hub.config import load_settings
+from hub.fleet import Fleet, node_config_for, write_bundle
+from tests.conftest import wait_for
+
+
+def connect(port: int, user: str | None, password: str | None, client_id: str = "") -> tuple[mqtt.Client, int]:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"c-{time.time_ns()}", protocol=mqtt.MQTTv311)
+    result: dict[str, int] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, rc, props) -> None:
+        result["rc"] = rc.value
+        done.set()
+
+    c.on_connect = on_connect
+    if user:
+        c.username_pw_set(user, password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    done.wait(5)
+    return c, result.get("rc", -1)
+
+
+@pytest.fixture()
+def fleet_broker(tmp_path: Path, mosquitto_exe: str):
+    state = HubState(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=False))
+    fleet = Fleet(state.engine, state.service)
+    a = fleet.add("pole-21", kind="alarm_post", grid="G07")
+    b = fleet.add("pole-22", kind="alarm_post", grid="G07")
+    port = free_port()
+    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1")
+    proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for(lambda: port_open("127.0.0.1", port), 10, message="mosquitto up")
+    hub_user, hub_password = fleet.hub_user("1", tmp_path / "broker")
+    yield fleet, port, a, b, (hub_user, hub_password), tmp_path / "broker"
+    proc.terminate()
+    out = proc.communicate(timeout=10)[0].decode(errors="replace")
+    assert "Error:" not in out, out
+
+
+def test_acl_confines_each_node_to_its_own_topics(fleet_broker) -> None:
+    fleet, port, a, b, (hub_user, hub_pw), _ = fleet_broker
+    got: list[str] = []
+    hub, rc = connect(port, hub_user, hub_pw, client_id=hub_user)
+    assert rc == 0
+    hub.on_message = lambda c, u, m: got.append(m.topic)
+    hub.subscribe("pingan/v1/nodes/+/events", qos=1)
+    time.sleep(0.3)
+
+    node_a, rc = connect(port, "pole-21", a.mqtt_password, client_id="pole-22")  # tries another's session
+    assert rc == 0
+    for node in ("pole-22", "pole-21"):
+        event = Event.make(node, "alarm.pressed").to_bytes()
+        node_a.publish(Topics.events(node), event, qos=1).wait_for_publish(5)
+    wait_for(lambda: Topics.events("pole-21") in got, message="pole-21's own event delivered")
+    time.sleep(0.3)
+    assert got == [Topics.events("pole-21")]  # the spoofed one was PUBACKed but never delivered
+
+    for user, password in ((None, None), ("pole-21", "wrong"), ("pole-99", "x")):
+        c, rc = connect(port, user, password)
+        assert rc != 0, f"{user} should be refused"
+        c.loop_stop()
+    for c in (hub, node_a):
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_removed_node_cannot_connect_after_reload(fleet_broker) -> None:
+    fleet, port, a, b, _, broker_dir = fleet_broker
+    c, rc = connect(port, "pole-22", b.mqtt_password)
+    assert rc == 0
+    c.disconnect()
+    c.loop_stop()
+    fleet.remove("pole-22")
+    fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1")
+    assert Fleet.reload_broker(broker_dir)
+    wait_for(lambda: connect(port, "pole-22", b.mqtt_password)[1] != 0, 10, message="removed node refused")
+    assert connect(port, "pole-21", a.mqtt_password)[1] == 0
+
+
+def test_bundle_holds_a_valid_config_and_the_secrets(tmp_path: Path, fleet_broker) -> None:
+    fleet, port, a, b, _, _ = fleet_broker
+    cfg = node_config_for("pole-21", "alarm_post", "G07", "Market", 24.4, 118.1, "mqtts://hub.lan:8883")
+    bundle = write_bundle(a, cfg, tmp_path / "out")
+    assert bundle.stat().st_mode & 0o777 == 0o600
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        key = tar.extractfile("pole-21/credentials/node-key").read().decode()
+    assert {"pole-21/node.yaml", "pole-21/credentials/mqtt-password", "pole-21/pingan-edge.service"} <= set(names)
+    assert key == a.signing_key
