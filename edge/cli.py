@@ -111,6 +111,37 @@ def reader(enrolled: Annotated[int, typer.Option(min=0, max=1000, help="Fingers 
     serve(enrolled=enrolled)
 
 
+@app.command()
+def doctor(config: Annotated[Path, typer.Argument(help="The node's YAML config")] = Path("/etc/pingan/node.yaml"),
+           ) -> None:
+    """Check config, secrets, pins, camera, broker, disk, clock and watchdog; a fix for each failure."""
+    from edge.doctor import Doctor
+
+    findings = Doctor(config).run()
+    for finding in findings:
+        for line in finding.lines():
+            typer.echo(line)
+    failed = [f.name for f in findings if f.status == "fail"]
+    typer.echo(f"\n{len(findings) - len(failed)} of {len(findings)} checks passed"
+               + (f"; failed: {', '.join(failed)}" if failed else ""))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def install(bundle: Annotated[Path, typer.Argument(help="The node bundle from pingan-hub nodes add")],
+            root: Annotated[Path, typer.Option(help="Install under this root (for images)")] = Path("/")) -> None:
+    """Put a node bundle's config, credentials and systemd unit in place."""
+    from edge.install import install_bundle
+
+    try:
+        written = install_bundle(bundle, root)
+    except PinganError as exc:
+        _fail(str(exc))
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo("next: systemctl daemon-reload && systemctl enable --now pingan-edge; then pingan-edge doctor")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,60 @@
+"""``pingan-edge install BUNDLE``: put a node bundle's files in place on the node.
+
+The bundle comes from ``pingan-hub nodes add``. Its config is validated before anything is
+written; every file is written atomically; secrets land in a root-only folder that the
+systemd unit hands to the agent with LoadCredential.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from edge.config import NodeConfig
+from edge.errors import ConfigError, PinganError
+from edge.yamlconfig import atomic_write
+
+DESTINATIONS = {
+    "node.yaml": ("etc/pingan/node.yaml", 0o644),
+    "credentials/node-key": ("etc/pingan/credentials/node-key", 0o600),
+    "credentials/mqtt-password": ("etc/pingan/credentials/mqtt-password", 0o600),
+    "pingan-edge.service": ("etc/systemd/system/pingan-edge.service", 0o644),
+    "config.txt.fragment": ("etc/pingan/config.txt.fragment", 0o644),
+}
+
+
+def install_bundle(bundle: Path, root: Path = Path("/")) -> list[Path]:
+    if not bundle.is_file():
+        raise PinganError(f"{bundle}: no such bundle (make one with pingan-hub nodes add)")
+    try:
+        tar = tarfile.open(bundle, "r:gz")
+    except (tarfile.TarError, OSError) as exc:
+        raise PinganError(f"{bundle} is not a node bundle: {exc}") from None
+    files: dict[str, bytes] = {}
+    with tar:
+        for member in tar.getmembers():
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or len(parts) < 2 or ".." in parts or parts[0].startswith("/"):
+                continue
+            inner = "/".join(parts[1:])
+            if inner in DESTINATIONS:
+                fh = tar.extractfile(member)
+                if fh is not None:
+                    files[inner] = fh.read()
+    if "node.yaml" not in files:
+        raise PinganError(f"{bundle} has no node.yaml: not a node bundle")
+    try:
+        NodeConfig.model_validate(yaml.safe_load(files["node.yaml"]))
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"the bundle's node.yaml is invalid: {exc}") from None
+    written = []
+    for inner, data in files.items():
+        rel, mode = DESTINATIONS[inner]
+        target = root / rel
+        atomic_write(target, data, mode=mode)
+        if inner.startswith("credentials/"):
+            target.parent.chmod(0o700)
+        written.append(target)
+    return written

@@ -1,0 +1,108 @@
+"""pingan-edge doctor and install, against mock pins, a real camera file and a real mosquitto."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.doctor import Doctor
+from edge.install import install_bundle
+from hub.broker import free_port
+from hub.fleet import node_config_for, write_bundle
+from tests.test_fleet import fleet_broker  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("fleet_broker")
+
+
+@pytest.fixture()
+def node_setup(tmp_path: Path, fleet_broker, monkeypatch):  # noqa: F811
+    fleet, port, a, b, _, _ = fleet_broker
+    watchdog = tmp_path / "watchdog"
+    watchdog.write_text("")
+    system_conf = tmp_path / "system.conf"
+    system_conf.write_text("[Manager]\nRuntimeWatchdogSec=14\n")
+    monkeypatch.setenv("PINGAN_NODE_KEY", a.signing_key)
+    monkeypatch.setenv("PINGAN_MQTT_PASSWORD", a.mqtt_password)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+
+    def write(**overrides) -> Path:
+        cfg = {"node": {"id": "pole-21", "kind": "alarm_post"}, "mqtt": {"url": f"mqtt://127.0.0.1:{port}"},
+               "pins": {"factory": "mock"}, "data_dir": str(tmp_path / "data")}
+        for k, v in overrides.items():
+            cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+        path = tmp_path / "node.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    def doctor(path: Path, **kw) -> dict[str, object]:
+        findings = Doctor(path, watchdog_device=watchdog, system_conf=system_conf, **kw).run()
+        return {f.name: f for f in findings}
+
+    return write, doctor, watchdog, monkeypatch
+
+
+def test_healthy_node_passes(node_setup) -> None:
+    write, doctor, _, _ = node_setup
+    found = doctor(write())
+    failed = {n: f.detail for n, f in found.items() if f.status == "fail"}
+    assert failed == {}
+    assert found["broker"].status == "ok" and found["camera"].status == "ok" and found["pins"].status == "ok"
+
+
+@pytest.mark.parametrize("inject, check, fix_words", [
+    ("wrong_password", "broker", "reinstall its bundle"),
+    ("broker_down", "broker", "check the network"),
+    ("camera_missing", "camera", "camera.source"),
+    ("no_secrets", "secrets", "pingan-edge install"),
+    ("no_watchdog", "watchdog", "dtparam=watchdog=on"),
+    ("disk_full", "disk", "free space"),
+])
+def test_each_failure_gets_its_fix(node_setup, inject: str, check: str, fix_words: str) -> None:
+    write, doctor, watchdog, monkeypatch = node_setup
+    kw: dict[str, object] = {}
+    path = write()
+    if inject == "wrong_password":
+        monkeypatch.setenv("PINGAN_MQTT_PASSWORD", "not-the-password")
+    elif inject == "broker_down":
+        path = write(mqtt={"url": f"mqtt://127.0.0.1:{free_port()}"})
+    elif inject == "camera_missing":
+        path = write(camera={"source": "/nonexistent/cam.mp4"})
+    elif inject == "no_secrets":
+        monkeypatch.delenv("PINGAN_NODE_KEY")
+    elif inject == "no_watchdog":
+        watchdog.unlink()
+    elif inject == "disk_full":
+        kw["min_free_bytes"] = 1 << 60
+    found = doctor(path, **kw)
+    assert found[check].status == "fail", found[check]
+    assert fix_words in found[check].fix
+    others = [n for n, f in found.items() if f.status == "fail" and n != check]
+    assert others == [], others
+
+
+def test_bad_config_and_exit_code(tmp_path: Path) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_text("node:\n  id: pole-21\n  kind: alarm_post\npins:\n  siren: 99\n")
+    out = subprocess.run([sys.executable, "-m", "edge.cli", "doctor", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1 and "FAIL config" in out.stdout and "pins.siren (line 5)" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_install_puts_bundle_files_in_place(tmp_path: Path, fleet_broker) -> None:  # noqa: F811
+    fleet, port, a, *_ = fleet_broker
+    cfg = node_config_for("pole-21", "alarm_post", "G07", "Market", None, None, f"mqtt://127.0.0.1:{port}")
+    bundle = write_bundle(a, cfg, tmp_path / "bundles")
+    root = tmp_path / "root"
+    written = install_bundle(bundle, root)
+    assert (root / "etc/pingan/node.yaml").exists() and (root / "etc/systemd/system/pingan-edge.service").exists()
+    key = root / "etc/pingan/credentials/node-key"
+    assert key.read_text() == a.signing_key and key.stat().st_mode & 0o777 == 0o600
+    assert len(written) >= 4
+    with pytest.raises(Exception, match="not a node bundle"):
+        (tmp_path / "junk.tar.gz").write_bytes(b"junk")
+        install_bundle(tmp_path / "junk.tar.gz", root)
