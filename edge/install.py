@@ -22,6 +22,7 @@ DESTINATIONS = {
     "credentials/mqtt-password": ("etc/pingan/credentials/mqtt-password", 0o600),
     "pingan-edge.service": ("etc/systemd/system/pingan-edge.service", 0o644),
     "config.txt.fragment": ("etc/pingan/config.txt.fragment", 0o644),
+    "ca.crt": ("etc/pingan/ca.crt", 0o644),
 }
 
 

@@ -99,7 +99,8 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               at: Annotated[str | None, typer.Option(help="LAT,LON")] = None,
               broker_url: Annotated[str, typer.Option(help="Broker address the node will use")]
               = "mqtt://hub.district.lan:1883",
-              out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles")) -> None:
+              out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles"),
+              ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None) -> None:
     """Create a node's identity (signing key, MQTT user) and write its bundle for the installer."""
     from edge.protocol import check_node_id
     from hub.app import HubState
@@ -122,7 +123,11 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
     try:
         made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon)
         config = node_config_for(node_id, kind, grid, place, lat, lon, broker_url)
-        bundle = write_bundle(made, config, out) if kind == "alarm_post" else None
+        if ca is not None:
+            if not ca.is_file():
+                _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
+            config["mqtt"]["ca_file"] = "/etc/pingan/ca.crt"
+        bundle = write_bundle(made, config, out, ca_crt=ca) if kind == "alarm_post" else None
     except PinganError as exc:
         _fail(str(exc))
     if bundle:
@@ -166,14 +171,20 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                   port: Annotated[int, typer.Option(help="Listener port")] = 1883,
                   bind: Annotated[str, typer.Option(help="Listener address")] = "0.0.0.0",
                   reload: Annotated[bool, typer.Option(help="SIGHUP the broker running from this folder")]
-                  = False) -> None:
+                  = False,
+                  tls_port: Annotated[int | None, typer.Option(help="TLS listener for nodes (e.g. 8883)")] = None,
+                  hostname: Annotated[list[str] | None, typer.Option(help="Names/addresses nodes dial (TLS)")]
+                  = None) -> None:
     """Write mosquitto.conf, the password file and the ACL for the current fleet."""
     from hub.app import HubState
     from hub.fleet import Fleet
 
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
-    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,))
+    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,), tls_port=tls_port,
+                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]))
+    if tls_port:
+        typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
     users = len(fleet.active_users())
     typer.echo(f"wrote {conf} ({users} node users); start it with: mosquitto -c {conf}")
     typer.echo(f"the hub's broker password is in {out / f'pingan-hub-{state.settings.replica}.password'} "

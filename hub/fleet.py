@@ -29,6 +29,7 @@ from edge.config import NodeConfig
 from edge.protocol import ROOT
 from edge.yamlconfig import atomic_write
 from hub.errors import HubError
+from hub.pki import ensure_ca, issue_server_cert
 from hub.service import HubService
 from hub.store import UTCDateTime, add_audit, metadata, nodes, now_utc
 
@@ -108,7 +109,8 @@ class Fleet:
         return user, path.read_text().strip()
 
     def write_broker_config(self, out: Path, *, port: int = 1883, bind: str = "0.0.0.0",
-                            replicas: tuple[str, ...] = ("1",), extra: str = "") -> Path:
+                            replicas: tuple[str, ...] = ("1",), extra: str = "", tls_port: int | None = None,
+                            tls_hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Path:
         """mosquitto.conf + password file + ACL for the current fleet; a stock mosquitto enforces them."""
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
@@ -120,8 +122,13 @@ class Fleet:
         pw_lines += [f"{u}:{h}" for u, h in self.active_users()]
         atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
         atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
-        conf = [
-            f"listener {port} {bind}",
+        conf = [f"listener {port} {bind}"]
+        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
+            _, ca_crt = ensure_ca(out)
+            key, crt = issue_server_cert(out, list(tls_hostnames))
+            conf += [f"listener {tls_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
+                     "tls_version tlsv1.2"]
+        conf += [
             "allow_anonymous false",
             f"password_file {out / 'passwords'}",
             f"acl_file {out / 'acl'}",
@@ -162,7 +169,8 @@ def node_config_for(node: str, kind: str, grid: str, place: str, lat: float | No
     return {"node": ident, "mqtt": {"url": broker_url, "username": node}, "data_dir": "/var/lib/pingan"}
 
 
-def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_root: Path | None = None) -> Path:
+def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_root: Path | None = None,
+                 ca_crt: Path | None = None) -> Path:
     """A tar.gz an installer copies to the node: config, credentials, systemd unit, Pi files."""
     try:
         NodeConfig.model_validate(config)
@@ -175,6 +183,8 @@ def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_
         "credentials/mqtt-password": (secrets_.mqtt_password.encode(), 0o600),
         "README.txt": (BUNDLE_README.format(node=secrets_.node).encode(), 0o644),
     }
+    if ca_crt is not None and ca_crt.exists():
+        files["ca.crt"] = (ca_crt.read_bytes(), 0o644)
     for extra in ("systemd/pingan-edge.service", "firmware_config/config.txt.fragment"):
         path = root / extra
         if path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import tarfile
 import threading
@@ -20,8 +21,11 @@ from hub.fleet import Fleet, node_config_for, write_bundle
 from tests.conftest import wait_for
 
 
-def connect(port: int, user: str | None, password: str | None, client_id: str = "") -> tuple[mqtt.Client, int]:
+def connect(port: int, user: str | None, password: str | None, client_id: str = "",
+            ca: Path | None = None) -> tuple[mqtt.Client, int]:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"c-{time.time_ns()}", protocol=mqtt.MQTTv311)
+    if ca is not None:
+        c.tls_set_context(ssl.create_default_context(cafile=str(ca)))
     result: dict[str, int] = {}
     done = threading.Event()
 
@@ -45,9 +49,11 @@ def fleet_broker(tmp_path: Path, mosquitto_exe: str):
     a = fleet.add("pole-21", kind="alarm_post", grid="G07")
     b = fleet.add("pole-22", kind="alarm_post", grid="G07")
     port = free_port()
-    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1")
+    tls_port = free_port()
+    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", tls_port=tls_port)
     proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wait_for(lambda: port_open("127.0.0.1", port), 10, message="mosquitto up")
+    wait_for(lambda: port_open("127.0.0.1", port) and port_open("127.0.0.1", tls_port), 10, message="mosquitto up")
+    fleet.tls_port = tls_port
     hub_user, hub_password = fleet.hub_user("1", tmp_path / "broker")
     yield fleet, port, a, b, (hub_user, hub_password), tmp_path / "broker"
     proc.terminate()
@@ -105,3 +111,16 @@ def test_bundle_holds_a_valid_config_and_the_secrets(tmp_path: Path, fleet_broke
         key = tar.extractfile("pole-21/credentials/node-key").read().decode()
     assert {"pole-21/node.yaml", "pole-21/credentials/mqtt-password", "pole-21/pingan-edge.service"} <= set(names)
     assert key == a.signing_key
+
+
+def test_tls_listener_accepts_our_ca_and_refuses_another(tmp_path: Path, fleet_broker) -> None:
+    from hub.pki import ensure_ca
+
+    fleet, port, a, b, _, broker_dir = fleet_broker
+    c, rc = connect(fleet.tls_port, "pole-21", a.mqtt_password, ca=broker_dir / "ca.crt")
+    assert rc == 0
+    c.disconnect()
+    c.loop_stop()
+    _, other_ca = ensure_ca(tmp_path / "other")
+    with pytest.raises(ssl.SSLError):
+        connect(fleet.tls_port, "pole-21", a.mqtt_password, ca=other_ca)

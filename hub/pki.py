@@ -1,0 +1,74 @@
+"""The hub's own certificate authority for the broker's TLS listener (district networks have no
+public CA). The CA key never leaves the hub box; nodes get only ``ca.crt`` in their bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from edge.yamlconfig import atomic_write
+
+VALID_DAYS_CA = 3650
+VALID_DAYS_SERVER = 825
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pingan"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    atomic_write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()), mode=0o600)
+
+
+def ensure_ca(folder: Path, name: str = "Pingan district CA") -> tuple[Path, Path]:
+    """Make ca.key/ca.crt once; later calls reuse them."""
+    key_path, crt_path = folder / "ca.key", folder / "ca.crt"
+    if key_path.exists() and crt_path.exists():
+        return key_path, crt_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=VALID_DAYS_CA))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_key(key_path, key)
+    atomic_write(crt_path, cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, crt_path
+
+
+def issue_server_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
+    """broker.key/broker.crt signed by the CA, valid for the names and addresses nodes dial."""
+    ca_key_path, ca_crt_path = ensure_ca(folder)
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    ca_crt = x509.load_pem_x509_certificate(ca_crt_path.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(_name(hostnames[0])).issuer_name(ca_crt.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=VALID_DAYS_SERVER))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    _write_key(folder / "broker.key", key)
+    atomic_write(folder / "broker.crt", cert.public_bytes(serialization.Encoding.PEM))
+    return folder / "broker.key", folder / "broker.crt"
