@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hub import __version__
+from hub import __version__, metrics
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.errors import Conflict, NotFound
@@ -38,6 +38,7 @@ class HubState:
         if settings.mqtt_enabled:
             self.ingest = Ingest(settings, self.engine, self.live.publish_threadsafe)
         self.service = HubService(self.engine, self.vault, self._publish)
+        metrics.register_store(self.engine)
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
         if self.ingest is None:

@@ -227,6 +227,9 @@ class Processor:
         for node, cursors in quiet.items():  # a backlog draining must not flood the consoles
             out.live.append({"type": "events", "node": node, "count": len(cursors), "cursor": max(cursors)})
         metrics.ingested.labels("events").inc(len(new))
+        for row in new:
+            metrics.events_by_kind.labels(row["kind"]).inc()
+            metrics.event_age.observe(max(0.0, (row["received_at"] - row["ts"]).total_seconds()))
         return len(new)
 
     def _row(self, event: Event, received_at: datetime) -> dict[str, Any]:
@@ -441,7 +444,9 @@ class Ingest:
                 log.exception("ingest commit failed; retrying the batch in 1 s")
                 if self._stop.wait(1.0):
                     return out
+        committed = now_utc()
         for msg in batch:
+            metrics.ingest_lag.observe((committed - msg.received_at).total_seconds())
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)
         self._send_receipts(out)

@@ -14,6 +14,7 @@ from sqlalchemy import and_, case, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.protocol import ALARM_KINDS, Command, Topics
+from hub import metrics
 from hub.errors import Conflict, NotFound
 from hub.keys import KeyVault
 from hub.store import add_audit, alarms, commands, jsonable, nodes, now_utc
@@ -109,6 +110,7 @@ class HubService:
             if note:
                 values["note"] = note
             conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(**values))
+            metrics.response_seconds.labels(stage).observe((now - row.raised_at).total_seconds())
             add_audit(conn, operator, f"alarm.{stage}", alarm_id,
                       {"to": to, "outcome": outcome, "note": note})
             if row.kind in ("alarm.pressed", "alarm.test"):

@@ -217,3 +217,29 @@ def test_health_docs_and_dashboard(hub) -> None:
     assert client.get("/api/health").json()["status"] == "ok"
     assert "/api/alarms/{alarm_id}/ack" in client.get("/openapi.json").json()["paths"]
     assert "平安" in client.get("/").text
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_show_kinds_lag_nodes_and_response_times(hub) -> None:
+    state, ingest, fake, live, client = hub
+    before = client.get("/metrics").text
+    state.service.register_node("pole-01")
+    ev = Event.make("pole-01", "alarm.pressed")
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    hb = {"ts": utcnow().isoformat(), "uptime_s": 5, "outbox_depth": 7}
+    feed(ingest, (Topics.heartbeat("pole-01"), json.dumps(hb).encode()))
+    client.post(f"/api/alarms/{ev.id}/ack", json={})
+    text = client.get("/metrics").text
+    for name, delta in (('pingan_hub_events_total{kind="alarm.pressed"}', 1),
+                        ("pingan_hub_ingest_lag_seconds_count", 2),
+                        ('pingan_hub_alarm_response_seconds_count{stage="acknowledged"}', 1)):
+        assert _metric(text, name) - _metric(before, name) == delta, name
+    assert _metric(text, 'pingan_node_outbox_depth{node="pole-01"}') == 7
+    assert _metric(text, 'pingan_hub_nodes{state="online"}') == 1
+    assert _metric(text, 'pingan_hub_alarms_open{kind="alarm.pressed"}') == 1
