@@ -84,6 +84,16 @@ class Topics:
         return f"{cls.node_base(node)}/receipts"
 
     HUB_STATUS = f"{ROOT}/hub/status"
+    HA_DISCOVERY_PREFIX = "homeassistant"
+
+    @classmethod
+    def ha_state(cls, node: str, entity: str) -> str:
+        """State the hub publishes for Home Assistant (only the hub writes these)."""
+        return f"{ROOT}/ha/{check_node_id(node)}/{entity}"
+
+    @classmethod
+    def ha_discovery(cls, component: str, node: str, entity: str) -> str:
+        return f"{cls.HA_DISCOVERY_PREFIX}/{component}/pingan_{check_node_id(node).replace('-', '_')}/{entity}/config"
 
     # Subscriptions the hub makes (node-to-hub traffic of every node).
     HUB_SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (

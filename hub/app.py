@@ -15,6 +15,7 @@ from hub import __version__, metrics
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.errors import Conflict, NotFound
+from hub.homeassistant import HomeAssistantBridge
 from hub.ingest import Ingest
 from hub.keys import KeyVault
 from hub.live import LiveHub
@@ -39,6 +40,11 @@ class HubState:
             self.ingest = Ingest(settings, self.engine, self.live.publish_threadsafe)
         self.service = HubService(self.engine, self.vault, self._publish)
         metrics.register_store(self.engine)
+        self.homeassistant: HomeAssistantBridge | None = None
+        if settings.ha_discovery and self.ingest is not None:
+            ingest = self.ingest
+            self.homeassistant = HomeAssistantBridge(
+                self.engine, lambda topic, payload, qos, retain: ingest.client.publish(topic, payload, qos, retain))
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
         if self.ingest is None:
@@ -87,5 +93,7 @@ async def _resend_loop(state: HubState) -> None:
         await asyncio.sleep(state.settings.ack_resend_s / 2)
         try:
             await asyncio.to_thread(state.service.resend_unanswered, state.settings.ack_resend_s)
+            if state.homeassistant is not None and state.ingest is not None and state.ingest.connected:
+                await asyncio.to_thread(state.homeassistant.sync)
         except Exception:  # noqa: BLE001 - keep resending whatever one round did
             log.exception("resending unanswered commands failed")

@@ -30,6 +30,7 @@ class HubSettings(BaseSettings):
     delayed_after_s: float = Field(default=30, ge=1, description="Events older than this on arrival are 'delayed'")
     secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")
     timezone: str = Field(default="Asia/Shanghai")
+    ha_discovery: bool = Field(default=False, description="Publish Home Assistant MQTT discovery")
 
     @field_validator("mqtt_url")
     @classmethod

@@ -243,3 +243,45 @@ def test_metrics_show_kinds_lag_nodes_and_response_times(hub) -> None:
     assert _metric(text, 'pingan_node_outbox_depth{node="pole-01"}') == 7
     assert _metric(text, 'pingan_hub_nodes{state="online"}') == 1
     assert _metric(text, 'pingan_hub_alarms_open{kind="alarm.pressed"}') == 1
+
+
+# Keys Home Assistant's MQTT binary_sensor discovery schema accepts (MQTT_RO_SCHEMA + entity common schema).
+HA_BINARY_SENSOR_KEYS = {
+    "name", "unique_id", "object_id", "default_entity_id", "device_class", "state_topic", "value_template",
+    "payload_on", "payload_off", "off_delay", "expire_after", "force_update", "availability_topic",
+    "availability_template", "availability_mode", "availability", "payload_available", "payload_not_available",
+    "qos", "device", "entity_category", "icon", "json_attributes_topic", "json_attributes_template",
+    "enabled_by_default", "encoding",
+}
+HA_DEVICE_KEYS = {"identifiers", "connections", "name", "manufacturer", "model", "sw_version", "hw_version",
+                  "suggested_area", "via_device", "configuration_url", "serial_number", "model_id"}
+HA_BINARY_SENSOR_CLASSES = {"safety", "tamper", "door", "problem", "connectivity", "lock", "motion", "occupancy"}
+
+
+def test_home_assistant_discovery_and_states(hub) -> None:
+    from hub.homeassistant import HomeAssistantBridge
+
+    state, ingest, fake, live, client = hub
+    state.service.register_node("pole-01", grid="G01", place="Market")
+    out: list[tuple[str, bytes, bool]] = []
+    bridge = HomeAssistantBridge(state.engine, lambda t, p, q, r: out.append((t, p, r)))
+    bridge.sync()
+    configs = {t: json.loads(p) for t, p, r in out if t.endswith("/config")}
+    assert set(configs) == {"homeassistant/binary_sensor/pingan_pole_01/alarm/config",
+                            "homeassistant/binary_sensor/pingan_pole_01/tamper/config"}
+    for payload in configs.values():
+        assert set(payload) <= HA_BINARY_SENSOR_KEYS and "state_topic" in payload
+        assert set(payload["device"]) <= HA_DEVICE_KEYS
+        assert payload["device_class"] in HA_BINARY_SENSOR_CLASSES
+        assert payload["availability_topic"] == Topics.status("pole-01")
+    assert all(r for _, _, r in out)  # retained
+    assert (Topics.ha_state("pole-01", "alarm"), b"OFF", True) in out
+    out.clear()
+    ev = Event.make("pole-01", "alarm.pressed")
+    feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+    bridge.sync()
+    assert out == [(Topics.ha_state("pole-01", "alarm"), b"ON", True)]
+    out.clear()
+    client.post(f"/api/alarms/{ev.id}/resolve", json={"outcome": "assisted"})
+    bridge.sync()
+    assert out == [(Topics.ha_state("pole-01", "alarm"), b"OFF", True)]
