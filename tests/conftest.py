@@ -138,8 +138,8 @@ class HubProc(Proc):
     def register(self, node: str) -> str:
         """Register a node the way an installer does; returns its signing key."""
         out = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", node, "--grid", "G01",
-                              "--place", "Test street"], env=self.env, capture_output=True, text=True,
-                             check=True)
+                              "--place", "Test street", "--out", str(self.data_dir.parent / "bundles")],
+                             env=self.env, capture_output=True, text=True, check=True)
         return out.stdout.strip().splitlines()[-1]
 
     def event_ids(self, node: str | None = None, kind: str | None = None) -> list[str]:
