@@ -14,6 +14,7 @@ still be written; if even that fails the caller sends the alarm from memory.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 EVICTABLE = (Priority.TELEMETRY, Priority.DETECTION)  # in eviction order
+DISK_HEADROOM = 512 * 1024  # freed at once when the disk is full
+DISK_LOW_WATER = 512 * 1024  # below this much free disk only alarms and audit entries are written
+
+
+def _disk_full(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "full" in text or "disk i/o" in text or "no space" in text
 
 
 class OutboxFull(Exception):
@@ -82,10 +90,18 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # keep the WAL small and reused: a WAL that grows to fill the SD card cannot be checkpointed
+        self._db.execute("PRAGMA wal_autocheckpoint=64")
+        self._db.execute("PRAGMA journal_size_limit=1048576")
+        # Debian builds SQLite with SECURE_DELETE: zeroing every freed page doubles SD-card writes and
+        # makes an eviction on a full disk need more journal space than it frees
+        self._db.execute("PRAGMA secure_delete=FAST")
         self._db.executescript(_SCHEMA)
         self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
         self._reserve = self.path.with_name(self.path.name + ".reserve")
         self._reserve_bytes = reserve_bytes
+        self._lost_counts: dict[str, int] = {}
+        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._ensure_reserve()
 
     # --- writing ---------------------------------------------------------------------------
@@ -103,12 +119,21 @@ class Outbox:
         Raises OutboxFull only when an alarm/audit entry cannot be written at all.
         """
         size = len(payload) + len(topic) + 64
+        if self._disk_free() < DISK_LOW_WATER:
+            # near a full disk: keep the last of it for alarms, and let them write into pages freed
+            # inside the file, so that a checkpoint never needs the file to grow
+            if priority > Priority.AUDIT:
+                self._bump_quietly("dropped")
+                log.warning("disk nearly full: dropped new %s entry %s", Priority(priority).name.lower(), key)
+                return False
+            if self._free_pages_bytes() < size * 4:
+                self._evict_for_disk(priority, size)
         if self._bytes + size > self.max_bytes and not self._make_room(size, priority):
-            self._bump("dropped")
+            self._bump_quietly("dropped")
             log.warning("outbox full (%d bytes): dropped new %s entry %s", self._bytes,
                         Priority(priority).name.lower(), key)
             return False
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3, 4):
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
@@ -119,17 +144,78 @@ class Outbox:
                 self._bytes += size
                 return True
             except sqlite3.OperationalError as exc:
-                if attempt == 1 and self._release_reserve(exc):
+                if not _disk_full(exc):
+                    raise
+                # the disk is full: make room inside the file by evicting lower classes (an alarm may
+                # take a detection's pages); the reserve file is the last resort, for alarms only
+                if attempt < 4 and self._evict_for_disk(priority, size):
+                    continue
+                if priority <= Priority.AUDIT and self._release_reserve():
                     continue
                 if priority <= Priority.AUDIT:
                     raise OutboxFull(f"cannot write {key} to the outbox: {exc}") from exc
-                log.warning("outbox write failed, dropped %s entry %s: %s",
-                            Priority(priority).name.lower(), key, exc)
+                self._bump_quietly("dropped")
+                log.warning("disk full: dropped new %s entry %s", Priority(priority).name.lower(), key)
                 return False
         return False
 
-    def _release_reserve(self, exc: Exception) -> bool:
-        if self._reserve.exists() and "full" in str(exc).lower():
+    def _evict_for_disk(self, for_priority: Priority, needed: int) -> bool:
+        """Free pages inside the file for what must be written. Generously (DISK_HEADROOM): once
+        the disk is full, a checkpoint that needs the file to grow can never finish, so later
+        alarms must find freed pages rather than grow the file."""
+        freed = 0
+        goal = max(needed * 4, DISK_HEADROOM)
+        for victim in (v for v in EVICTABLE if v > for_priority or for_priority <= Priority.AUDIT):
+            while freed < goal:
+                rows = self._db.execute("SELECT seq, size, key FROM outbox WHERE priority = ? ORDER BY seq LIMIT 16",
+                                        (int(victim),)).fetchall()
+                if not rows:
+                    break
+                try:
+                    self._delete_rows([r[0] for r in rows])
+                except sqlite3.OperationalError:
+                    # even a delete needs a little journal space: the reserve buys it, for alarms only
+                    if for_priority > Priority.AUDIT or not self._release_reserve():
+                        return freed > 0
+                    try:
+                        self._delete_rows([r[0] for r in rows])
+                    except sqlite3.OperationalError:
+                        return freed > 0
+                for _seq, size, key in rows:
+                    self._bytes -= size
+                    freed += size
+                    log.warning("disk full: evicted %s entry %s", victim.name.lower(), key)
+                self._bump_quietly("evicted", len(rows))
+                # checkpoint into the freed pages and start the WAL over in the space it already has
+                # (TRUNCATE would hand that space back to a full disk)
+                self._db.execute("PRAGMA wal_checkpoint(RESTART)")
+        return freed > 0
+
+    def _disk_free(self) -> int:
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return 1 << 62
+        return st.f_bavail * st.f_frsize
+
+    def _free_pages_bytes(self) -> int:
+        pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return pages * self._page_size
+
+    def _delete_rows(self, seqs: list[int]) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(q,) for q in seqs])
+
+    def _bump_quietly(self, name: str, by: int = 1) -> None:
+        """Counters are nice to have; on a full disk they must not turn into an error."""
+        try:
+            self._bump(name, by)
+        except sqlite3.OperationalError:
+            self._lost_counts[name] = self._lost_counts.get(name, 0) + by
+
+    def _release_reserve(self) -> bool:
+        if self._reserve.exists():
             log.error("disk full: releasing the outbox reserve so alarms can still be written")
             self._reserve.unlink(missing_ok=True)
             return True
@@ -147,7 +233,7 @@ class Outbox:
                 with self._db:
                     self._db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
                 self._bytes -= row[1]
-                self._bump("evicted")
+                self._bump_quietly("evicted")
                 log.warning("outbox at its bound: evicted %s entry %s", victim.name.lower(), row[2])
             if self._bytes + needed <= self.max_bytes:
                 return True
@@ -215,7 +301,7 @@ class Outbox:
 
     def counter(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else 0
+        return (row[0] if row else 0) + self._lost_counts.get(name, 0)
 
     def dead_letters(self) -> list[tuple[str, str]]:
         return list(self._db.execute("SELECT key, reason FROM dead_letter ORDER BY at"))
