@@ -314,13 +314,13 @@ class Processor:
         if row is None:
             raise Rejected("reply to an unknown command")
         conn.execute(update(commands).where(commands.c.id == reply.command_id).values(
-            replied_at=msg.received_at, ok=reply.ok, detail=reply.detail[:500]))
+            replied_at=msg.received_at, ok=reply.ok, detail=reply.detail[:500], data=reply.data or None))
         if row.name == "alarm.ack" and reply.ok:
             alarm_id = (row.args or {}).get("alarm_id")
             if alarm_id:
                 conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(
                     node_stage=(row.args or {}).get("stage")))
-        out.live.append({"type": "reply", "node": node, "command_id": reply.command_id,
+        out.live.append({"type": "reply", "node": node, "command_id": reply.command_id, "name": row.name,
                          "ok": reply.ok, "detail": reply.detail})
 
     # --- node silence --------------------------------------------------------------------------
@@ -433,6 +433,9 @@ class Ingest:
                                 valid.append((self.processor.validate_event(parsed.node, msg), msg))
                             except Rejected as exc:
                                 self._reject(msg, exc, out)
+                            except Exception as exc:  # noqa: BLE001 - must not send the batch into retries
+                                log.exception("unexpected failure validating %s", msg.topic)
+                                self._reject(msg, Rejected(f"internal error: {type(exc).__name__}"), out)
                         else:
                             self._process_one(conn, msg, out)
                     self.processor.store_events(conn, valid, out)
