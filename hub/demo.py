@@ -1,13 +1,20 @@
-"""The demo street: broker, hub and simulated alarm poles as separate processes.
+"""The demo street: broker, hub, simulated alarm poles and rental-block doors as separate processes.
 
 Every part is the real program (mosquitto or amqtt, ``pingan-hub serve``, ``pingan-edge run``);
-only the pins (gpiozero MockFactory) and the camera (synthetic) are simulated.
+only the pins (gpiozero MockFactory), the camera (synthetic) and the fingerprint readers (the R30x
+simulator on a pty, inside each door's process) are simulated.
+
+Doors: by default 100 doors in 10 blocks (``PINGAN_DEMO_DOORS`` / ``PINGAN_DEMO_BLOCKS`` or the
+``doors``/``blocks`` arguments choose fewer). A door agent process costs ~50 MB, so 100 of them would
+not fit a 2-core laptop: each block's doors share one process (``python -m edge.sim.multi``), each
+still a complete agent with its own MQTT session, outbox, keys and control socket.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,6 +55,38 @@ def node_config(node: str, i: int, broker_url: str, data_dir: Path) -> dict:
     }
 
 
+def door_id(block: int, n: int) -> str:
+    return f"door-b{block:02d}-{n:02d}"
+
+
+def _env_name(prefix: str, ident: str) -> str:
+    return f"{prefix}_{ident.upper().replace('-', '_')}"
+
+
+def door_config(node: str, block: int, broker_url: str, data_dir: Path) -> dict:
+    return {
+        "node": {"id": node, "kind": "rental_door", "place": f"Rental block {block}, door {node[-2:]}",
+                 "grid": f"G{block:02d}"},
+        "mqtt": {"url": broker_url},
+        "pins": {"factory": "mock"},
+        "door": {"block_key_env": _env_name("PINGAN_BLOCK_KEY", f"b{block:02d}")},
+        "reader": {"port": "sim", "poll_s": 0.2},
+        "key_env": _env_name("PINGAN_NODE_KEY", node),
+        "heartbeat_s": 15,
+        "data_dir": str(data_dir),
+    }
+
+
+def split_doors(doors: int, blocks: int) -> list[list[str]]:
+    """Door ids per block, as evenly as they go."""
+    blocks = max(1, min(blocks, doors)) if doors else 0
+    out: list[list[str]] = []
+    for b in range(1, blocks + 1):
+        count = doors // blocks + (1 if b <= doors % blocks else 0)
+        out.append([door_id(b, n) for n in range(1, count + 1)])
+    return out
+
+
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -66,7 +105,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(poles: int, port: int, workdir: Path, keep: bool = False) -> None:
+def run_demo(poles: int, port: int, workdir: Path, keep: bool = False, doors: int | None = None,
+             blocks: int | None = None) -> None:
+    doors = int(os.environ.get("PINGAN_DEMO_DOORS", 100)) if doors is None else doors
+    blocks = int(os.environ.get("PINGAN_DEMO_BLOCKS", 10)) if blocks is None else blocks
+    block_doors = split_doors(doors, blocks)
     # SIGTERM/SIGHUP must stop the children too, not only Ctrl-C
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
@@ -97,6 +140,23 @@ def run_demo(poles: int, port: int, workdir: Path, keep: bool = False) -> None:
             keys[pole_id(i)] = state.service.register_node(
                 pole_id(i), kind="alarm_post", place=cfg["node"]["place"], grid=cfg["node"]["grid"],
                 lat=cfg["node"]["location"]["lat"], lon=cfg["node"]["location"]["lon"], actor="demo")
+        block_keys = {f"b{b:02d}": secrets.token_urlsafe(32) for b in range(1, len(block_doors) + 1)}
+        for b, ids in enumerate(block_doors, start=1):
+            state.doors.add_block(f"b{b:02d}", name=f"Rental block {b}", grid=f"G{b:02d}",
+                                  units_=[f"{floor}{room:02d}" for floor in range(1, 7) for room in range(1, 5)],
+                                  actor="demo")
+            for node in ids:
+                cfg = door_config(node, b, broker.url, workdir / "nodes" / node)
+                keys[node] = state.service.register_node(node, kind="rental_door", place=cfg["node"]["place"],
+                                                          grid=cfg["node"]["grid"], actor="demo")
+                state.doors.add_door(node, f"b{b:02d}", name=cfg["node"]["place"], actor="demo")
+        login = ("demo", secrets.token_urlsafe(9))
+        try:
+            from hub.auth import Auth
+
+            Auth(state.engine).add_user(*login, "admin", actor="demo", replace=True)
+        except ImportError:  # a build without staff login
+            login = ("", "")
         state.engine.dispose()
 
         hub_log = open(workdir / "hub.log", "ab")
@@ -121,7 +181,22 @@ def run_demo(poles: int, port: int, workdir: Path, keep: bool = False) -> None:
                 start_new_session=True))
             print(f"\r[3/3] nodes: started {i}/{poles}", end="", flush=True)
         print()
-        _wait_nodes_online(console, poles, timeout=90)
+        door_env = {**node_env, **{_env_name("PINGAN_BLOCK_KEY", b): k for b, k in block_keys.items()}}
+        for b, ids in enumerate(block_doors, start=1):
+            paths = []
+            for node in ids:
+                cfg_path = workdir / "nodes" / f"{node}.yaml"
+                cfg_path.write_text(yaml.safe_dump(door_config(node, b, broker.url, workdir / "nodes" / node)))
+                door_env[_env_name("PINGAN_NODE_KEY", node)] = keys[node]
+                paths.append(str(cfg_path))
+            log = open(workdir / "nodes" / f"block-b{b:02d}.log", "ab")
+            procs.append(subprocess.Popen([sys.executable, "-m", "edge.sim.multi", *paths], env=door_env,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            print(f"\r[3/3] doors: started block {b}/{len(block_doors)} ({sum(map(len, block_doors[:b]))} doors)",
+                  end="", flush=True)
+        if block_doors:
+            print()
+        _wait_nodes_online(console, poles + doors, timeout=180, login=login)
         edge = bin_dir / "pingan-edge"
         print(f"""
 Pingan demo street is up.
@@ -129,8 +204,15 @@ Pingan demo street is up.
   alarms    {console}/api/alarms   live: ws://127.0.0.1:{port}/api/live
   press a button:   {edge} sim press pole-07
   open a cabinet:   {edge} sim tamper pole-03
+  doors:            {doors} rental doors in {len(block_doors)} blocks, one process per block
+                    (a door agent costs ~50 MB: a process per door would not fit a 2-core laptop)
+  touch a reader:   {edge} sim finger door-b01-01 unknown        (5 in a row: door.lockout)
+  force a door:     {edge} sim door door-b01-02 open
+  enrol a tenant:   POST {console}/api/doors/tenants, then POST .../tenants/<id>/enrol {{"door": "door-b01-01"}}
+                    and touch twice: {edge} sim finger door-b01-01 42
+  login:            {login[0] or '(none in this build)'} / {login[1]}
   acknowledge:      curl -X POST {console}/api/alarms/<id>/ack -H 'Content-Type: application/json' -d '{{}}'
-  (no staff login yet: the hub listens on 127.0.0.1 only)
+  (the hub listens on 127.0.0.1 only)
 Ctrl-C stops everything this demo started.""", flush=True)
         while all(p.poll() is None for p in procs[:1]):
             time.sleep(0.5)
@@ -152,12 +234,27 @@ Ctrl-C stops everything this demo started.""", flush=True)
         print("demo stopped.")
 
 
-def _wait_nodes_online(console: str, expected: int, timeout: float) -> None:
+def _login(console: str, username: str, password: str) -> str | None:
+    req = urllib.request.Request(f"{console}/api/login", data=json.dumps(
+        {"username": username, "password": password}).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return json.load(r).get("token")
+    except OSError:
+        return None
+
+
+def _wait_nodes_online(console: str, expected: int, timeout: float, login: tuple[str, str] = ("", "")) -> None:
     deadline = time.monotonic() + timeout
     online = 0
+    token = None
     while time.monotonic() < deadline:
+        if login[0] and token is None:  # the hub may be too busy to answer while the nodes start: retry
+            token = _login(console, *login)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            with urllib.request.urlopen(f"{console}/api/nodes", timeout=2) as r:
+            req = urllib.request.Request(f"{console}/api/nodes", headers=headers)
+            with urllib.request.urlopen(req, timeout=2) as r:
                 online = sum(1 for n in json.load(r) if n["state"] == "online")
         except OSError:
             pass

@@ -61,3 +61,46 @@ def test_sim_press_without_a_node_says_what_to_do(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "edge.cli", "sim", "press", "pole-99"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 1 and "no simulated node listens" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_example_rental_door_config_is_valid() -> None:
+    cfg = load_node_config(ROOT / "firmware_config" / "rental_door.example.yaml")
+    assert cfg.node.kind == "rental_door" and cfg.door is not None and cfg.reader is not None
+    assert cfg.door.mode == "fail_secure" and cfg.door.unlock_s == 5 and cfg.door.held_open_s == 30
+    assert cfg.door.lockout_after == 5 and cfg.door.lockout_s == 60
+    assert cfg.reader.port == "/dev/serial0" and cfg.reader.baudrate == 57600 and cfg.reader.address == 0xFFFFFFFF
+    assert cfg.wants_camera is False
+
+
+_DOOR = "node:\n  id: door-1\n  kind: rental_door\n"
+_DOOR_OK = _DOOR + "door:\n  lock_relay: 24\nreader:\n  port: /dev/serial0\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_DOOR, "needs the door and reader section(s)"),
+    (_DOOR + "door: {}\n", "needs the reader section(s)"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\ndoor: {}\n", "door section is for rental_door nodes"),
+    ("node:\n  id: pole-1\n  kind: alarm_post\nreader: {}\n", "reader section is for rental_door nodes"),
+    (_DOOR_OK + "pins:\n  siren: 5\n", "pins.siren is an alarm-pole pin"),
+    (_DOOR_OK + "alarm:\n  debounce_ms: 50\n", "alarm section is for alarm_post"),
+    (_DOOR + "door:\n  lock_relay: 25\nreader: {}\n", "door.door_contact and door.lock_relay both use GPIO25"),
+    (_DOOR + "door:\n  fire_input: 16\nreader: {}\n", "door.fire_input and door.exit_button both use GPIO16"),
+    (_DOOR + "door:\n  mode: fail_open\nreader: {}\n", "door.mode (line 5)"),
+    (_DOOR + "door:\n  unlock_s: 0\nreader: {}\n", "door.unlock_s (line 5)"),
+    (_DOOR + "door: {}\nreader:\n  baudrate: 1200\n", "reader.baudrate (line 6)"),
+    (_DOOR + "door: {}\nreader:\n  port: sim\n", "needs simulated pins"),
+])
+def test_bad_door_config(tmp_path: Path, text: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    path = tmp_path / "node.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_node_config(path)
+    assert expected in str(err.value)
+
+
+def test_door_defaults_and_sim_reader(tmp_path: Path) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_text(_DOOR + "pins: {factory: mock}\ndoor: {}\nreader: {port: sim}\n")
+    cfg = load_node_config(path)
+    assert cfg.door.unlock_s == 5 and cfg.door.lockout_s == 60 and cfg.reader.timeout == 1.0

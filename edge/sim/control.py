@@ -1,7 +1,9 @@
 """The local control socket of a node with simulated pins (design.md "Simulated hardware").
 
 The demo, the tests and an installer act on a simulated node through it: press the button,
-open the enclosure, read the LED. It drives gpiozero's mock pins, so the node's real input
+open the enclosure, read the LED; at a door, touch the simulated reader with a finger (``finger``),
+open or close the door leaf (``door``), switch the fire input (``fire``), press exit (``exit``), or
+make the reader answer garbage or nothing (``reader``). It drives gpiozero's mock pins, so the node's real input
 path (callbacks, debounce, coalescing) is what runs. One JSON object per line each way.
 Only a node with mock pins opens it.
 """
@@ -62,6 +64,8 @@ class ControlServer:
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         pins = self.agent.pins
         cmd = request.get("cmd")
+        if cmd in ("press", "hold", "release", "tamper") and not hasattr(pins, "sim_button"):
+            raise ValueError(f"{cmd!r} is for alarm poles; a door takes finger, door, fire, exit")
         if cmd == "press":
             hold = float(request.get("hold_s", 0.2))
             times = int(request.get("times", 1))
@@ -79,6 +83,8 @@ class ControlServer:
         elif cmd == "tamper":
             pins.sim_enclosure(bool(request.get("open", True)))
             await asyncio.sleep(0.1)
+        elif cmd in ("finger", "door", "fire", "exit", "reader"):
+            return await self._door(cmd, request)
         elif cmd == "emit":  # a burst of events through the real outbox, for fault tests and benches
             kind = str(request.get("kind", "detection.person"))
             ids = [str(self.agent.role.emit(kind, {"n": i, "burst": True}).id)
@@ -87,6 +93,50 @@ class ControlServer:
         elif cmd != "state":
             raise ValueError(f"unknown control command {cmd!r}")
         return {"ok": True, "state": self.agent.role.state()}
+
+    async def _door(self, cmd: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A door node's simulated hardware: a finger on the reader, the door leaf, the fire panel, exit."""
+        from edge.hw.door_pins import DoorPins
+
+        pins = self.agent.pins
+        if not isinstance(pins, DoorPins):
+            raise ValueError(f"{cmd!r} is for rental_door nodes")
+        if cmd == "reader":  # make the simulated reader misbehave: garbage frames, silence
+            sim = self.agent.sim_reader
+            if sim is None:
+                raise ValueError("this door's reader is not simulated (reader.port: sim)")
+            sim.garbage = bool(request.get("garbage", False))
+            sim.silent = bool(request.get("silent", False))
+            await asyncio.sleep(float(request.get("wait_s", 0.3)))
+        elif cmd == "finger":
+            sim = self.agent.sim_reader
+            if sim is None:
+                raise ValueError("this door's reader is not simulated (reader.port: sim)")
+            value = str(request.get("finger", "none")).strip().lower()
+            if value in ("none", "lift", ""):
+                sim.place_finger(None)
+            else:
+                finger = UNKNOWN_FINGER if value == "unknown" else int(value)
+                sim.place_finger(finger)
+                if not request.get("hold", False):  # a touch: on the glass for hold_s, then lifted
+                    await asyncio.sleep(float(request.get("hold_s", 0.6)))
+                    sim.place_finger(None)
+            await asyncio.sleep(0.1)
+        elif cmd == "door":
+            pins.sim_door(str(request.get("state", "open")) == "open")
+            await asyncio.sleep(0.1)
+        elif cmd == "fire":
+            pins.sim_fire(str(request.get("state", "on")) == "on")
+            await asyncio.sleep(0.1)
+        else:
+            pins.sim_exit(True)
+            await asyncio.sleep(float(request.get("hold_s", 0.2)))
+            pins.sim_exit(False)
+            await asyncio.sleep(0.1)
+        return {"ok": True, "state": self.agent.role.state()}
+
+
+UNKNOWN_FINGER = 999_999  # a finger no simulated reader has enrolled
 
 
 def send_control(path: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

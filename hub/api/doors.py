@@ -1,0 +1,169 @@
+"""``/api/doors/...``: rental blocks, tenants (real-name registration), enrolments, remote unlock and
+the door audit log (design.md "Hub HTTP"). With staff login (hub/auth.py) the acting user is the
+logged-in one, else the operator named in the body; changes need the roles given with ``requires``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from hub.auth import requires
+from hub.doors import DoorService
+
+router = APIRouter(prefix="/api/doors", tags=["doors"])
+
+
+def _doors(request: Request) -> DoorService:
+    return request.app.state.hub.doors
+
+
+DoorsDep = Annotated[DoorService, Depends(_doors)]
+OPERATORS = ("operator", "admin")
+INSTALLERS = ("installer", "admin")
+
+
+def _actor(request: Request, named: str) -> str:
+    """The logged-in staff member; the name in the body only when the hub runs without login."""
+    user = getattr(request.state, "user", None)
+    return getattr(user, "username", None) or named
+Operator = Annotated[str, Field(default="operator", min_length=1, max_length=64)]
+
+
+class BlockBody(BaseModel):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(default="", max_length=200)
+    address: str = Field(default="", max_length=200)
+    grid: str = Field(default="", max_length=32)
+    units: list[str] = Field(default_factory=list, max_length=2000)
+    operator: Operator = "admin"
+
+
+class DoorBody(BaseModel):
+    node: str = Field(min_length=1, max_length=64)
+    block: str = Field(min_length=1, max_length=64)
+    name: str = Field(default="", max_length=200)
+    operator: Operator = "installer"
+
+
+class TenantBody(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="Real name as on the ID (实名)")
+    phone: str = Field(min_length=5, max_length=32)
+    id_number: str | None = Field(default=None, max_length=32, description="ID card number (optional)")
+    block: str = Field(min_length=1, max_length=64)
+    unit: str = Field(default="", max_length=64)
+    lease_start: AwareDatetime
+    lease_end: AwareDatetime
+    operator: Operator = "operator"
+
+
+class EnrolBody(BaseModel):
+    door: str = Field(min_length=1, max_length=64)
+    slot: int | None = Field(default=None, ge=0, le=2999)
+    operator: Operator = "operator"
+
+
+class OperatorBody(BaseModel):
+    operator: Operator = "operator"
+
+
+class UnlockBody(BaseModel):
+    operator: str = Field(min_length=1, max_length=64, description="Who opens the door remotely")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.get("/blocks")
+def list_blocks(svc: DoorsDep) -> list[dict[str, Any]]:
+    return svc.list_blocks()
+
+
+@router.post("/blocks", status_code=201)
+@requires(*INSTALLERS)
+def add_block(body: BlockBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return svc.add_block(body.id, name=body.name, address=body.address, grid=body.grid, units_=body.units,
+                         actor=_actor(request, body.operator))
+
+
+@router.get("")
+def list_doors(svc: DoorsDep, block: str | None = None) -> list[dict[str, Any]]:
+    return svc.list_doors(block)
+
+
+@router.post("", status_code=201)
+@requires(*INSTALLERS)
+def add_door(body: DoorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return svc.add_door(body.node, body.block, name=body.name, actor=_actor(request, body.operator))
+
+
+@router.get("/tenants")
+def list_tenants(svc: DoorsDep, block: str | None = None,
+                 state: Annotated[str | None, Query(pattern="^(active|revoked)$")] = None) -> list[dict[str, Any]]:
+    return svc.list_tenants(block, state)
+
+
+@router.post("/tenants", status_code=201)
+@requires(*OPERATORS)
+def add_tenant(body: TenantBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return svc.add_tenant(name=body.name, phone=body.phone, id_number=body.id_number, block=body.block,
+                          unit=body.unit, lease_start=body.lease_start, lease_end=body.lease_end,
+                          actor=_actor(request, body.operator))
+
+
+@router.get("/tenants/{tenant_id}")
+def get_tenant(tenant_id: str, svc: DoorsDep) -> dict[str, Any]:
+    return svc.get_tenant(tenant_id)
+
+
+@router.post("/tenants/{tenant_id}/enrol", status_code=202)
+@requires(*OPERATORS)
+def enrol(tenant_id: str, body: EnrolBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    """Ask the door to enrol the tenant (two scans there); on success the template goes to the block's
+    other doors, encrypted. Follow the enrolment's state with GET /api/doors/enrolments."""
+    return svc.enrol(tenant_id, body.door, _actor(request, body.operator), body.slot)
+
+
+@router.post("/tenants/{tenant_id}/revoke", status_code=202)
+@requires(*OPERATORS)
+def revoke(tenant_id: str, body: OperatorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return svc.revoke(tenant_id, _actor(request, body.operator))
+
+
+@router.get("/enrolments")
+def list_enrolments(svc: DoorsDep, tenant: str | None = None, door: str | None = None) -> list[dict[str, Any]]:
+    return svc.list_enrolments(tenant, door)
+
+
+@router.get("/commands/{command_id}")
+def command_status(command_id: str, svc: DoorsDep) -> dict[str, Any]:
+    return svc.command_status(command_id)
+
+
+@router.get("/audit")
+def audit_log(svc: DoorsDep, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
+              until: datetime | None = None,
+              limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
+    return svc.audit_log(door=door, tenant=tenant, since=since, until=until, limit=limit)
+
+
+@router.get("/audit.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def audit_csv(svc: DoorsDep, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
+              until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=100000)] = 10000) -> Response:
+    body = svc.audit_csv(door=door, tenant=tenant, since=since, until=until, limit=limit)
+    return Response("\ufeff" + body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="door-audit.csv"'})
+
+
+@router.post("/{node}/unlock", status_code=202)
+@requires(*OPERATORS)
+def unlock(node: str, body: UnlockBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    """Remote unlock for a named operator: signed, valid for at most 10 s, audited by the door."""
+    return {"command_id": svc.unlock(node, _actor(request, body.operator), body.reason)}
+
+
+@router.post("/{node}/sync", status_code=202)
+@requires("operator", "installer", "admin")
+def sync(node: str, body: OperatorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return {"command_id": svc.sync(node, _actor(request, body.operator))}
