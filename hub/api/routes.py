@@ -1,5 +1,6 @@
-"""REST and WebSocket routes (design.md "Hub HTTP"). Staff login comes with the console issue;
-until then the hub binds to 127.0.0.1 only and the operator's name travels in the request."""
+"""REST and WebSocket routes (design.md "Hub HTTP"). Every route is behind hub/auth.py's middleware
+(login required except /api/health and /api/login); a route's roles are set with ``@requires``. The
+operator recorded on an alarm is the logged-in user."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
 from hub import __version__, metrics
+from hub.auth import current_user, requires
+from hub.escalation import annotate
 from hub.service import OUTCOMES, HubService
 from hub.store import events, jsonable, snapshots
 
@@ -36,7 +39,7 @@ StateDep = Annotated[Any, Depends(_state)]
 
 
 class AckBody(BaseModel):
-    operator: str = Field(default="operator", min_length=1, max_length=64)
+    operator: str | None = Field(default=None, max_length=64, description="Ignored: the logged-in user is recorded")
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -97,12 +100,12 @@ def list_alarms(service: ServiceDep,
                 state: Annotated[str, Query(pattern="^(open|all|acknowledged|dispatched|on_scene|resolved)$")]
                 = "open",
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
-    return service.list_alarms(state, limit)
+    return annotate(service.engine, service.list_alarms(state, limit))
 
 
 @router.get("/api/alarms/{alarm_id}")
 def get_alarm(alarm_id: str, service: ServiceDep) -> dict[str, Any]:
-    return service.get_alarm(alarm_id)
+    return annotate(service.engine, [service.get_alarm(alarm_id)])[0]
 
 
 def _push(request: Request, alarm: dict[str, Any]) -> dict[str, Any]:
@@ -110,29 +113,38 @@ def _push(request: Request, alarm: dict[str, Any]) -> dict[str, Any]:
     return alarm
 
 
+def _operator(request: Request) -> str:
+    return current_user(request).username
+
+
 @router.post("/api/alarms/{alarm_id}/ack")
+@requires("operator", "admin")
 def ack_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "acknowledged", body.operator, note=body.note))
+    return _push(request, service.advance(alarm_id, "acknowledged", _operator(request), note=body.note))
 
 
 @router.post("/api/alarms/{alarm_id}/dispatch")
+@requires("operator", "admin")
 def dispatch_alarm(alarm_id: str, body: DispatchBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "dispatched", body.operator, to=body.to, note=body.note))
+    return _push(request, service.advance(alarm_id, "dispatched", _operator(request), to=body.to, note=body.note))
 
 
 @router.post("/api/alarms/{alarm_id}/on_scene")
+@requires("operator", "admin")
 def on_scene_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "on_scene", body.operator, note=body.note))
+    return _push(request, service.advance(alarm_id, "on_scene", _operator(request), note=body.note))
 
 
 @router.post("/api/alarms/{alarm_id}/resolve")
+@requires("operator", "admin")
 def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "resolved", body.operator, outcome=body.outcome,
+    return _push(request, service.advance(alarm_id, "resolved", _operator(request), outcome=body.outcome,
                                           note=body.note))
 
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus() -> Response:
+    """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth.py's middleware)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,57 @@
+"""The monitoring-centre console: login and access policy, escalation, reports and the web page.
+
+``setup_console(app, state)`` is called once from ``create_app``; it wraps the whole application in
+:class:`hub.auth.AuthMiddleware`, so routers added by anyone, before or after, are protected
+(see hub/auth.py for the rules and :func:`hub.auth.requires` for per-route roles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from hub import auth, reports
+from hub.escalation import Escalator
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent / "web"
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+
+
+def setup_console(app: FastAPI, state: Any) -> None:
+    settings = state.settings
+    state.auth = auth.Auth(state.engine, session_ttl_s=settings.session_ttl_s,
+                           max_failures=settings.login_max_failures, window_s=settings.login_window_s,
+                           metrics_token=settings.metrics_token)
+    state.escalator = Escalator(state.engine, after_s=settings.escalate_after_s,
+                                webhook=settings.escalation_webhook, publish=state.live.publish_threadsafe)
+    app.add_middleware(auth.AuthMiddleware, auth=state.auth)
+    app.include_router(auth.router)
+    app.include_router(reports.router)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = (WEB_DIR / name).resolve()
+        if path.parent != WEB_DIR or path.suffix not in STATIC_TYPES or not path.is_file():
+            raise HTTPException(404, "no such file")
+        return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+def start_console_tasks(state: Any) -> list[asyncio.Task[None]]:
+    interval = min(1.0, state.settings.escalate_after_s / 4)
+    return [asyncio.create_task(state.escalator.run(interval)), asyncio.create_task(_roll_up_loop(state))]
+
+
+async def _roll_up_loop(state: Any, every_s: float = 600) -> None:
+    """Closed days' door counts into the report roll-up, so reports over weeks stay fast."""
+    while True:
+        try:
+            await asyncio.to_thread(reports.Reports(state.engine, state.settings.timezone).roll_up)
+        except Exception:  # noqa: BLE001 - try again next round
+            log.exception("report roll-up failed")
+        await asyncio.sleep(every_s)
