@@ -73,8 +73,7 @@ def raw_round_trips(port: int, n: int) -> list[float]:
 async def presses(hub: HubProc, nodes: list[NodeProc], n: int) -> tuple[list[float], list[float]]:
     alarm_at: dict[str, tuple[str, float]] = {}  # alarm id -> (node, arrival)
     snap_at: dict[str, float] = {}
-    ws_url = hub.url.replace("http://", "ws://") + "/api/live"
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    async with websockets.connect(hub.ws_url(), max_size=None) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
 
         async def reader() -> None:

@@ -44,8 +44,7 @@ async def drain_round(hub: HubProc, node: NodeProc, broker: Broker, backlog: int
         await asyncio.to_thread(node.control, cmd="emit", n=1000, kind="detection.person")
     node.control(cmd="emit", n=backlog % 1000, kind="detection.person")
     alarm_at: dict[str, float] = {}
-    ws_url = hub.url.replace("http://", "ws://") + "/api/live"
-    async with websockets.connect(ws_url, max_size=None, open_timeout=30) as ws:
+    async with websockets.connect(hub.ws_url(), max_size=None, open_timeout=30) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
 
         async def reader() -> None:
@@ -104,7 +103,7 @@ def main() -> None:
                   f"{len(lat)} alarms pressed meanwhile", flush=True)
         assert stored(hub, "detection.person") == args.rounds * args.backlog
         m = {line.split(" ")[0]: float(line.split(" ")[1]) for line in
-             __import__("httpx").get(f"{hub.url}/metrics").text.splitlines() if line.startswith("pingan_hub_batch")}
+             hub.metrics().splitlines() if line.startswith("pingan_hub_batch")}
         n, total = m.get("pingan_hub_batch_seconds_count", 0), m.get("pingan_hub_batch_seconds_sum", 0)
         print(f"  hub commits: {n:.0f} batches, {total:.2f} s committing in all, "
               f"{args.rounds * args.backlog / max(n, 1):.0f} events per batch")

@@ -9,22 +9,29 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from edge.access import AccessList
 from edge.clock import Clock, SystemClock
 from edge.config import NodeConfig
-from edge.errors import HardwareError
-from edge.hw.camera import open_camera
+from edge.errors import HardwareError, PinganError
+from edge.hw.door_pins import DoorPins
+from edge.hw.fingerprint import FingerprintReader
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
 from edge.link.mqtt import NodeLink
 from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
-from edge.protocol import Heartbeat, HubStatus, Receipt, Topics, utcnow
-from edge.roles.alarm_post import AlarmPost
+from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
+from edge.roles.door import Door
 from edge.sdnotify import notify, watchdog_interval_s
 from edge.sim.control import ControlServer
+from edge.sim.reader import ReaderSimulator
+
+if TYPE_CHECKING:  # imported when needed: the camera (OpenCV, numpy) costs a door without one ~40 MB
+    from edge.roles.alarm_post import AlarmPost
 
 log = logging.getLogger(__name__)
 TICK_S = 0.05
@@ -44,12 +51,24 @@ class NodeAgent:
         if self.guard.key is None:
             log.warning("no command-signing key in $%s or $CREDENTIALS_DIRECTORY: the node will refuse "
                         "every command from the hub (alarm.ack included)", cfg.key_env)
-        self.pins = AlarmPostPins(cfg.pins)
-        try:
-            self.camera = open_camera(cfg.camera.source, cfg.camera.width, cfg.camera.height, cfg.node.id)
-        except HardwareError as exc:
-            log.error("camera unavailable, alarms will go without a picture: %s", exc)
-            self.camera = None
+        self.sim_reader: ReaderSimulator | None = None
+        self.access: AccessList | None = None
+        self.camera = None
+        self.worker: Any | None = None
+        if cfg.node.kind == "rental_door":
+            self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
+        else:
+            self.pins = AlarmPostPins(cfg.pins)
+        if cfg.wants_camera:
+            from edge.hw.camera import open_camera
+
+            try:
+                # privacy first: masked pixels never reach any consumer (snapshots, burst, detection)
+                masks = [m.points for m in cfg.vision.masks] if cfg.vision is not None else None
+                self.camera = open_camera(cfg.camera.source, cfg.camera.width, cfg.camera.height, cfg.node.id,
+                                          masks=masks)
+            except HardwareError as exc:
+                log.error("camera unavailable, alarms will go without a picture: %s", exc)
         mq = cfg.mqtt
         self.link = NodeLink(self.loop, cfg.node.id, cfg.node.kind, host=mq.host, port=mq.port,
                              username=mq.username or cfg.node.id, password=cfg.secret(mq.password_env),
@@ -57,19 +76,92 @@ class NodeAgent:
                              keepalive=mq.keepalive_s, protocol=mq.protocol)
         self.sender = Sender(self.outbox, self.link.publish, self.clock, window=cfg.outbox.window,
                              resend_after=cfg.outbox.resend_after_s)
-        self.role = AlarmPost(cfg, self.pins, self.camera, self.outbox, self.clock, self.guard,
-                              wake=self.wake, send_direct=self.link.publish)
-        if self.camera is None:
-            self.role.camera_ok = False
-            self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
+        if isinstance(self.pins, DoorPins):
+            self.role: AlarmPost | Door = self._make_door(self.pins)
+        else:
+            from edge.roles.alarm_post import AlarmPost
+
+            self.worker = self._make_camera_worker() if self.camera is not None else None
+            self.role = AlarmPost(cfg, self.pins, self.worker or self.camera, self.outbox, self.clock, self.guard,
+                                  wake=self.wake, send_direct=self.link.publish)
+            if self.worker is not None:
+                self.role.ring = self.worker.ring
+                role = self.role
+                self.worker.on_events = lambda events: self.loop.call_soon_threadsafe(role.on_vision_events, events)
+            if self.camera is None:
+                self.role.camera_ok = False
+                self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
+            self.pins.on_button(lambda pressed: self.loop.call_soon_threadsafe(
+                self.role.on_button_edge, pressed, self.clock.monotonic()))
+            self.pins.on_tamper(lambda opened: self.loop.call_soon_threadsafe(
+                self.role.on_enclosure_edge, opened, self.clock.monotonic()))
         self.link.on_message = self._on_message
         self.link.on_connected = self._on_connected
-        self.pins.on_button(lambda pressed: self.loop.call_soon_threadsafe(
-            self.role.on_button_edge, pressed, self.clock.monotonic()))
-        self.pins.on_tamper(lambda opened: self.loop.call_soon_threadsafe(
-            self.role.on_enclosure_edge, opened, self.clock.monotonic()))
         self.control: ControlServer | None = None
         self._last_tick = self._last_progress = time.monotonic()
+
+    def _make_camera_worker(self) -> Any:
+        """The camera thread: newest frame for snapshots, pre-press burst, detection if configured."""
+        from edge.vision.ring import FrameRing
+        from edge.vision.worker import CameraWorker
+
+        cfg = self.cfg
+        pipeline = None
+        if cfg.vision is not None:
+            from edge.vision.pipeline import VisionPipeline
+
+            try:
+                pipeline = VisionPipeline(cfg.vision, self.clock)
+            except PinganError as exc:  # a missing model must not stop the alarm path
+                log.error("on-device detection is off: %s", exc)
+        ring = FrameRing(seconds=cfg.camera.burst_s, fps=min(2.0, cfg.camera.fps), clock=self.clock) \
+            if cfg.camera.burst_s > 0 else None
+        return CameraWorker(self.camera, self.clock, fps=cfg.camera.fps, pipeline=pipeline, ring=ring).start()
+
+    def _make_door(self, pins: DoorPins) -> Door:
+        cfg = self.cfg
+        rc = cfg.reader
+        assert rc is not None
+        if rc.port == "sim":
+            if not pins.mock:
+                raise HardwareError("reader.port 'sim' needs simulated pins (pins.factory: mock)")
+            self.sim_reader = ReaderSimulator(enrolled=rc.sim_enrolled, address=rc.address,
+                                              password=rc.password).start()
+        port = self.sim_reader.port if self.sim_reader else rc.port
+
+        def open_reader() -> FingerprintReader:
+            reader = FingerprintReader.open(port, baudrate=rc.baudrate, timeout=rc.timeout, address=rc.address,
+                                            password=rc.password)
+            try:
+                reader.verify_password()
+            except HardwareError:
+                reader.close()
+                raise
+            return reader
+
+        reader: FingerprintReader | None
+        try:
+            reader = open_reader()
+        except HardwareError as exc:
+            log.error("fingerprint reader unavailable (the door stays locked to fingers; retrying): %s", exc)
+            reader = None
+        self.access = AccessList(cfg.data_dir / "access.db")
+        block_key = cfg.block_key()
+        if block_key is None:
+            log.warning("no block key in $%s: enrolments here cannot be synced to the block's other doors",
+                        cfg.door.block_key_env if cfg.door else "PINGAN_BLOCK_KEY")
+
+        def send_reply(reply: Reply) -> None:
+            self.link.publish(Topics.replies(cfg.node.id), reply.to_bytes(), 1)
+
+        door = Door(cfg, pins, reader, self.outbox, self.clock, self.guard, self.access, camera=self.camera,
+                    block_key=block_key, open_reader=open_reader, wake=self.wake,
+                    send_direct=self.link.publish, send_reply=send_reply)
+        now = self.clock.monotonic
+        pins.on_contact(lambda opened: self.loop.call_soon_threadsafe(door.on_contact_edge, opened, now()))
+        pins.on_exit(lambda pressed: self.loop.call_soon_threadsafe(door.on_exit_edge, pressed, now()))
+        pins.on_fire(lambda active: self.loop.call_soon_threadsafe(door.on_fire_edge, active, now()))
+        return door
 
     def wake(self) -> None:
         self._wake.set()
@@ -103,7 +195,8 @@ class NodeAgent:
         except ValidationError:
             log.warning("ignoring malformed receipt")
             return
-        self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots])
+        self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots]
+                              + [f"c:{c}" for c in receipt.clips])
         self._last_progress = time.monotonic()
         for item in receipt.rejected:
             entry = self.sender.rejected(event_key(item.id), item.reason) or \
@@ -158,17 +251,20 @@ class NodeAgent:
                 self.link.publish(Topics.heartbeat(self.cfg.node.id), hb.to_bytes(), 0)
             await asyncio.sleep(self.cfg.heartbeat_s)
 
-    async def run(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                self.loop.add_signal_handler(sig, self._stopping.set)
+    async def run(self, handle_signals: bool = True) -> None:
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    self.loop.add_signal_handler(sig, self._stopping.set)
         if self.pins.mock:
             self.control = ControlServer(self.cfg.control_socket, self)
             await self.control.start()
         self.link.start()
         log.info("node %s (%s) started; broker %s", self.cfg.node.id, self.cfg.node.kind, self.cfg.mqtt.url)
-        tasks = [asyncio.create_task(c) for c in (self._pump(), self._ticks(), self._heartbeats(),
-                                                  self._watchdog())]
+        coros = [self._pump(), self._ticks(), self._heartbeats(), self._watchdog()]
+        if isinstance(self.role, Door):
+            coros.append(self.role.run_reader())
+        tasks = [asyncio.create_task(c) for c in coros]
         try:
             await self._stopping.wait()
         finally:
@@ -185,8 +281,16 @@ class NodeAgent:
         if self.control:
             await self.control.stop()
         self.link.stop()
+        if isinstance(self.role, Door):
+            self.role.close()  # relay de-energised, reader closed
         self.pins.close()
-        if self.camera:
+        if self.sim_reader is not None:
+            self.sim_reader.stop()
+        if self.access is not None:
+            self.access.close()
+        if self.worker is not None:
+            self.worker.close()  # stops the camera thread, then closes the camera
+        elif self.camera:
             self.camera.close()
         self.outbox.close()
         self.guard.close()

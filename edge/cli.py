@@ -104,11 +104,73 @@ def state(node: Annotated[str, typer.Argument(help="Node id")], socket: SocketOp
 
 
 @sim_app.command()
+def finger(node: Annotated[str, typer.Argument(help="Door node id, e.g. door-b01-01")],
+           which: Annotated[str, typer.Argument(
+               help="Simulated finger number (with reader.sim_enrolled N, finger K sits in slot K), "
+                    "'unknown' for a finger nobody enrolled, or 'none' to lift it")],
+           hold: Annotated[bool, typer.Option("--hold", help="Leave the finger on the glass")] = False,
+           hold_s: Annotated[float, typer.Option(help="Seconds on the glass for a touch")] = 0.6,
+           socket: SocketOpt = None) -> None:
+    """Touch a simulated door's fingerprint reader with a finger."""
+    if which not in ("unknown", "none") and not which.isdigit():
+        _fail("the finger is a number, 'unknown' or 'none'")
+    answer = _control(node, {"cmd": "finger", "finger": which, "hold": hold, "hold_s": hold_s}, socket)
+    s = answer["state"]
+    typer.echo(f"{node}: finger {which}; lock {s['lock']}, grants {s['grants']}, denials {s['denials']}"
+               + (f", locked out {s['lockout_s']} s" if s["lockout_s"] else ""))
+
+
+@sim_app.command()
+def door(node: Annotated[str, typer.Argument(help="Door node id")],
+         action: Annotated[str, typer.Argument(help="open or close")],
+         socket: SocketOpt = None) -> None:
+    """Open or close a simulated door leaf (its door contact)."""
+    if action not in ("open", "close"):
+        _fail("say open or close")
+    answer = _control(node, {"cmd": "door", "state": "open" if action == "open" else "shut"}, socket)
+    typer.echo(f"{node}: door {answer['state']['door']}, lock {answer['state']['lock']}")
+
+
+@sim_app.command()
+def fire(node: Annotated[str, typer.Argument(help="Door node id")],
+         action: Annotated[str, typer.Argument(help="on or off")],
+         socket: SocketOpt = None) -> None:
+    """Switch a simulated door's fire-alarm input on or off."""
+    if action not in ("on", "off"):
+        _fail("say on or off")
+    answer = _control(node, {"cmd": "fire", "state": action}, socket)
+    typer.echo(f"{node}: fire input {action}, lock {answer['state']['lock']}")
+
+
+@sim_app.command("exit")
+def exit_button(node: Annotated[str, typer.Argument(help="Door node id")], socket: SocketOpt = None) -> None:
+    """Press a simulated door's exit button."""
+    answer = _control(node, {"cmd": "exit"}, socket)
+    typer.echo(f"{node}: exit pressed, lock {answer['state']['lock']}")
+
+
+@sim_app.command()
 def reader(enrolled: Annotated[int, typer.Option(min=0, max=1000, help="Fingers enrolled at start")] = 0) -> None:
     """Run a simulated R30x fingerprint reader on a new pty; prints the pty path first."""
     from edge.sim.reader import serve
 
     serve(enrolled=enrolled)
+
+
+@app.command()
+def detect(source: Annotated[str, typer.Argument(help="Video file, image, /dev/videoN, rtsp:// URL or 'synthetic'")],
+           config: Annotated[Path | None, typer.Option(help="YAML with a vision: section (zones, masks ...)")] = None,
+           all_frames: Annotated[bool, typer.Option("--all-frames", help="Run the detector on every frame")]
+           = False,
+           max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames")] = None) -> None:
+    """Run the vision pipeline on footage; one JSON object per line (detections and events)."""
+    from edge.vision.cli import run_detect
+
+    try:
+        code = run_detect(source, config, all_frames, max_frames)
+    except ConfigError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from edge.errors import ConfigError
 from edge.protocol import NODE_ID_PATTERN
+from edge.vision.config import VisionSettings
 from edge.yamlconfig import load_yaml_model
 
 
@@ -95,6 +96,9 @@ class CameraSettings(_Section):
     width: int = Field(default=640, ge=64, le=4096)
     height: int = Field(default=480, ge=48, le=4096)
     jpeg_quality: int = Field(default=80, ge=10, le=100)
+    fps: float = Field(default=5, gt=0, le=30, description="Frames read per second (detection, burst, snapshots)")
+    burst_s: float = Field(default=5, ge=0, le=30,
+                           description="Seconds of frames before a press sent with the alarm (0: none)")
 
 
 class OutboxSettings(_Section):
@@ -106,6 +110,55 @@ class OutboxSettings(_Section):
                         description="Messages handed to the broker but not yet PUBACKed")
     reserve_bytes: int = Field(default=1024 * 1024, ge=0,
                                description="Disk kept in reserve for alarms when the disk fills")
+
+
+class DoorSettings(_Section):
+    """The door of a rental block: lock relay, contacts, and the rules for opening it."""
+
+    lock_relay: int = Field(default=24, ge=0, le=27, description=(
+        "BCM pin of the lock relay. Pick it by its boot pull (GPIO0-8 pull up, 9-27 pull down) and set "
+        "its boot level in config.txt (gpio=N=op,dl or dh) so a booting Pi leaves the lock de-energised"))
+    lock_active_high: bool = Field(default=True, description="Relay energised on a high level")
+    mode: Literal["fail_secure", "fail_safe"] = Field(default="fail_secure", description=(
+        "What the de-energised lock does: fail_secure stays locked without power (strike), fail_safe "
+        "opens without power (maglock); the building code decides per door"))
+    door_contact: int = Field(default=25, ge=0, le=27,
+                              description="BCM pin of the door contact (closed to GND while the door is shut)")
+    exit_button: int = Field(default=16, ge=0, le=27,
+                             description="BCM pin of the request-to-exit button (to GND, pull-up)")
+    fire_input: int = Field(default=20, ge=0, le=27,
+                            description="BCM pin of the fire-alarm panel's contact (to GND while in alarm)")
+    unlock_s: float = Field(default=5, ge=1, le=60, description="Seconds the lock stays released after a grant")
+    held_open_s: float = Field(default=30, ge=5, le=3600, description="Door open this long: door.held_open")
+    lockout_after: int = Field(default=5, ge=1, le=100,
+                               description="Consecutive refused fingers before the reader is locked out")
+    lockout_s: float = Field(default=60, ge=1, le=3600, description="How long a lockout ignores the reader")
+    debounce_ms: int = Field(default=50, ge=5, le=1000, description="Ignore contact edges closer than this")
+    block_key_env: str = Field(default="PINGAN_BLOCK_KEY", description=(
+        "Env variable or credential file with the block key that encrypts fingerprint templates "
+        "synced between the block's doors (the hub never holds it in clear)"))
+
+    @property
+    def pins(self) -> dict[str, int]:
+        return {"door.lock_relay": self.lock_relay, "door.door_contact": self.door_contact,
+                "door.exit_button": self.exit_button, "door.fire_input": self.fire_input}
+
+
+class ReaderSettings(_Section):
+    """The fingerprint reader (R30x / AS608 family) on a serial port."""
+
+    port: str = Field(default="/dev/serial0", min_length=1, description=(
+        "Serial port: /dev/serial0 (the Pi's UART), /dev/ttyUSB0 (USB adapter), or 'sim' for the "
+        "built-in simulated reader (mock pins only)"))
+    baudrate: int = Field(default=57600, ge=9600, le=115200, description="The reader's baud rate")
+    address: int = Field(default=0xFFFFFFFF, ge=0, le=0xFFFFFFFF, description="The reader's module address")
+    password: int = Field(default=0, ge=0, le=0xFFFFFFFF, description="The reader's password (factory 0)")
+    timeout: float = Field(default=1.0, ge=0.05, le=10, description="Seconds to wait for one answer packet")
+    poll_s: float = Field(default=0.05, ge=0.01, le=2, description="How often the glass is checked for a finger")
+    enrol_wait_s: float = Field(default=15, ge=2, le=120,
+                                description="How long an enrolment waits for the finger at each scan")
+    sim_enrolled: int = Field(default=0, ge=0, le=300,
+                              description="With port 'sim': fingers 0..N-1 pre-enrolled in slots 0..N-1")
 
 
 class SimSettings(_Section):
@@ -122,6 +175,10 @@ class NodeConfig(_Section):
     camera: CameraSettings = Field(default_factory=CameraSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    door: DoorSettings | None = Field(default=None, description="rental_door only: lock, contacts, timers")
+    reader: ReaderSettings | None = Field(default=None, description="rental_door only: the fingerprint reader")
+    vision: VisionSettings | None = Field(default=None, description="alarm_post: on-device detection, zones, "
+                                          "privacy masks, camera tamper (see pingan-edge detect)")
     heartbeat_s: float = Field(default=10, ge=1, le=3600, description="Heartbeat period")
     data_dir: Path = Field(default=Path("/var/lib/pingan"),
                            description="Where the outbox and state live (on the SD card)")
@@ -129,17 +186,45 @@ class NodeConfig(_Section):
                          description="Env variable or credential file with the command-signing key")
 
     @model_validator(mode="after")
+    def _kind_sections(self) -> NodeConfig:
+        if self.node.kind == "rental_door":
+            missing = [name for name in ("door", "reader") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a rental_door node needs the {' and '.join(missing)} section(s); "
+                                 "copy them from firmware_config/rental_door.example.yaml")
+            extra = sorted(self.pins.model_fields_set - {"factory"})
+            if extra:
+                raise ValueError(f"pins.{extra[0]} is an alarm-pole pin: a rental_door's pins are in the "
+                                 "door section (pins takes only 'factory')")
+            if "alarm" in self.model_fields_set:
+                raise ValueError("the alarm section is for alarm_post nodes, not a rental_door")
+        else:
+            for name in ("door", "reader"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"the {name} section is for rental_door nodes, not a {self.node.kind}")
+        return self
+
+    @model_validator(mode="after")
     def _pins_distinct(self) -> NodeConfig:
-        used = [("alarm_button", self.pins.alarm_button), ("status_led", self.pins.status_led),
-                ("siren", self.pins.siren), ("tamper_switch", self.pins.tamper_switch)]
+        used: list[tuple[str, int | None]]
+        if self.door is not None:
+            used = list(self.door.pins.items())
+        else:
+            used = [("pins.alarm_button", self.pins.alarm_button), ("pins.status_led", self.pins.status_led),
+                    ("pins.siren", self.pins.siren), ("pins.tamper_switch", self.pins.tamper_switch)]
         seen: dict[int, str] = {}
         for name, pin in used:
             if pin is None:
                 continue
             if pin in seen:
-                raise ValueError(f"pins.{name} and pins.{seen[pin]} both use GPIO{pin}")
+                raise ValueError(f"{name} and {seen[pin]} both use GPIO{pin}")
             seen[pin] = name
         return self
+
+    @property
+    def wants_camera(self) -> bool:
+        """Alarm poles always have a camera; a door only when its config names one."""
+        return self.node.kind == "alarm_post" or "camera" in self.model_fields_set
 
     @property
     def control_socket(self) -> Path:
@@ -161,6 +246,13 @@ class NodeConfig(_Section):
         value = self.secret(self.key_env)
         return value.encode() if value else None
 
+    def block_key(self) -> bytes | None:
+        """The block's template key (rental doors), from the environment or credentials like the signing key."""
+        if self.door is None:
+            return None
+        value = self.secret(self.door.block_key_env)
+        return value.encode() if value else None
+
 
 def sim_socket_path(node_id: str) -> Path:
     """Where a simulated node listens for 'pingan-edge sim' (one folder per demo or test run)."""
@@ -169,6 +261,8 @@ def sim_socket_path(node_id: str) -> Path:
 
 def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     cfg = load_yaml_model(path, NodeConfig)
-    if cfg.node.kind != "alarm_post":
-        raise ConfigError(f"{path}: node.kind {cfg.node.kind!r} is not supported by this build yet")
+    if cfg.reader is not None and cfg.reader.port == "sim" and cfg.pins.factory != "mock" \
+            and os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() != "mock":
+        raise ConfigError(f"{path}: reader.port 'sim' (the simulated reader) needs simulated pins: "
+                          "set pins.factory: mock")
     return cfg

@@ -20,10 +20,17 @@ DESTINATIONS = {
     "node.yaml": ("etc/pingan/node.yaml", 0o644),
     "credentials/node-key": ("etc/pingan/credentials/node-key", 0o600),
     "credentials/mqtt-password": ("etc/pingan/credentials/mqtt-password", 0o600),
+    "credentials/block-key": ("etc/pingan/credentials/block-key", 0o600),
     "pingan-edge.service": ("etc/systemd/system/pingan-edge.service", 0o644),
     "config.txt.fragment": ("etc/pingan/config.txt.fragment", 0o644),
     "ca.crt": ("etc/pingan/ca.crt", 0o644),
+    "block-key.conf": ("etc/systemd/system/pingan-edge.service.d/block-key.conf", 0o644),
 }
+
+
+BLOCK_KEY_DROPIN = """[Service]
+LoadCredential=PINGAN_BLOCK_KEY:/etc/pingan/credentials/block-key
+"""
 
 
 def install_bundle(bundle: Path, root: Path = Path("/")) -> list[Path]:
@@ -50,6 +57,8 @@ def install_bundle(bundle: Path, root: Path = Path("/")) -> list[Path]:
         NodeConfig.model_validate(yaml.safe_load(files["node.yaml"]))
     except (ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"the bundle's node.yaml is invalid: {exc}") from None
+    if "credentials/block-key" in files:  # a door: hand its block key to the agent too
+        files["block-key.conf"] = BLOCK_KEY_DROPIN.encode()
     written = []
     for inner, data in files.items():
         rel, mode = DESTINATIONS[inner]

@@ -245,6 +245,7 @@ class Receipt(_Payload):
 
     ids: list[str] = Field(default_factory=list)  # stored events (or already stored: a duplicate)
     snapshots: list[str] = Field(default_factory=list)  # event ids whose snapshot is stored
+    clips: list[str] = Field(default_factory=list)  # "<event id>/<n>" burst frames stored
     rejected: list[RejectedItem] = Field(default_factory=list)
 
 

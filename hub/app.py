@@ -7,13 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from hub import __version__, metrics
+from hub.api.doors import router as doors_router
 from hub.api.routes import router
 from hub.config import HubSettings
+from hub.console import setup_console, start_console_tasks
+from hub.doors import DoorService
 from hub.errors import Conflict, NotFound
 from hub.homeassistant import HomeAssistantBridge
 from hub.ingest import Ingest
@@ -37,14 +41,25 @@ class HubState:
         self.vault = KeyVault(settings)
         self.ingest: Ingest | None = None
         if settings.mqtt_enabled:
-            self.ingest = Ingest(settings, self.engine, self.live.publish_threadsafe)
+            self.ingest = Ingest(settings, self.engine, self._notify)
         self.service = HubService(self.engine, self.vault, self._publish)
+        self.doors = DoorService(self.engine, self.service)
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.ingest is not None:
             ingest = self.ingest
             self.homeassistant = HomeAssistantBridge(
                 self.engine, lambda topic, payload, qos, retain: ingest.client.publish(topic, payload, qos, retain))
+
+    def _notify(self, items: list[dict[str, Any]]) -> None:
+        """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
+        self.live.publish_threadsafe(items)
+        for item in items:
+            if item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
+                try:
+                    self.doors.on_reply(item["command_id"])
+                except Exception:  # noqa: BLE001 - one bad reply never stops ingest
+                    log.exception("handling the reply to %s failed", item["command_id"])
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
         if self.ingest is None:
@@ -62,9 +77,12 @@ def create_app(settings: HubSettings) -> FastAPI:
         if state.ingest:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
+        console_tasks = start_console_tasks(state)
         try:
             yield
         finally:
+            for task in console_tasks:
+                task.cancel()
             resender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
@@ -76,6 +94,8 @@ def create_app(settings: HubSettings) -> FastAPI:
                   description="District monitoring centre: alarms, nodes, events, live stream.")
     app.state.hub = state
     app.include_router(router)
+    app.include_router(doors_router)
+    setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

@@ -73,11 +73,16 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_
     except PinganError as exc:
         _fail(str(exc))
     typer.echo(f"Pingan hub on http://{settings.http_host}:{chosen}  (API docs: /docs)", err=True)
+    if settings.http_host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo("serving beyond loopback: staff log in (pingan-hub users add); use HTTPS in the field", err=True)
     uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning")
 
 
 @app.command()
 def demo(poles: Annotated[int, typer.Option(min=1, max=200, help="Simulated alarm poles")] = 20,
+         doors: Annotated[int | None, typer.Option(min=0, max=1600, help="Simulated rental doors (default 100)")]
+         = None,
+         blocks: Annotated[int | None, typer.Option(min=1, max=200, help="Rental blocks the doors are in")] = None,
          port: Annotated[int, typer.Option(help="Preferred HTTP port")] = 8000,
          workdir: Annotated[Path, typer.Option(help="Where the demo keeps its state")] = Path(".pingan-demo"),
          keep: Annotated[bool, typer.Option(help="Keep the previous demo's data")] = False) -> None:
@@ -86,7 +91,8 @@ def demo(poles: Annotated[int, typer.Option(min=1, max=200, help="Simulated alar
     from hub.demo import run_demo
 
     try:
-        run_demo(poles=poles, port=pick_port("127.0.0.1", port), workdir=workdir, keep=keep)
+        run_demo(poles=poles, port=pick_port("127.0.0.1", port), workdir=workdir, keep=keep, doors=doors,
+                 blocks=blocks)
     except PinganError as exc:
         _fail(str(exc), 1)
 
@@ -100,11 +106,14 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               broker_url: Annotated[str, typer.Option(help="Broker address the node will use")]
               = "mqtt://hub.district.lan:1883",
               out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles"),
-              ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None) -> None:
+              ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None,
+              block_key_file: Annotated[Path | None, typer.Option(
+                  help="Doors: the block's template key file (made if missing; keep it for the block's "
+                       "other doors, the hub never stores it)")] = None) -> None:
     """Create a node's identity (signing key, MQTT user) and write its bundle for the installer."""
     from edge.protocol import check_node_id
     from hub.app import HubState
-    from hub.fleet import Fleet, node_config_for, write_bundle
+    from hub.fleet import Fleet, ensure_block_key, node_config_for, write_bundle
 
     try:
         check_node_id(node_id)
@@ -127,7 +136,12 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
             if not ca.is_file():
                 _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
             config["mqtt"]["ca_file"] = "/etc/pingan/ca.crt"
-        bundle = write_bundle(made, config, out, ca_crt=ca) if kind == "alarm_post" else None
+        block_key = None
+        if kind == "rental_door":
+            if block_key_file is None:
+                _fail("a door needs --block-key-file (one file per block, shared by its doors)")
+            block_key = ensure_block_key(block_key_file)
+        bundle = write_bundle(made, config, out, ca_crt=ca, block_key=block_key)
     except PinganError as exc:
         _fail(str(exc))
     if bundle:
@@ -159,6 +173,83 @@ def nodes_list() -> None:
     for n in state.service.list_nodes():
         typer.echo(f"{n['id']:<16} {n['kind']:<12} {n['state']:<8} grid={n['grid'] or '-':<6} "
                    f"last_seen={n['last_seen'] or '-'}")
+
+
+users_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="Staff accounts of the console (operator, installer, admin).")
+app.add_typer(users_app, name="users")
+
+
+def _auth():  # noqa: ANN202 - hub.auth.Auth, imported lazily
+    from hub.auth import Auth
+    from hub.store import init_db, make_engine
+
+    settings = _settings(mqtt_enabled=False)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    return Auth(engine)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+def users_add(name: Annotated[str, typer.Argument(help="Login name, e.g. wang.li")],
+              role: Annotated[str, typer.Option(help="operator, installer or admin")] = "operator",
+              password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                           help="Read the password from stdin's first line")] = False,
+              replace: Annotated[bool, typer.Option(help="Change an existing user's password and role")] = False,
+              ) -> None:
+    """Create a staff account (the first one: `pingan-hub users add NAME --role admin`)."""
+    from hub.auth import AuthError
+
+    auth = _auth()
+    try:
+        auth.add_user(name, _read_password(password_stdin), role, actor="cli", replace=replace)
+    except AuthError as exc:
+        _fail(str(exc))
+    typer.echo(f"{'updated' if replace else 'added'} {name} ({role})")
+
+
+@users_app.command("passwd")
+def users_passwd(name: Annotated[str, typer.Argument(help="Login name")],
+                 password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False) -> None:
+    """Set a new password (ends the user's sessions)."""
+    from hub.auth import AuthError
+
+    auth = _auth()
+    found = [u for u in auth.list_users() if u["username"] == name]
+    if not found:
+        _fail(f"no user {name}")
+    try:
+        auth.add_user(name, _read_password(password_stdin), found[0]["role"], actor="cli", replace=True)
+    except AuthError as exc:
+        _fail(str(exc))
+    typer.echo(f"password of {name} changed")
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="Login name")],
+                  enable: Annotated[bool, typer.Option("--enable", help="Enable again instead")] = False) -> None:
+    """Disable (or --enable) an account; a disabled user's sessions end at once."""
+    from hub.auth import AuthError
+
+    try:
+        _auth().set_disabled(name, not enable)
+    except AuthError as exc:
+        _fail(str(exc))
+    typer.echo(f"{name} {'enabled' if enable else 'disabled'}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Staff accounts."""
+    for u in _auth().list_users():
+        typer.echo(f"{u['username']:<20} {u['role']:<10} {'disabled' if u['disabled'] else 'active'}")
 
 
 broker_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

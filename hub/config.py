@@ -21,7 +21,8 @@ class HubSettings(BaseSettings):
     database_url: str | None = Field(default=None,
                                      description="SQLAlchemy URL; default SQLite in PINGAN_DATA_DIR")
     data_dir: Path = Field(default=Path("var/hub"), description="Database, keys and state")
-    http_host: str = Field(default="127.0.0.1", description="Bound to loopback until staff login exists")
+    http_host: str = Field(default="127.0.0.1",
+                           description="Address to bind; loopback by default, 0.0.0.0 to serve the centre's LAN")
     http_port: int = Field(default=8000, ge=1, le=65535)
     replica: str = Field(default="1", pattern=r"^[a-z0-9-]{1,32}$", description="Replica name")
     offline_after_s: float = Field(default=35, ge=5, description="Silence that makes a node offline")
@@ -31,6 +32,12 @@ class HubSettings(BaseSettings):
     secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")
     timezone: str = Field(default="Asia/Shanghai")
     ha_discovery: bool = Field(default=False, description="Publish Home Assistant MQTT discovery")
+    session_ttl_s: float = Field(default=12 * 3600, ge=60, description="Idle time before a staff session ends")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per username+IP in the window")
+    login_window_s: float = Field(default=300, ge=1, description="Window of the login rate limit")
+    metrics_token: str | None = Field(default=None, description="Bearer token Prometheus sends to /metrics")
+    escalate_after_s: float = Field(default=60, ge=1, description="Unacknowledged this long: the alarm escalates")
+    escalation_webhook: str | None = Field(default=None, description="URL an escalation is POSTed to (JSON)")
 
     @field_validator("mqtt_url")
     @classmethod

@@ -166,11 +166,24 @@ def node_config_for(node: str, kind: str, grid: str, place: str, lat: float | No
     ident: dict[str, Any] = {"id": node, "kind": kind, "grid": grid, "place": place}
     if lat is not None and lon is not None:
         ident["location"] = {"lat": lat, "lon": lon}
-    return {"node": ident, "mqtt": {"url": broker_url, "username": node}, "data_dir": "/var/lib/pingan"}
+    config: dict[str, Any] = {"node": ident, "mqtt": {"url": broker_url, "username": node},
+                              "data_dir": "/var/lib/pingan"}
+    if kind == "rental_door":  # the wiring of firmware_config/rental_door.example.yaml; edit to the site's
+        config["door"] = {"lock_relay": 24, "lock_active_high": True, "mode": "fail_secure", "door_contact": 25,
+                          "exit_button": 16, "fire_input": 20}
+        config["reader"] = {"port": "/dev/serial0"}
+    return config
+
+
+def ensure_block_key(path: Path) -> str:
+    """A block's template key lives with the installer (and on the block's doors), never in the hub."""
+    if not path.exists():
+        atomic_write(path, secrets.token_urlsafe(32).encode(), mode=0o600)
+    return path.read_text().strip()
 
 
 def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_root: Path | None = None,
-                 ca_crt: Path | None = None) -> Path:
+                 ca_crt: Path | None = None, block_key: str | None = None) -> Path:
     """A tar.gz an installer copies to the node: config, credentials, systemd unit, Pi files."""
     try:
         NodeConfig.model_validate(config)
@@ -183,6 +196,8 @@ def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_
         "credentials/mqtt-password": (secrets_.mqtt_password.encode(), 0o600),
         "README.txt": (BUNDLE_README.format(node=secrets_.node).encode(), 0o644),
     }
+    if block_key is not None:
+        files["credentials/block-key"] = (block_key.encode(), 0o600)
     if ca_crt is not None and ca_crt.exists():
         files["ca.crt"] = (ca_crt.read_bytes(), 0o644)
     for extra in ("systemd/pingan-edge.service", "firmware_config/config.txt.fragment"):

@@ -47,6 +47,7 @@ from hub.config import HubSettings
 from hub.store import (
     add_audit,
     alarms,
+    clips,
     commands,
     events,
     insert_ignore,
@@ -60,6 +61,7 @@ from hub.store import (
 
 log = logging.getLogger(__name__)
 Notify = Callable[[list[dict[str, Any]]], None]
+MAX_CLIP_FRAMES = 100
 MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit
 LIVE_BURST = 20  # more non-alarm events than this in one commit go live as one summary per node
 
@@ -79,6 +81,7 @@ class BatchResult:
 
     stored: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     snapshots: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    clips: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     rejected: dict[str, list[RejectedItem]] = field(default_factory=lambda: defaultdict(list))
     live: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, datetime] = field(default_factory=dict)
@@ -121,7 +124,7 @@ class Processor:
         elif channel == "replies":
             self._reply(conn, node, msg, out)
         elif channel == "clips":
-            self._snapshot(conn, node, parsed.rest[0], msg, out, clip=True)
+            self._snapshot(conn, node, parsed.rest[0], msg, out, clip_n=parsed.rest[1])
         else:
             raise Rejected(f"nodes do not publish on {channel}")
 
@@ -280,7 +283,7 @@ class Processor:
 
     # --- snapshots -----------------------------------------------------------------------------
     def _snapshot(self, conn: Connection, node: str, event_id: str, msg: Incoming, out: BatchResult,
-                  clip: bool = False) -> None:
+                  clip_n: str | None = None) -> None:
         if not _is_uuid(event_id):
             raise Rejected("snapshot topic does not name an event id")
         if len(msg.payload) > MAX_SNAPSHOT_BYTES:
@@ -290,9 +293,19 @@ class Processor:
         owner = conn.execute(select(events.c.node).where(events.c.id == event_id)).scalar()
         if owner is not None and owner != node:
             raise Rejected(f"node mismatch: event {event_id} belongs to {owner}", event_id)
-        if clip:  # bursts come with the vision work; keep only the first frame as the picture
-            if conn.execute(select(snapshots.c.event_id).where(snapshots.c.event_id == event_id)).first():
-                return
+        if clip_n is not None:  # one frame of the burst from before the press
+            if not clip_n.isdigit() or int(clip_n) >= MAX_CLIP_FRAMES:
+                raise Rejected("clip frame number out of range", event_id)
+            found = conn.execute(select(clips.c.node).where(clips.c.event_id == event_id,
+                                                            clips.c.n == int(clip_n))).scalar()
+            if found is not None and found != node:
+                raise Rejected("node mismatch on an existing clip", event_id)
+            if found is None:
+                conn.execute(clips.insert().values(event_id=event_id, n=int(clip_n), node=node, jpeg=msg.payload,
+                                                   received_at=msg.received_at))
+            metrics.ingested.labels("clips").inc()
+            out.clips[node].append(f"{event_id}/{clip_n}")
+            return
         existing = conn.execute(select(snapshots.c.node).where(snapshots.c.event_id == event_id)).scalar()
         if existing is None:
             conn.execute(snapshots.insert().values(event_id=event_id, node=node, jpeg=msg.payload,
@@ -479,9 +492,9 @@ class Ingest:
             out.rejected[parsed.node].append(RejectedItem(id=exc.event_id, reason=exc.reason))
 
     def _send_receipts(self, out: BatchResult) -> None:
-        for node in set(out.stored) | set(out.snapshots) | set(out.rejected):
+        for node in set(out.stored) | set(out.snapshots) | set(out.clips) | set(out.rejected):
             receipt = Receipt(ids=out.stored.get(node, []), snapshots=out.snapshots.get(node, []),
-                              rejected=out.rejected.get(node, []))
+                              clips=out.clips.get(node, []), rejected=out.rejected.get(node, []))
             self.client.publish(Topics.receipts(node), receipt.to_bytes(), qos=1)
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -90,6 +90,15 @@ snapshots = Table(
     Column("received_at", UTCDateTime(), nullable=False),
 )
 
+clips = Table(
+    "clips", metadata,  # an alarm's pre-press burst, one JPEG per frame
+    Column("event_id", String(36), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
 alarms = Table(
     "alarms", metadata,
     Column("id", String(36), primary_key=True),  # = the event id that raised it
@@ -131,6 +140,7 @@ commands = Table(
     Column("replied_at", UTCDateTime()),
     Column("ok", Boolean),
     Column("detail", Text),
+    Column("data", JSON),  # the reply's data (a door's enrolment: slot; templates are moved out of it)
     Index("commands_delivery", "delivery"),
 )
 
@@ -142,6 +152,68 @@ audit = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(128), nullable=False),
     Column("detail", JSON),
+)
+
+
+# --- rental blocks (issue #4) -----------------------------------------------------------------
+blocks = Table(
+    "blocks", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("address", String(200), nullable=False, default=""),
+    Column("grid", String(32), nullable=False, default=""),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+units = Table(
+    "units", metadata,
+    Column("id", String(64), primary_key=True),  # e.g. "b01-302"
+    Column("block", String(64), nullable=False),
+    Column("name", String(64), nullable=False),  # as on the door: "302"
+    Index("units_block", "block"),
+)
+
+doors = Table(
+    "doors", metadata,
+    Column("node", String(64), primary_key=True),  # a node of kind rental_door
+    Column("block", String(64), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("access_version", Integer, nullable=False, default=0),
+    Column("created", UTCDateTime(), nullable=False),
+    Index("doors_block", "block"),
+)
+
+tenants = Table(
+    "tenants", metadata,  # real-name registration (实名登记)
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("id_number", String(32)),  # optional; shown masked
+    Column("phone", String(32), nullable=False),
+    Column("block", String(64), nullable=False),
+    Column("unit", String(64), nullable=False, default=""),
+    Column("lease_start", UTCDateTime(), nullable=False),
+    Column("lease_end", UTCDateTime(), nullable=False),
+    Column("state", String(16), nullable=False, default="active"),  # active | revoked
+    Column("created", UTCDateTime(), nullable=False),
+    Index("tenants_block", "block"),
+)
+
+enrolments = Table(
+    "enrolments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(32), nullable=False),
+    Column("door", String(64), nullable=False),
+    Column("slot", Integer),
+    # pending → enrolled | failed; revoking → revoked
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("command_id", String(64)),
+    Column("source", String(16), nullable=False, default="scan"),  # scan | sync (template from another door)
+    Column("template_enc", Text),  # ciphertext under the block key; dropped on revoke
+    Column("detail", Text),
+    Column("updated", UTCDateTime(), nullable=False),
+    Index("enrolments_tenant", "tenant"),
+    Index("enrolments_door", "door"),
+    Index("enrolments_command", "command_id"),
 )
 
 
@@ -174,6 +246,19 @@ def make_engine(url: str) -> Engine:
 
 def init_db(engine: Engine) -> None:
     metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to existing tables since a database was made (create_all adds only tables)."""
+    from sqlalchemy import inspect
+
+    added = (("commands", "data", "JSON"),)
+    with engine.begin() as conn:
+        inspector = inspect(conn)
+        for table, column, sql_type in added:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], key: str) -> int:

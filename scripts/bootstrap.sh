@@ -15,13 +15,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[hub,dev]'
   touch "$stamp"
 fi
+# Debian packages: mosquitto (broker), chromium + CJK fonts (the console's browser test).
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+fi
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[bootstrap] installing from Debian: ${need[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[bootstrap] installing mosquitto from Debian"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
-  else
-    echo "[bootstrap] mosquitto is not installed and I cannot install it (not root or no apt-get);"
-    echo "            the demo will use the embedded amqtt broker; tests need mosquitto."
-  fi
+  echo "[bootstrap] mosquitto is not installed and I cannot install it (not root or no apt-get);"
+  echo "            the demo will use the embedded amqtt broker; tests need mosquitto."
 fi

@@ -2,5 +2,5 @@
 # A whole street on this machine: broker, hub, 20 simulated alarm poles. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+PINGAN_SKIP_BROWSER=1 bash scripts/bootstrap.sh
 exec .venv/bin/pingan-hub demo "$@"

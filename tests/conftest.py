@@ -103,20 +103,60 @@ class Proc:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+ADMIN = ("admin", "admin-password-for-tests")
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+def ensure_user(data_dir: Path, username: str, password: str, role: str) -> None:
+    """Make a staff account in a hub's database, as `pingan-hub users add` does (in-process: faster)."""
+    from hub.auth import Auth
+    from hub.store import init_db, make_engine
+
+    engine = make_engine(f"sqlite:///{(data_dir / 'hub.db').resolve()}")
+    try:
+        init_db(engine)
+        auth = Auth(engine)
+        if username not in {u["username"] for u in auth.list_users()}:
+            auth.add_user(username, password, role, actor="tests")
+    finally:
+        engine.dispose()
+
+
 class HubProc(Proc):
     def __init__(self, tmp: Path, broker_url: str, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PINGAN_MQTT_URL": broker_url, "PINGAN_DATA_DIR": str(tmp / "hub"),
-               "PINGAN_HTTP_PORT": str(self.port), "PINGAN_OFFLINE_GRACE_S": "0", "PINGAN_ACK_RESEND_S": "1"}
+               "PINGAN_HTTP_PORT": str(self.port), "PINGAN_OFFLINE_GRACE_S": "0", "PINGAN_ACK_RESEND_S": "1",
+               "PINGAN_METRICS_TOKEN": METRICS_TOKEN}
         env.update({f"PINGAN_{k.upper()}": v for k, v in settings.items()})
         super().__init__([sys.executable, "-m", "hub.cli", "serve", "--exact-port"], env, tmp / "hub.log")
         self.data_dir = tmp / "hub"
+        self.token = ""
 
     def start(self) -> HubProc:
+        ensure_user(self.data_dir, *ADMIN, "admin")
         super().start()
         wait_for(self._healthy, 30, 0.1, f"hub health at {self.url}\n{self.output()[-2000:]}")
+        self.token = self.login(*ADMIN)
         return self
+
+    def login(self, username: str, password: str) -> str:
+        r = httpx.post(f"{self.url}/api/login", json={"username": username, "password": password}, timeout=10)
+        r.raise_for_status()
+        return r.json()["token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def ws_url(self, path: str = "/api/live") -> str:
+        return self.url.replace("http://", "ws://") + path + ("&" if "?" in path else "?") + f"token={self.token}"
+
+    def metrics(self) -> str:
+        r = httpx.get(f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
+        r.raise_for_status()
+        return r.text
 
     def _healthy(self) -> bool:
         if not self.alive():
@@ -128,12 +168,12 @@ class HubProc(Proc):
             return False
 
     def get(self, path: str, **params: Any) -> Any:
-        r = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        r = httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=10)
         r.raise_for_status()
         return r.json()
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", json=body or {}, timeout=10)
+        return httpx.post(f"{self.url}{path}", json=body or {}, headers=self.headers, timeout=10)
 
     def register(self, node: str) -> str:
         """Register a node the way an installer does; returns its signing key."""

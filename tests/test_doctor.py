@@ -106,3 +106,18 @@ def test_install_puts_bundle_files_in_place(tmp_path: Path, fleet_broker) -> Non
     with pytest.raises(Exception, match="not a node bundle"):
         (tmp_path / "junk.tar.gz").write_bytes(b"junk")
         install_bundle(tmp_path / "junk.tar.gz", root)
+
+
+def test_door_bundle_carries_the_block_key_and_a_unit_dropin(tmp_path: Path, fleet_broker) -> None:  # noqa: F811
+    from hub.fleet import ensure_block_key
+
+    fleet, port, *_ = fleet_broker
+    made = fleet.add("door-b01-01", kind="rental_door", grid="G07")
+    key_file = tmp_path / "B01.block-key"
+    key = ensure_block_key(key_file)
+    assert ensure_block_key(key_file) == key  # the block's other doors get the same key
+    cfg = node_config_for("door-b01-01", "rental_door", "G07", "Gate", None, None, f"mqtt://127.0.0.1:{port}")
+    root = tmp_path / "root"
+    install_bundle(write_bundle(made, cfg, tmp_path / "b", block_key=key), root)
+    assert (root / "etc/pingan/credentials/block-key").read_text() == key
+    assert "PINGAN_BLOCK_KEY" in (root / "etc/systemd/system/pingan-edge.service.d/block-key.conf").read_text()

@@ -14,8 +14,7 @@ from hub.broker import Broker
 from tests.conftest import wait_for
 
 
-async def _next_alarm_message(url: str, trigger) -> dict:
-    ws_url = url.replace("http://", "ws://") + "/api/live"
+async def _next_alarm_message(ws_url: str, trigger) -> dict:
     async with websockets.connect(ws_url) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] == "hello"
@@ -33,7 +32,7 @@ def _press_to_ack(broker_url: str, hub_factory, node_factory) -> None:
     wait_for(lambda: any(n["id"] == "pole-07" and n["state"] == "online" for n in hub.get("/api/nodes")),
              message="pole-07 online at the hub")
 
-    msg = asyncio.run(_next_alarm_message(hub.url, lambda: node.control(cmd="press")))
+    msg = asyncio.run(_next_alarm_message(hub.ws_url(), lambda: node.control(cmd="press")))
     assert msg["event"]["kind"] == "alarm.pressed"
     assert msg["event"]["node"] == "pole-07"
     assert msg["event"]["data"]["grid"] == "G01"
@@ -42,7 +41,8 @@ def _press_to_ack(broker_url: str, hub_factory, node_factory) -> None:
     alarms = hub.get("/api/alarms")
     assert [a["id"] for a in alarms] == [alarm_id]
     assert alarms[0]["state"] == "open" and alarms[0]["place"] == "Test street"
-    snap = wait_for(lambda: (r := httpx.get(f"{hub.url}/api/events/{alarm_id}/snapshot.jpg")).status_code == 200
+    snap_url = f"{hub.url}/api/events/{alarm_id}/snapshot.jpg"
+    snap = wait_for(lambda: (r := httpx.get(snap_url, headers=hub.headers)).status_code == 200
                     and r, message="snapshot stored")
     assert snap.headers["content-type"] == "image/jpeg" and snap.content[:2] == b"\xff\xd8"
 

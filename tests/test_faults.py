@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -105,7 +104,7 @@ def test_bad_input_is_rejected_counted_and_hub_keeps_serving(broker: Broker, hub
 
     assert other.node not in {n["id"] for n in hub.get("/api/nodes")}
     assert str(other.id) not in hub.event_ids()
-    metrics = httpx.get(f"{hub.url}/metrics").text
+    metrics = hub.metrics()
     rejected = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                    if line.startswith("pingan_hub_rejected_total{"))
     assert rejected == len(bad), metrics

@@ -39,16 +39,27 @@ class FakeMqtt:
 
 @pytest.fixture()
 def hub(tmp_path: Path):
-    settings = load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_after_s=5, offline_grace_s=0)
+    settings = load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_after_s=5, offline_grace_s=0,
+                             metrics_token=METRICS_TOKEN)
     app = create_app(settings)
     state = app.state.hub
+    state.auth.add_user("li", "correct horse battery", "admin")  # the on-duty staff member of these tests
     ingest: Ingest = state.ingest
     fake = FakeMqtt()
     ingest.client = fake  # no network: batches are fed by hand
     live: list[dict] = []
     ingest.notify = live.extend
     with TestClient(app) as client:
+        token = client.post("/api/login", json={"username": "li", "password": "correct horse battery"}).json()["token"]
+        client.headers["Authorization"] = f"Bearer {token}"
         yield state, ingest, fake, live, client
+
+
+METRICS_TOKEN = "scrape-token-for-tests"
+
+
+def scrape(client: TestClient) -> str:
+    return client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
 
 
 _mid = iter(range(1, 1_000_000))
@@ -101,7 +112,7 @@ def test_bad_events_are_refused_with_a_negative_receipt(hub, payload, reason) ->
     if has_id:
         assert len(rejected) == 1 and reason in rejected[0].reason
     assert len(fake.acked) == 1  # acked so the broker does not redeliver it forever
-    metrics = client.get("/metrics").text
+    metrics = scrape(client)
     assert "pingan_hub_rejected_total" in metrics
 
 
@@ -150,7 +161,8 @@ def test_alarm_lifecycle_is_audited_and_checked(hub) -> None:
     assert [c["args"]["stage"] for c in sent] == ["acknowledged", "dispatched", "on_scene", "resolved"]
     assert all(c["sig"] and c["operator"] for c in sent)
     with state.engine.connect() as conn:
-        actions = [a for (a,) in conn.exec_driver_sql("SELECT action FROM audit ORDER BY seq")]
+        actions = [a for (a,) in conn.exec_driver_sql(
+            "SELECT action FROM audit WHERE action NOT IN ('user.add', 'login') ORDER BY seq")]
     assert actions == ["node.register", "alarm.acknowledged", "alarm.dispatched", "alarm.on_scene", "alarm.resolved"]
 
 
@@ -228,14 +240,14 @@ def _metric(text: str, name: str) -> float:
 
 def test_metrics_show_kinds_lag_nodes_and_response_times(hub) -> None:
     state, ingest, fake, live, client = hub
-    before = client.get("/metrics").text
+    before = scrape(client)
     state.service.register_node("pole-01")
     ev = Event.make("pole-01", "alarm.pressed")
     feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
     hb = {"ts": utcnow().isoformat(), "uptime_s": 5, "outbox_depth": 7}
     feed(ingest, (Topics.heartbeat("pole-01"), json.dumps(hb).encode()))
     client.post(f"/api/alarms/{ev.id}/ack", json={})
-    text = client.get("/metrics").text
+    text = scrape(client)
     for name, delta in (('pingan_hub_events_total{kind="alarm.pressed"}', 1),
                         ("pingan_hub_ingest_lag_seconds_count", 2),
                         ('pingan_hub_alarm_response_seconds_count{stage="acknowledged"}', 1)):

@@ -78,6 +78,10 @@ def snapshot_key(event_id: str) -> str:
     return f"s:{event_id}"
 
 
+def clip_key(event_id: str, n: int) -> str:
+    return f"c:{event_id}/{n}"
+
+
 class Outbox:
     """Owned by one thread (the node's asyncio loop): SQLite's one-writer rule by construction."""
 

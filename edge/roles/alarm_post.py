@@ -22,7 +22,7 @@ from edge.config import NodeConfig
 from edge.hw.camera import Camera, encode_jpeg
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard, CommandRefused
-from edge.link.outbox import Outbox, OutboxFull, event_key, snapshot_key
+from edge.link.outbox import Outbox, OutboxFull, clip_key, event_key, snapshot_key
 from edge.protocol import ALARM_STAGES, Command, Event, Reply, Topics, priority_of
 from edge.roles.debounce import Debouncer
 
@@ -63,6 +63,7 @@ class AlarmPost:
         self._stuck_reported = False
         self.presses = 0
         self.camera_ok = True
+        self.ring: Any | None = None  # the camera thread's pre-press frames, when there is one
         pins.light.show("idle")
         pins.set_siren(False)
 
@@ -90,9 +91,11 @@ class AlarmPost:
         self.camera_ok = True
         return encode_jpeg(frame, self.cfg.camera.jpeg_quality)
 
-    def emit(self, kind: str, data: dict[str, Any] | None = None, *, with_snapshot: bool = False) -> Event:
-        """Write an event (and its picture) to the outbox; send from memory if the disk refuses."""
-        jpeg = self._snapshot() if with_snapshot else None
+    def emit(self, kind: str, data: dict[str, Any] | None = None, *, with_snapshot: bool = False,
+             jpeg: bytes | None = None, burst: list[bytes] | None = None) -> Event:
+        """Write an event (its picture, its pre-press burst) to the outbox; from memory if the disk refuses."""
+        if jpeg is None and with_snapshot:
+            jpeg = self._snapshot()
         event = Event.make(self.node_id, kind, {**self._location(), **(data or {})},
                            snapshot=jpeg is not None, ts=self.clock.now())
         priority = priority_of(kind)
@@ -103,6 +106,9 @@ class AlarmPost:
             if jpeg is not None:
                 self.outbox.put(snapshot_key(str(event.id)), Topics.snapshot(self.node_id, str(event.id)),
                                 jpeg, priority)
+            for n, frame in enumerate(burst or []):
+                self.outbox.put(clip_key(str(event.id), n), Topics.clip(self.node_id, str(event.id), n), frame,
+                                priority)
         except OutboxFull as exc:
             log.error("%s; sending %s %s from memory", exc, kind, event.id)
             self.send_direct(topic, payload, 1)
@@ -110,6 +116,13 @@ class AlarmPost:
                 self.send_direct(Topics.snapshot(self.node_id, str(event.id)), jpeg, 1)
         self.wake()
         return event
+
+    def on_vision_events(self, events: list[Any]) -> None:
+        """Detections and camera tamper from the camera thread, each with its own picture."""
+        for ev in events:
+            if ev.kind == "tamper.camera":
+                self.camera_ok = False
+            self.emit(ev.kind, ev.data, jpeg=ev.snapshot)
 
     # --- the button --------------------------------------------------------------------------
     def on_button_edge(self, pressed: bool, t: float) -> None:
@@ -134,7 +147,9 @@ class AlarmPost:
             self.alarm.count += 1
             self.alarm.last_press = t
             return
-        event = self.emit("alarm.pressed", {"count": 1}, with_snapshot=True)
+        burst = self.ring.burst() if self.ring is not None else None
+        event = self.emit("alarm.pressed", {"count": 1, "burst_frames": len(burst or [])}, with_snapshot=True,
+                          burst=burst)
         self.alarm = OpenAlarm(id=str(event.id), started=t, last_press=t)
         log.warning("ALARM pressed: %s", event.id)
         if self.cfg.alarm.siren_on_press:

@@ -7,21 +7,26 @@ tracker, zones, loitering and tamper checks; ``FrameRing`` keeps a pre-alarm bur
 ``models/build_models.py`` into ``$PINGAN_MODEL_DIR`` (see ``edge.vision.models``).
 """
 
-from edge.vision.config import MaskSettings, TamperSettings, TrackerSettings, VisionSettings, ZoneSettings
-from edge.vision.detector import (
-    COCO_CLASSES,
-    DEFAULT_CLASSES,
-    VEHICLE_CLASSES,
-    Detection,
-    Detector,
-    available,
-    create,
-    register,
-)
-from edge.vision.models import ModelError, model_dir, model_path
-from edge.vision.motion import MotionGate, MotionResult
-from edge.vision.pipeline import VisionEvent, VisionPipeline
-from edge.vision.ring import FrameRing
+import importlib
+from typing import Any
+
+# Exports load on first use: importing edge.vision.config (the node config does) must not pull in
+# OpenCV, numpy and onnxruntime on a door node that has no camera.
+_EXPORTS = {
+    "MaskSettings": "config", "TamperSettings": "config", "TrackerSettings": "config", "VisionSettings": "config",
+    "ZoneSettings": "config", "COCO_CLASSES": "detector", "DEFAULT_CLASSES": "detector",
+    "VEHICLE_CLASSES": "detector", "Detection": "detector", "Detector": "detector", "available": "detector",
+    "create": "detector", "register": "detector", "ModelError": "models", "model_dir": "models",
+    "model_path": "models", "MotionGate": "motion", "MotionResult": "motion", "VisionEvent": "pipeline",
+    "VisionPipeline": "pipeline", "FrameRing": "ring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"edge.vision.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'edge.vision' has no attribute {name!r}")
+
 
 __all__ = [
     "COCO_CLASSES",
