@@ -157,6 +157,18 @@ def reader(enrolled: Annotated[int, typer.Option(min=0, max=1000, help="Fingers 
     serve(enrolled=enrolled)
 
 
+def config_schema_text() -> str:
+    from edge.config import NodeConfig
+
+    return json.dumps(NodeConfig.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of the node config (firmware_config/node-config.schema.json)."""
+    typer.echo(config_schema_text(), nl=False)
+
+
 @app.command()
 def detect(source: Annotated[str, typer.Argument(help="Video file, image, /dev/videoN, rtsp:// URL or 'synthetic'")],
            config: Annotated[Path | None, typer.Option(help="YAML with a vision: section (zones, masks ...)")] = None,

@@ -104,3 +104,15 @@ def test_door_defaults_and_sim_reader(tmp_path: Path) -> None:
     path.write_text(_DOOR + "pins: {factory: mock}\ndoor: {}\nreader: {port: sim}\n")
     cfg = load_node_config(path)
     assert cfg.door.unlock_s == 5 and cfg.door.lockout_s == 60 and cfg.reader.timeout == 1.0
+
+
+def test_json_schema_in_firmware_config_is_in_sync() -> None:
+    """firmware_config/node-config.schema.json is generated: `pingan-edge schema > firmware_config/...`."""
+    import json
+
+    from edge.cli import config_schema_text
+
+    committed = (ROOT / "firmware_config" / "node-config.schema.json").read_text()
+    assert committed == config_schema_text(), "regenerate: pingan-edge schema > firmware_config/node-config.schema.json"
+    schema = json.loads(committed)
+    assert {"node", "mqtt", "pins", "door", "reader", "vision"} <= set(schema["properties"])

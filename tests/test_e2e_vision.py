@@ -32,6 +32,12 @@ def test_press_sends_the_burst_from_before_it(broker, hub_factory, node_factory)
     assert all(jpeg[:2] == b"\xff\xd8" for _, jpeg in frames)
     assert [n for n, _ in frames] == list(range(len(frames)))
     wait_for(lambda: node.control(cmd="state")["state"]["outbox"] == 0, message="clips receipted, outbox empty")
+    listing = hub.get(f"/api/events/{alarm_id}/clips")
+    assert listing["frames"] == [n for n, _ in frames]
+    import httpx
+
+    r = httpx.get(f"{hub.url}{listing['urls'][0]}", headers=hub.headers)
+    assert r.status_code == 200 and r.content == frames[0][1]
 
 
 def test_pole_detects_a_person_on_its_camera(tmp_path, broker, hub_factory, node_factory) -> None:

@@ -20,7 +20,7 @@ from hub import __version__, metrics
 from hub.auth import current_user, requires
 from hub.escalation import annotate
 from hub.service import OUTCOMES, HubService
-from hub.store import events, jsonable, snapshots
+from hub.store import clips, events, jsonable, snapshots
 
 router = APIRouter()
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -92,6 +92,26 @@ def snapshot(event_id: str, state: StateDep) -> Response:
         jpeg = conn.execute(select(snapshots.c.jpeg).where(snapshots.c.event_id == event_id)).scalar()
     if jpeg is None:
         raise HTTPException(404, f"no snapshot for event {event_id} (yet)")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/api/events/{event_id}/clips")
+def clip_frames(event_id: str, state: StateDep) -> dict[str, Any]:
+    """The frames of an alarm's pre-press burst (oldest first) stored so far."""
+    with state.engine.connect() as conn:
+        frames = [n for (n,) in conn.execute(select(clips.c.n).where(clips.c.event_id == event_id)
+                                             .order_by(clips.c.n))]
+    return {"event_id": event_id, "frames": frames,
+            "urls": [f"/api/events/{event_id}/clips/{n}.jpg" for n in frames]}
+
+
+@router.get("/api/events/{event_id}/clips/{n}.jpg", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such frame"}})
+def clip_frame(event_id: str, n: int, state: StateDep) -> Response:
+    with state.engine.connect() as conn:
+        jpeg = conn.execute(select(clips.c.jpeg).where(clips.c.event_id == event_id, clips.c.n == n)).scalar()
+    if jpeg is None:
+        raise HTTPException(404, f"no frame {n} of event {event_id}'s burst")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
