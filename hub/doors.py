@@ -67,7 +67,9 @@ class DoorService:
                 raise Conflict(f"block {block_id} exists")
             conn.execute(blocks.insert().values(id=block_id, name=name, address=address, grid=grid,
                                                 created=now_utc()))
-            for unit in units_ or []:
+            for unit in dict.fromkeys(units_ or []):  # a unit named twice is one unit
+                if conn.execute(select(units.c.id).where(units.c.id == f"{block_id}-{unit}")).first():
+                    raise Conflict(f"unit id {block_id}-{unit} is taken by another block; choose other names")
                 conn.execute(units.insert().values(id=f"{block_id}-{unit}", block=block_id, name=unit))
             add_audit(conn, actor, "block.add", block_id, {"name": name, "units": units_ or []})
             return self._block(conn, block_id)
