@@ -211,7 +211,12 @@ Pingan demo street is up.
   enrol a tenant:   POST {console}/api/doors/tenants, then POST .../tenants/<id>/enrol {{"door": "door-b01-01"}}
                     and touch twice: {edge} sim finger door-b01-01 42
   login:            {login[0] or '(none in this build)'} / {login[1]}
-  acknowledge:      curl -X POST {console}/api/alarms/<id>/ack -H 'Content-Type: application/json' -d '{{}}'
+  API token:        TOKEN=$(curl -s {console}/api/login -H 'Content-Type: application/json' \\
+                      -d '{{"username": "{login[0]}", "password": "{login[1]}"}}' \\
+                      | sed -E 's/.*"token": ?"([^"]+)".*/\\1/')
+  list alarms:      curl -s {console}/api/alarms -H "Authorization: Bearer $TOKEN"
+  acknowledge:      curl -X POST {console}/api/alarms/<id>/ack -H "Authorization: Bearer $TOKEN" \\
+                      -H 'Content-Type: application/json' -d '{{}}'
   (the hub listens on 127.0.0.1 only)
 Ctrl-C stops everything this demo started.""", flush=True)
         while all(p.poll() is None for p in procs[:1]):
