@@ -19,11 +19,12 @@ from typing import Any
 
 from edge.clock import Clock
 from edge.config import NodeConfig
-from edge.hw.camera import Camera, encode_jpeg
+from edge.hw.camera import Camera
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard, CommandRefused
-from edge.link.outbox import Outbox, OutboxFull, clip_key, event_key, snapshot_key
-from edge.protocol import ALARM_STAGES, Command, Event, Reply, Topics, priority_of
+from edge.link.outbox import Outbox
+from edge.protocol import ALARM_STAGES, Command, Reply
+from edge.roles.base import EventEmitter
 from edge.roles.debounce import Debouncer
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class OpenAlarm:
     not_delivered: bool = False
 
 
-class AlarmPost:
+class AlarmPost(EventEmitter):
     def __init__(self, cfg: NodeConfig, pins: AlarmPostPins, camera: Camera | None, outbox: Outbox,
                  clock: Clock, guard: CommandGuard, *, wake: Callable[[], None] = lambda: None,
                  send_direct: SendDirect = lambda topic, payload, qos: None) -> None:
@@ -68,55 +69,6 @@ class AlarmPost:
         pins.set_siren(False)
 
     # --- events --------------------------------------------------------------------------
-    def _location(self) -> dict[str, Any]:
-        ident = self.cfg.node
-        loc: dict[str, Any] = {"place": ident.place, "grid": ident.grid}
-        if ident.location:
-            loc.update(lat=ident.location.lat, lon=ident.location.lon)
-        return loc
-
-    def _snapshot(self) -> bytes | None:
-        if self.camera is None:
-            return None
-        try:
-            frame = self.camera.read()
-        except Exception as exc:  # noqa: BLE001 - a dead camera must never stop an alarm
-            log.error("camera failed: %s", exc)
-            frame = None
-        if frame is None:
-            if self.camera_ok:
-                self.camera_ok = False
-                self.emit("tamper.camera", {"reason": "feed_lost"})
-            return None
-        self.camera_ok = True
-        return encode_jpeg(frame, self.cfg.camera.jpeg_quality)
-
-    def emit(self, kind: str, data: dict[str, Any] | None = None, *, with_snapshot: bool = False,
-             jpeg: bytes | None = None, burst: list[bytes] | None = None) -> Event:
-        """Write an event (its picture, its pre-press burst) to the outbox; from memory if the disk refuses."""
-        if jpeg is None and with_snapshot:
-            jpeg = self._snapshot()
-        event = Event.make(self.node_id, kind, {**self._location(), **(data or {})},
-                           snapshot=jpeg is not None, ts=self.clock.now())
-        priority = priority_of(kind)
-        topic = Topics.events(self.node_id)
-        payload = event.to_bytes()
-        try:
-            self.outbox.put(event_key(str(event.id)), topic, payload, priority)
-            if jpeg is not None:
-                self.outbox.put(snapshot_key(str(event.id)), Topics.snapshot(self.node_id, str(event.id)),
-                                jpeg, priority)
-            for n, frame in enumerate(burst or []):
-                self.outbox.put(clip_key(str(event.id), n), Topics.clip(self.node_id, str(event.id), n), frame,
-                                priority)
-        except OutboxFull as exc:
-            log.error("%s; sending %s %s from memory", exc, kind, event.id)
-            self.send_direct(topic, payload, 1)
-            if jpeg is not None:
-                self.send_direct(Topics.snapshot(self.node_id, str(event.id)), jpeg, 1)
-        self.wake()
-        return event
-
     def on_vision_events(self, events: list[Any]) -> None:
         """Detections and camera tamper from the camera thread, each with its own picture."""
         for ev in events:

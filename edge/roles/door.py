@@ -28,8 +28,9 @@ from edge.errors import HardwareError, PinganError
 from edge.hw.door_pins import DoorPins
 from edge.hw.fingerprint import EnrolmentError, FingerprintReader
 from edge.link.commands import CommandGuard, CommandRefused
-from edge.link.outbox import Outbox, OutboxFull, event_key, snapshot_key
-from edge.protocol import Command, Event, Reply, Topics, priority_of
+from edge.link.outbox import Outbox
+from edge.protocol import Command, Reply
+from edge.roles.base import EventEmitter
 from edge.roles.debounce import Debouncer
 from edge.template_crypto import TemplateKeyError, open_template, seal_template
 
@@ -54,7 +55,7 @@ class ScanResult:
     at: float = 0.0  # time.perf_counter() when the reader's answer was in (for the latency bench)
 
 
-class Door:
+class Door(EventEmitter):
     def __init__(self, cfg: NodeConfig, pins: DoorPins, reader: FingerprintReader | None, outbox: Outbox,
                  clock: Clock, guard: CommandGuard, access: AccessList, *, camera: Camera | None = None,
                  block_key: bytes | None = None, open_reader: ReaderFactory | None = None,
@@ -106,53 +107,6 @@ class Door:
         pins.set_locked(not self.fire_active)
         if reader is None:
             self.emit("node.fault", {"fault": "reader_absent", "detail": "the fingerprint reader did not open"})
-
-    # --- events --------------------------------------------------------------------------------
-    def _location(self) -> dict[str, Any]:
-        ident = self.cfg.node
-        loc: dict[str, Any] = {"place": ident.place, "grid": ident.grid}
-        if ident.location:
-            loc.update(lat=ident.location.lat, lon=ident.location.lon)
-        return loc
-
-    def _snapshot(self) -> bytes | None:
-        if self.camera is None:
-            return None
-        from edge.hw.camera import encode_jpeg
-
-        try:
-            frame = self.camera.read()
-        except Exception as exc:  # noqa: BLE001 - a dead camera must never stop an alarm
-            log.error("camera failed: %s", exc)
-            frame = None
-        if frame is None:
-            if self.camera_ok:
-                self.camera_ok = False
-                self.emit("tamper.camera", {"reason": "feed_lost"})
-            return None
-        self.camera_ok = True
-        return encode_jpeg(frame, self.cfg.camera.jpeg_quality)
-
-    def emit(self, kind: str, data: dict[str, Any] | None = None, *, with_snapshot: bool = False) -> Event:
-        """Write an event (and its picture) to the outbox; send from memory if the disk refuses."""
-        jpeg = self._snapshot() if with_snapshot else None
-        event = Event.make(self.node_id, kind, {**self._location(), **(data or {})},
-                           snapshot=jpeg is not None, ts=self.clock.now())
-        priority = priority_of(kind)
-        topic = Topics.events(self.node_id)
-        payload = event.to_bytes()
-        try:
-            self.outbox.put(event_key(str(event.id)), topic, payload, priority)
-            if jpeg is not None:
-                self.outbox.put(snapshot_key(str(event.id)), Topics.snapshot(self.node_id, str(event.id)),
-                                jpeg, priority)
-        except OutboxFull as exc:
-            log.error("%s; sending %s %s from memory", exc, kind, event.id)
-            self.send_direct(topic, payload, 1)
-            if jpeg is not None:
-                self.send_direct(Topics.snapshot(self.node_id, str(event.id)), jpeg, 1)
-        self.wake()
-        return event
 
     # --- the lock ------------------------------------------------------------------------------
     def _release(self, t: float) -> None:
