@@ -246,7 +246,8 @@ class NodeAgent:
                 st = os.statvfs(self.cfg.data_dir)
                 hb = Heartbeat(ts=utcnow(), uptime_s=round(time.monotonic() - self.started, 1),
                                outbox_depth=self.outbox.depth(), outbox_bytes=self.outbox.bytes,
-                               evicted=self.outbox.counter("evicted"), cpu_temp_c=_cpu_temp(),
+                               evicted=self.outbox.counter("evicted"),
+                               dropped=self.outbox.counter("dropped"), cpu_temp_c=_cpu_temp(),
                                disk_free_bytes=st.f_bavail * st.f_frsize)
                 self.link.publish(Topics.heartbeat(self.cfg.node.id), hb.to_bytes(), 0)
             await asyncio.sleep(self.cfg.heartbeat_s)

@@ -124,3 +124,25 @@ def test_tls_listener_accepts_our_ca_and_refuses_another(tmp_path: Path, fleet_b
     _, other_ca = ensure_ca(tmp_path / "other")
     with pytest.raises(ssl.SSLError):
         connect(fleet.tls_port, "pole-21", a.mqtt_password, ca=other_ca)
+
+
+def test_a_node_cannot_read_another_nodes_commands(fleet_broker) -> None:
+    fleet, port, a, b, (hub_user, hub_pw), _ = fleet_broker
+    got: list[str] = []
+    spy, rc = connect(port, "pole-21", a.mqtt_password)
+    assert rc == 0
+    spy.on_message = lambda c, u, m: got.append(m.topic)
+    spy.subscribe([(Topics.commands("pole-22"), 1), (Topics.receipts("pole-22"), 1), ("pingan/v1/#", 1)])
+    own, rc = connect(port, "pole-22", b.mqtt_password)
+    own.on_message = lambda c, u, m: got.append("own:" + m.topic)
+    own.subscribe(Topics.commands("pole-22"), qos=1)
+    time.sleep(0.3)
+    hub, rc = connect(port, hub_user, hub_pw, client_id=hub_user)
+    hub.publish(Topics.commands("pole-22"), b'{"x": 1}', qos=1).wait_for_publish(5)
+    hub.publish(Topics.receipts("pole-22"), b'{"ids": []}', qos=1).wait_for_publish(5)
+    wait_for(lambda: "own:" + Topics.commands("pole-22") in got, message="pole-22 gets its own command")
+    time.sleep(0.3)
+    assert got == ["own:" + Topics.commands("pole-22")]  # the spy on pole-21's account saw nothing
+    for c in (spy, own, hub):
+        c.disconnect()
+        c.loop_stop()
