@@ -44,7 +44,8 @@ async def watch_alarms(hub: HubProc, until: float, arrivals: dict[str, float]) -
                 arrivals[msg["event"]["id"]] = time.time() - made
 
 
-def run(poles: int, doors: int, seconds: float, procs: int, press_every: float) -> dict:
+def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
+        restart_broker_every: float = 0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-district-"))
     broker = Broker(tmp / "broker").start()
     hub = HubProc(tmp, broker.url, offline_after_s="60").start()
@@ -60,12 +61,23 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float) 
                  "--press-every", str(press_every)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         arrivals: dict[str, float] = {}
         peak_rss = 0
+        rss_samples: list[tuple[float, int]] = []
+        restarts = 0
 
         async def watch() -> None:
-            nonlocal peak_rss
+            nonlocal peak_rss, restarts
             task = asyncio.create_task(watch_alarms(hub, t0 + seconds + 40, arrivals))
+            next_restart = t0 + restart_broker_every if restart_broker_every else float("inf")
             while not task.done():
-                peak_rss = max(peak_rss, hub_ps.memory_info().rss)
+                rss = hub_ps.memory_info().rss
+                peak_rss = max(peak_rss, rss)
+                rss_samples.append((time.time() - t0, rss))
+                if time.time() >= next_restart and time.time() < t0 + seconds - 30:
+                    broker.stop()  # the broker restarts (persistence on): nodes and hub reconnect and resend
+                    await asyncio.sleep(3)
+                    broker.start()
+                    restarts += 1
+                    next_restart = time.time() + restart_broker_every
                 if all(p.poll() is not None for p in sims):
                     await asyncio.sleep(1)
                     task.cancel()
@@ -86,7 +98,11 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float) 
         made = sum(r.get("made", 0) for r in results)
         alarms_made = [a for r in results for a in r.get("alarms", [])]
         latencies = [arrivals[a[0]] for a in alarms_made if a[0] in arrivals]
-        return {"nodes": poles + doors, "nodes_seen": nodes_seen, "seconds": seconds, "made": made, "stored": stored,
+        steady = [r for t, r in rss_samples if t > 60]  # after start-up
+        return {"restarts": restarts,
+                "rss_first_mb": steady[0] / 2**20 if steady else None,
+                "rss_last_mb": steady[-1] / 2**20 if steady else None,
+                "nodes": poles + doors, "nodes_seen": nodes_seen, "seconds": seconds, "made": made, "stored": stored,
                 "lost": made - stored, "resent": sum(r.get("resent", 0) for r in results),
                 "alarms": len(alarms_made), "alarms_seen_live": len(latencies),
                 "p50_ms": pct(latencies, 50) * 1000 if latencies else None,
@@ -107,8 +123,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--press-every", type=float, default=30, help="mean seconds between presses per pole")
+    ap.add_argument("--restart-broker-every", type=float, default=0,
+                    help="soak: stop and start the broker this often (seconds); 0 = never")
     args = ap.parse_args()
-    r = run(args.poles, args.doors, args.seconds, args.procs, args.press_every)
+    r = run(args.poles, args.doors, args.seconds, args.procs, args.press_every, args.restart_broker_every)
     print(f"bench/district_load: {r['nodes']} nodes ({args.poles} poles, {args.doors} doors) in {args.procs} "
           f"simulator processes for {r['seconds']:.0f} s; heartbeats every 10 s; door events 50/day x100")
     print(f"  nodes seen by the hub : {r['nodes_seen']}")
@@ -119,6 +137,9 @@ def main() -> None:
           f"press->WebSocket p50 {p50} ms  p99 {p99} ms")
     print(f"  hub                   : CPU {r['hub_cpu'] * 100:.0f} % of a core, peak RSS {r['hub_peak_rss_mb']:.0f} MB,"
           f" database {r['db_mb']:.1f} MB")
+    if r["restarts"]:
+        print(f"  soak                  : broker restarted {r['restarts']} times; hub RSS after start-up "
+              f"{r['rss_first_mb']:.0f} MB -> {r['rss_last_mb']:.0f} MB at the end")
     ok = r["lost"] == 0 and r["p99_ms"] is not None and r["p99_ms"] <= 200
     print(f"  target p99 <= 200 ms and nothing lost: {'MET' if ok else 'NOT MET'}")
 

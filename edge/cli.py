@@ -187,11 +187,13 @@ def detect(source: Annotated[str, typer.Argument(help="Video file, image, /dev/v
 
 @app.command()
 def doctor(config: Annotated[Path, typer.Argument(help="The node's YAML config")] = Path("/etc/pingan/node.yaml"),
+           confirm: Annotated[bool, typer.Option("--confirm", help="Ask whether the lock clicked")] = False,
            ) -> None:
-    """Check config, secrets, pins, camera, broker, disk, clock and watchdog; a fix for each failure."""
+    """Check config, secrets, pins, reader, camera, broker, disk, clock and watchdog; a fix for each failure."""
     from edge.doctor import Doctor
 
-    findings = Doctor(config).run()
+    ask = (lambda question: typer.confirm(question, default=False)) if confirm else None
+    findings = Doctor(config, confirm=ask).run()
     for finding in findings:
         for line in finding.lines():
             typer.echo(line)

@@ -39,21 +39,27 @@ class Finding:
 class Doctor:
     def __init__(self, config_path: Path, *, watchdog_device: Path = Path("/dev/watchdog"),
                  system_conf: Path = Path("/etc/systemd/system.conf"), min_free_bytes: int = MIN_FREE_BYTES,
-                 broker_timeout: float = 5.0) -> None:
+                 broker_timeout: float = 5.0, confirm: Callable[[str], bool] | None = None) -> None:
         self.config_path = config_path
         self.watchdog_device = watchdog_device
         self.system_conf = system_conf
         self.min_free_bytes = min_free_bytes
         self.broker_timeout = broker_timeout
+        self.confirm = confirm  # asks the installer, e.g. "did the lock click?"; None: do not ask
         self.cfg: NodeConfig | None = None
 
     def run(self) -> list[Finding]:
         findings = [self.check_config()]
         if self.cfg is None:
             return findings
-        checks: list[Callable[[], Finding]] = [self.check_secrets, self.check_pins, self.check_camera,
-                                               self.check_broker, self.check_disk, self.check_clock,
-                                               self.check_watchdog]
+        checks: list[Callable[[], Finding]] = [self.check_secrets]
+        if self.cfg.node.kind == "rental_door":
+            checks += [self.check_door_pins, self.check_reader]
+        else:
+            checks.append(self.check_pins)
+        if self.cfg.wants_camera:
+            checks.append(self.check_camera)
+        checks += [self.check_broker, self.check_disk, self.check_clock, self.check_watchdog]
         for check in checks:
             try:
                 findings.append(check())
@@ -71,7 +77,8 @@ class Doctor:
 
     def check_secrets(self) -> Finding:
         cfg = self._cfg
-        missing = [name for name in (cfg.key_env, cfg.mqtt.password_env) if not cfg.secret(name)]
+        names = [cfg.key_env, cfg.mqtt.password_env] + ([cfg.door.block_key_env] if cfg.door else [])
+        missing = [name for name in names if not cfg.secret(name)]
         if missing:
             return Finding("secrets", "fail", f"not set: {', '.join(missing)}",
                            "install the node bundle (pingan-edge install BUNDLE) or set them in the environment")
@@ -98,6 +105,56 @@ class Doctor:
             return Finding("pins", "ok", f"{kind} pins open; button at rest; siren relay toggles")
         finally:
             pins.close()
+
+    def check_door_pins(self) -> Finding:
+        from edge.hw.door_pins import DoorPins
+
+        cfg = self._cfg
+        assert cfg.door is not None
+        try:
+            pins = DoorPins(cfg.door, cfg.pins.factory)
+        except PinganError as exc:
+            return Finding("pins", "fail", str(exc), "check door.* pins in the config and that nothing else uses them")
+        try:
+            pins.set_locked(False)
+            released = pins.relay.value
+            clicked = self.confirm("did the lock release (click) just now?") if self.confirm else None
+            pins.set_locked(True)
+            pins.de_energise()
+            if released == pins.relay.value and not pins.mock:
+                return Finding("pins", "fail", "the lock relay output did not change", "check the relay board")
+            if clicked is False:
+                return Finding("pins", "fail", f"the lock on GPIO{cfg.door.lock_relay} did not click",
+                               "check the relay board's power and the lock wiring; lock_active_high may be wrong")
+            asked = " and the installer heard it" if clicked else ""
+            return Finding("pins", "ok", f"lock relay on GPIO{cfg.door.lock_relay} toggles{asked}; "
+                           f"left in its de-energised ({cfg.door.mode}) state")
+        finally:
+            pins.close()
+
+    def check_reader(self) -> Finding:
+        from edge.hw.fingerprint import FingerprintReader
+
+        cfg = self._cfg
+        rc = cfg.reader
+        assert rc is not None
+        if rc.port == "sim":
+            return Finding("reader", "ok", "simulated reader (reader.port: sim)")
+        try:
+            reader = FingerprintReader.open(rc.port, baudrate=rc.baudrate, timeout=rc.timeout, address=rc.address,
+                                            password=rc.password)
+        except PinganError as exc:
+            return Finding("reader", "fail", str(exc), "check reader.port, enable_uart=1 and the dialout group "
+                           "(firmware_config/README.md)")
+        try:
+            reader.verify_password()
+            stored = reader.count()
+        except PinganError as exc:
+            return Finding("reader", "fail", f"the reader on {rc.port} does not answer properly: {exc}",
+                           "check TX/RX are crossed, the reader's 3.3 V supply and reader.baudrate/password")
+        finally:
+            reader.close()
+        return Finding("reader", "ok", f"{rc.port} answers; {stored} fingerprints stored")
 
     def check_camera(self) -> Finding:
         from edge.hw.camera import open_camera

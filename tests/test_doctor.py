@@ -121,3 +121,40 @@ def test_door_bundle_carries_the_block_key_and_a_unit_dropin(tmp_path: Path, fle
     install_bundle(write_bundle(made, cfg, tmp_path / "b", block_key=key), root)
     assert (root / "etc/pingan/credentials/block-key").read_text() == key
     assert "PINGAN_BLOCK_KEY" in (root / "etc/systemd/system/pingan-edge.service.d/block-key.conf").read_text()
+
+
+def test_doctor_checks_a_door_relay_and_reader(tmp_path: Path, fleet_broker, monkeypatch) -> None:  # noqa: F811
+    from edge.sim.reader import ReaderSimulator
+
+    fleet, port, *_ = fleet_broker
+    made = fleet.add("door-b01-09", kind="rental_door")
+    monkeypatch.setenv("PINGAN_NODE_KEY", made.signing_key)
+    monkeypatch.setenv("PINGAN_MQTT_PASSWORD", made.mqtt_password)
+    monkeypatch.setenv("PINGAN_BLOCK_KEY", "block-key-for-tests")
+    sim = ReaderSimulator(enrolled=3).start()
+    try:
+        cfg = node_config_for("door-b01-09", "rental_door", "G01", "Gate", None, None, f"mqtt://127.0.0.1:{port}")
+        cfg["pins"] = {"factory": "mock"}
+        cfg["reader"] = {"port": sim.port}
+        cfg["data_dir"] = str(tmp_path / "data")
+        path = tmp_path / "door.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        watchdog, conf = tmp_path / "wd", tmp_path / "system.conf"
+        watchdog.write_text("")
+        conf.write_text("RuntimeWatchdogSec=14\n")
+        asked: list[str] = []
+
+        def no_click(question: str) -> bool:
+            asked.append(question)
+            return False
+
+        found = {f.name: f for f in Doctor(path, watchdog_device=watchdog, system_conf=conf).run()}
+        assert found["reader"].status == "ok" and "3 fingerprints" in found["reader"].detail
+        assert found["pins"].status == "ok" and "camera" not in found
+        found = {f.name: f for f in Doctor(path, watchdog_device=watchdog, system_conf=conf, confirm=no_click).run()}
+        assert asked and found["pins"].status == "fail" and "lock_active_high" in found["pins"].fix
+        sim.silent = True
+        found = {f.name: f for f in Doctor(path, watchdog_device=watchdog, system_conf=conf).run()}
+        assert found["reader"].status == "fail" and "TX/RX" in found["reader"].fix
+    finally:
+        sim.stop()
