@@ -142,3 +142,11 @@ def test_alarm_is_not_held_back_by_a_full_window(tmp_path: Path) -> None:
     ob.put("e:alarm", "t", b"ALARM", Priority.ALARM)
     s.pump()
     assert br.sent[-1] == "ALARM" and len(br.sent) == 5
+
+
+def test_put_many_is_one_class_in_order_and_survives_reopen(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.db")
+    ob.put_many([("e:a", "t/e", b"event"), ("s:a", "t/s", b"jpeg"), ("c:a/0", "t/c0", b"f0")], Priority.ALARM)
+    assert [e.key for e in ob.fresh(Priority.ALARM, 0, 10)] == ["e:a", "s:a", "c:a/0"]
+    ob.close()
+    assert Outbox(tmp_path / "o.db").depth() == 3

@@ -163,6 +163,29 @@ class Outbox:
                 return False
         return False
 
+    def put_many(self, entries: list[tuple[str, str, bytes]], priority: Priority, qos: int = 1) -> None:
+        """Several entries of one class in one transaction (one fsync): an alarm, its picture and its
+        burst must not each wait for a commit. Near a full disk or the bound, entries go one by one
+        through ``put`` with its eviction rules."""
+        sizes = [len(payload) + len(topic) + 64 for _key, topic, payload in entries]
+        if self._bytes + sum(sizes) <= self.max_bytes and self._disk_free() >= DISK_LOW_WATER + sum(sizes):
+            try:
+                now = time.time()
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO outbox (key, priority, topic, payload, qos, created, size)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(key, int(priority), topic, payload, qos, now, size)
+                         for (key, topic, payload), size in zip(entries, sizes, strict=True)])
+                self._bytes += sum(sizes)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+        for key, topic, payload in entries:
+            self.put(key, topic, payload, priority, qos)
+
     def _evict_for_disk(self, for_priority: Priority, needed: int) -> bool:
         """Free pages inside the file for what must be written. Generously (DISK_HEADROOM): once
         the disk is full, a checkpoint that needs the file to grow can never finish, so later

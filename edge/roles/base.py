@@ -66,12 +66,13 @@ class EventEmitter:
         priority = priority_of(kind)
         topic = Topics.events(self.node_id)
         payload = event.to_bytes()
+        entries = [(event_key(event_id), topic, payload)]
+        if jpeg is not None:
+            entries.append((snapshot_key(event_id), Topics.snapshot(self.node_id, event_id), jpeg))
+        entries += [(clip_key(event_id, n), Topics.clip(self.node_id, event_id, n), frame)
+                    for n, frame in enumerate(burst or [])]
         try:
-            self.outbox.put(event_key(event_id), topic, payload, priority)
-            if jpeg is not None:
-                self.outbox.put(snapshot_key(event_id), Topics.snapshot(self.node_id, event_id), jpeg, priority)
-            for n, frame in enumerate(burst or []):
-                self.outbox.put(clip_key(event_id, n), Topics.clip(self.node_id, event_id, n), frame, priority)
+            self.outbox.put_many(entries, priority)
         except OutboxFull as exc:
             log.error("%s; sending %s %s from memory", exc, kind, event_id)
             self.send_direct(topic, payload, 1)
