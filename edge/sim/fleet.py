@@ -26,6 +26,7 @@ from edge.protocol import Event, Heartbeat, NodeStatus, Receipt, Topics, utcnow
 
 DOOR_EVENTS_PER_DAY = 50
 RESEND_AFTER_S = 10.0
+CAMERA_DETECTION_EVERY_S = 60.0  # a camera point reports someone in its zone about once a minute
 
 
 @dataclass
@@ -99,6 +100,8 @@ class VirtualNode:
     async def _events(self, client: aiomqtt.Client) -> None:
         if self.kind == "rental_door":
             mean_gap = 86400 / DOOR_EVENTS_PER_DAY / self.speedup
+        elif self.kind == "camera":
+            mean_gap = CAMERA_DETECTION_EVERY_S
         elif self.press_every_s:
             mean_gap = self.press_every_s
         else:
@@ -108,6 +111,8 @@ class VirtualNode:
             if self.kind == "rental_door":
                 kind = "door.granted" if random.random() > 0.05 else "door.denied"
                 event = Event.make(self.id, kind, {"slot": random.randint(0, 40), "sim": True})
+            elif self.kind == "camera":
+                event = Event.make(self.id, "detection.person", {"zone": "street", "score": 0.8, "sim": True})
             else:
                 event = Event.make(self.id, "alarm.pressed", {"count": 1, "sim": True})
                 self.stats.alarms.append((str(event.id), time.time()))
@@ -130,7 +135,7 @@ class VirtualNode:
                     await client.publish(topic, payload, qos=1)
 
 
-async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, prefix: str = "",
+async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, cameras: int = 0, prefix: str = "",
                     heartbeat_s: float = 10, speedup: float = 100, press_every_s: float | None = 30,
                     report=None) -> Stats:
     u = urlparse(broker_url)
@@ -141,6 +146,8 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
              for i in range(poles)]
     nodes += [VirtualNode(f"{prefix}door-{i:04d}", "rental_door", u.hostname or "127.0.0.1", u.port or 1883, stats,
                           heartbeat_s=heartbeat_s, speedup=speedup, press_every_s=None) for i in range(doors)]
+    nodes += [VirtualNode(f"{prefix}cam-{i:04d}", "camera", u.hostname or "127.0.0.1", u.port or 1883, stats,
+                          heartbeat_s=heartbeat_s, speedup=speedup, press_every_s=None) for i in range(cameras)]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -169,12 +176,14 @@ def main() -> None:
     ap.add_argument("--broker", default="mqtt://127.0.0.1:1883")
     ap.add_argument("--poles", type=int, default=200)
     ap.add_argument("--doors", type=int, default=1600)
+    ap.add_argument("--cameras", type=int, default=200, help="camera points (detections only)")
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--prefix", default="", help="node id prefix, to run several simulators side by side")
     ap.add_argument("--speedup", type=float, default=100, help="door events: 50/day compressed this much")
     ap.add_argument("--press-every", type=float, default=30, help="mean seconds between presses per pole")
     args = ap.parse_args()
-    stats = asyncio.run(run_fleet(args.broker, args.poles, args.doors, args.seconds, prefix=args.prefix,
+    stats = asyncio.run(run_fleet(args.broker, args.poles, args.doors, args.seconds, cameras=args.cameras,
+                                  prefix=args.prefix,
                                   speedup=args.speedup, press_every_s=args.press_every))
     json.dump({"made": stats.made, "receipted": stats.receipted, "resent": stats.resent,
                "alarms": stats.alarms}, sys.stdout)
