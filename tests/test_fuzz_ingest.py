@@ -74,3 +74,5 @@ def test_fuzzed_payloads_never_crash_ingest(hub) -> None:  # noqa: F811
     assert metrics.rejected.labels("internal error")._value.get() == before_internal, "ingest hit an internal error"
     assert client.get("/api/health").json()["status"] == "ok"
     assert seen >= EXAMPLES
+    print(f"\nfuzzed {seen} MQTT messages in {EXAMPLES} batches: 0 internal errors, all acknowledged, "
+          f"{metrics.rejected.labels('invalid event')._value.get():.0f} invalid events refused (and more by reason)")
