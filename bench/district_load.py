@@ -32,16 +32,25 @@ from tests.conftest import HubProc  # noqa: E402
 
 
 async def watch_alarms(hub: HubProc, until: float, arrivals: dict[str, float]) -> None:
-    async with websockets.connect(hub.ws_url(), max_size=None) as ws:
-        while time.time() < until:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=1)
-            except TimeoutError:
-                continue
-            msg = json.loads(raw)
-            if msg.get("type") == "event" and msg["event"]["kind"] == "alarm.pressed":
-                made = datetime.fromisoformat(msg["event"]["ts"]).timestamp()
-                arrivals[msg["event"]["id"]] = time.time() - made
+    """Like the console: reconnect with ?since=<cursor> when the hub drops a slow client."""
+    cursor: int | None = None
+    while time.time() < until:
+        url = hub.ws_url() if cursor is None else hub.ws_url(f"/api/live?since={cursor}")
+        try:
+            async with websockets.connect(url, max_size=None) as ws:
+                while time.time() < until:
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), timeout=1)
+                    except TimeoutError:
+                        continue
+                    msg = json.loads(raw)
+                    if msg.get("cursor"):
+                        cursor = max(cursor or 0, msg["cursor"])
+                    if msg.get("type") == "event" and msg["event"]["kind"] == "alarm.pressed":
+                        made = datetime.fromisoformat(msg["event"]["ts"]).timestamp()
+                        arrivals.setdefault(msg["event"]["id"], time.time() - made)
+        except (websockets.ConnectionClosed, OSError):
+            await asyncio.sleep(0.5)
 
 
 def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,

@@ -14,7 +14,7 @@ from typing import Any
 from hub import metrics
 
 log = logging.getLogger(__name__)
-CLIENT_QUEUE = 1000
+CLIENT_QUEUE = 10_000  # a district reconnecting at once (2,000 births) must not drop the consoles
 
 
 class LiveHub:
