@@ -14,6 +14,11 @@ from edge.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_example_vision_config_is_valid() -> None:
+    cfg = load_node_config(ROOT / "firmware_config" / "alarm_post_vision.example.yaml")
+    assert cfg.vision is not None and cfg.vision.zones[0].loiter_s == 120 and cfg.vision.masks
+
+
 def test_example_alarm_post_config_is_valid() -> None:
     cfg = load_node_config(ROOT / "firmware_config" / "alarm_post.example.yaml")
     assert cfg.node.id == "pole-07" and cfg.alarm.receipt_timeout_s == 15 and cfg.heartbeat_s == 10
