@@ -37,7 +37,6 @@ class NodeLink:
         self.on_message: MessageHandler = lambda topic, payload: None
         self.on_connected: Callable[[], None] = lambda: None
         self.on_disconnected: Callable[[], None] = lambda: None
-        self.on_puback: Callable[[int], None] = lambda mid: None
         proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
         kwargs: dict[str, Any] = {"client_id": node_id, "protocol": proto}
         if proto == mqtt.MQTTv311:
@@ -55,7 +54,6 @@ class NodeLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
         self.client.on_socket_open = nodelay
 
     def _status(self, state: str) -> bytes:
@@ -88,10 +86,6 @@ class NodeLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.loop.call_soon_threadsafe(self.on_message, msg.topic, bytes(msg.payload))
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any,
-                    properties: Any) -> None:
-        self.loop.call_soon_threadsafe(self.on_puback, mid)
 
     # --- loop side -------------------------------------------------------------------------
     def start(self) -> None:

@@ -29,7 +29,6 @@ class _Out:
     entry: Entry
     sent_at: float
     attempts: int
-    mid: int | None
 
 
 class Sender:
@@ -46,7 +45,6 @@ class Sender:
         self._cursor = {p: 0 for p in Priority}
         self.sent_total = 0
         self.resent_total = 0
-        self.on_sent: Callable[[Entry], None] = lambda entry: None
 
     @property
     def outstanding(self) -> int:
@@ -98,12 +96,11 @@ class Sender:
                                                              entry.seq - 1)
             return False
         prev = self._out.get(entry.key)
-        self._out[entry.key] = _Out(entry, self.clock.monotonic(), (prev.attempts + 1) if prev else 1, mid)
+        self._out[entry.key] = _Out(entry, self.clock.monotonic(), (prev.attempts + 1) if prev else 1)
         if resend:
             self.resent_total += 1
         else:
             self.sent_total += 1
-        self.on_sent(entry)
         return True
 
     def receipted(self, keys: list[str]) -> int:
