@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ from edge.protocol import (
 )
 from hub import metrics
 from hub.config import HubSettings
+from hub.ingest_queue import Empty, TwoLaneQueue, is_alarm_event
 from hub.store import (
     add_audit,
     alarms,
@@ -375,7 +375,7 @@ class Ingest:
         self.notify = notify
         self.processor = Processor(settings)
         self.started = time.monotonic()
-        self.queue: queue.Queue[Incoming] = queue.Queue()
+        self.queue: TwoLaneQueue[Incoming] = TwoLaneQueue()  # alarms overtake the rest
         self.connected = False
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
@@ -388,7 +388,7 @@ class Ingest:
         if settings.mqtt_url.startswith("mqtts"):
             self.client.tls_set()
         self.client.will_set(Topics.HUB_STATUS, HubStatus(state="offline").to_bytes(), qos=1, retain=True)
-        self.client.reconnect_delay_set(1, 15)
+        self.client.reconnect_delay_set(1, 2)  # one client: retry often, every second of absence delays alarms
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -409,7 +409,9 @@ class Ingest:
         log.warning("hub lost the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.queue.put(Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos, now_utc()))
+        payload = bytes(msg.payload)
+        self.queue.put(Incoming(msg.topic, payload, msg.mid, msg.qos, now_utc()),
+                       urgent=is_alarm_event(msg.topic, payload))
 
     # --- writer thread -------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -422,7 +424,7 @@ class Ingest:
                 # under load the queue fills during each commit, so batches grow by themselves
                 while len(batch) < MAX_BATCH:
                     batch.append(self.queue.get_nowait())
-            except queue.Empty:
+            except Empty:
                 pass
             check_offline = time.monotonic() - last_offline_check >= 1.0 and \
                 time.monotonic() - self.started >= self.settings.offline_grace_s

@@ -1,14 +1,22 @@
 """Fan-out of new events and alarm changes to every WebSocket on /api/live.
 
-The ingest writer thread hands batches to the app's event loop; each client has a bounded
-queue so one stuck browser cannot hold the others back (it is dropped and reconnects with
+The ingest writer thread hands batches to the app's event loop. Each client has a bounded
+backlog, so one stuck browser cannot hold the others back (it is dropped and reconnects with
 ``?since=<cursor>`` to catch up from the store).
+
+Alarms jump the backlog. After a broker restart a district re-announces itself (2,000 births,
+resent door events) and a console can be thousands of messages behind; a resident's press must
+not wait behind them (the soak bench saw 22 s before this). An alarm that overtakes routine
+messages loses its ``cursor`` (it is sent as ``seq`` with ``early: true``): a client's cursor
+only moves in order, so a reconnect with ``?since=`` never skips the routine messages it
+overtook; the alarm may then be replayed once, and clients key events by id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any
 
 from hub import metrics
@@ -17,22 +25,70 @@ log = logging.getLogger(__name__)
 CLIENT_QUEUE = 10_000  # a district reconnecting at once (2,000 births) must not drop the consoles
 
 
+def is_urgent(message: dict[str, Any]) -> bool:
+    """What a console must see first: anything that opens or changes an alarm, and command replies."""
+    return message.get("type") in ("alarm", "reply") or "alarm" in message
+
+
+class LiveClient:
+    """One WebSocket's backlog: urgent messages first, the rest in order."""
+
+    def __init__(self, limit: int = CLIENT_QUEUE) -> None:
+        self.limit = limit
+        self.urgent: deque[dict[str, Any]] = deque()
+        self.routine: deque[dict[str, Any]] = deque()
+        self.closed = False
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self.urgent) + len(self.routine)
+
+    def put(self, message: dict[str, Any]) -> bool:
+        """Queue one message; False when the client is too far behind and must be dropped."""
+        if len(self) >= self.limit:
+            return False
+        if is_urgent(message):
+            if self.routine and message.get("cursor") is not None:
+                message = {**message, "seq": message["cursor"], "early": True}
+                del message["cursor"]
+            self.urgent.append(message)
+        else:
+            self.routine.append(message)
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self.urgent.clear()
+        self.routine.clear()
+        self._ready.set()
+
+    async def get(self) -> dict[str, Any] | None:
+        """The next message, or None once the client has been dropped."""
+        while not self.closed and not self.urgent and not self.routine:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.closed:
+            return None
+        return self.urgent.popleft() if self.urgent else self.routine.popleft()
+
+
 class LiveHub:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._clients: set[LiveClient] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
-        q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(CLIENT_QUEUE)
-        self._clients.add(q)
+    def subscribe(self) -> LiveClient:
+        client = LiveClient()
+        self._clients.add(client)
         metrics.live_clients.set(len(self._clients))
-        return q
+        return client
 
-    def unsubscribe(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
-        self._clients.discard(q)
+    def unsubscribe(self, client: LiveClient) -> None:
+        self._clients.discard(client)
         metrics.live_clients.set(len(self._clients))
 
     def publish_threadsafe(self, messages: list[dict[str, Any]]) -> None:
@@ -40,14 +96,11 @@ class LiveHub:
             self.loop.call_soon_threadsafe(self.publish, messages)
 
     def publish(self, messages: list[dict[str, Any]]) -> None:
-        for q in list(self._clients):
+        for client in list(self._clients):
             for m in messages:
-                try:
-                    q.put_nowait(m)
-                except asyncio.QueueFull:
+                if not client.put(m):
                     log.warning("a live client is too slow; dropping it (it will catch up with ?since=)")
-                    self._clients.discard(q)
-                    while not q.empty():
-                        q.get_nowait()
-                    q.put_nowait(None)  # tells its sender to close the socket
+                    self._clients.discard(client)
+                    client.close()
                     break
+        metrics.live_clients.set(len(self._clients))

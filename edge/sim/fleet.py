@@ -48,6 +48,7 @@ class VirtualNode:
         self.speedup = speedup
         self.press_every_s = press_every_s
         self.pending: dict[str, tuple[str, bytes, float]] = {}  # event id -> (topic, payload, sent at)
+        self.alarm_ids: set[str] = set()  # pending alarms go first, as the agent's outbox classes say
         self.started = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,7 +70,7 @@ class VirtualNode:
         await client.publish(Topics.status(self.id), NodeStatus(state="online", kind=self.kind, ts=utcnow()).to_bytes(),
                              qos=1, retain=True)
         await client.subscribe(Topics.receipts(self.id), qos=1)
-        for topic, payload, _ in list(self.pending.values()):  # everything unreceipted goes again
+        for _, (topic, payload, _) in self._in_class_order():  # everything unreceipted goes again, alarms first
             await client.publish(topic, payload, qos=1)
         tasks = [asyncio.create_task(c) for c in (self._receipts(client), self._heartbeats(client),
                                                   self._events(client), self._resends(client))]
@@ -88,6 +89,7 @@ class VirtualNode:
             receipt = Receipt.model_validate_json(message.payload)  # type: ignore[arg-type]
             for event_id in receipt.ids + [r.id for r in receipt.rejected]:
                 if self.pending.pop(event_id, None) is not None:
+                    self.alarm_ids.discard(event_id)
                     self.stats.receipted += 1
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
@@ -118,8 +120,14 @@ class VirtualNode:
                 self.stats.alarms.append((str(event.id), time.time()))
             await self._send(client, event)
 
+    def _in_class_order(self) -> list[tuple[str, tuple[str, bytes, float]]]:
+        """Pending events, alarms before everything else, oldest first within each."""
+        return sorted(self.pending.items(), key=lambda kv: (kv[0] not in self.alarm_ids, kv[1][2]))
+
     async def _send(self, client: aiomqtt.Client, event: Event) -> None:
         topic, payload = Topics.events(self.id), event.to_bytes()
+        if event.kind.startswith("alarm."):
+            self.alarm_ids.add(str(event.id))
         self.pending[str(event.id)] = (topic, payload, time.monotonic())
         self.stats.made += 1
         await client.publish(topic, payload, qos=1)
@@ -128,7 +136,7 @@ class VirtualNode:
         while True:
             await asyncio.sleep(RESEND_AFTER_S / 2)
             now = time.monotonic()
-            for event_id, (topic, payload, sent) in list(self.pending.items()):
+            for event_id, (topic, payload, sent) in self._in_class_order():
                 if now - sent >= RESEND_AFTER_S:
                     self.pending[event_id] = (topic, payload, now)
                     self.stats.resent += 1

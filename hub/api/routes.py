@@ -178,7 +178,7 @@ async def live(websocket: WebSocket, since: int | None = None) -> None:
     """New events and alarm changes as JSON; ``?since=<cursor>`` first replays stored events."""
     state = websocket.app.state.hub
     await websocket.accept()
-    queue = state.live.subscribe()
+    queue = state.live.subscribe()  # a LiveClient: alarms first, then the rest in order
     try:
         if since is not None:
             def catch_up() -> list[dict[str, Any]]:
@@ -208,7 +208,7 @@ async def live(websocket: WebSocket, since: int | None = None) -> None:
         pass
     finally:
         state.live.unsubscribe(queue)
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may be gone already
             await websocket.close()
 
 

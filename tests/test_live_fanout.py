@@ -1,0 +1,80 @@
+"""The live stream's order: a console far behind a reconnecting district still sees an alarm first."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.live import LiveHub
+
+
+def _door(cursor: int) -> dict:
+    return {"type": "event", "cursor": cursor, "event": {"id": f"d{cursor}", "kind": "door.granted"}}
+
+
+def _alarm(cursor: int) -> dict:
+    return {"type": "event", "cursor": cursor, "event": {"id": f"a{cursor}", "kind": "alarm.pressed"},
+            "alarm": {"id": f"a{cursor}", "state": "open"}}
+
+
+def _drain(client) -> list:
+    async def go() -> list:
+        out = []
+        while len(client):
+            out.append(await client.get())
+        return out
+    return asyncio.run(go())
+
+
+def test_an_alarm_overtakes_a_backlog_without_moving_the_cursor_past_it() -> None:
+    live = LiveHub()
+    client = live.subscribe()
+    live.publish([_door(i) for i in range(1, 501)] + [_alarm(501)])
+    got = _drain(client)
+    first = got[0]
+    assert first["event"]["kind"] == "alarm.pressed"
+    assert first["early"] is True and first["seq"] == 501
+    assert "cursor" not in first  # a reconnect with ?since= must not skip doors 1..500
+    assert [m["cursor"] for m in got[1:]] == list(range(1, 501))
+
+
+def test_an_alarm_with_nothing_ahead_keeps_its_cursor() -> None:
+    live = LiveHub()
+    client = live.subscribe()
+    live.publish([_alarm(7)])
+    (only,) = _drain(client)
+    assert only["cursor"] == 7 and "early" not in only
+
+
+def test_a_client_too_far_behind_is_dropped_and_told_so() -> None:
+    live = LiveHub()
+    slow, fine = live.subscribe(), live.subscribe()
+    slow.limit = 10
+    live.publish([_door(i) for i in range(20)])
+    assert asyncio.run(slow.get()) is None  # its sender closes the socket; the console reconnects with ?since=
+    assert len(fine) == 20
+    live.publish([_door(21)])
+    assert len(fine) == 21  # the dropped one no longer gets anything
+
+
+def test_the_ingest_queue_takes_alarms_before_a_backlog() -> None:
+    from edge.protocol import Event, Topics
+    from hub.ingest_queue import Empty, TwoLaneQueue, is_alarm_event
+
+    door = Event.make("door-1", "door.granted", {"slot": 1})
+    alarm = Event.make("pole-1", "alarm.pressed", {"count": 1})
+    assert is_alarm_event(Topics.events("pole-1"), alarm.to_bytes())
+    assert not is_alarm_event(Topics.events("door-1"), door.to_bytes())
+    assert not is_alarm_event(Topics.heartbeat("pole-1"), alarm.to_bytes())  # only the events channel counts
+    assert not is_alarm_event(Topics.events("pole-1"), b"\xff not json")  # garbage is the writer's to reject
+
+    q: TwoLaneQueue[str] = TwoLaneQueue()
+    for i in range(3):
+        q.put(f"door-{i}")
+    q.put("alarm", urgent=True)
+    assert [q.get(timeout=1) for _ in range(4)] == ["alarm", "door-0", "door-1", "door-2"]
+    try:
+        q.get(timeout=0.01)
+    except Empty:
+        pass
+    else:
+        raise AssertionError("an empty queue must time out")
