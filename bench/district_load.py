@@ -75,6 +75,24 @@ def rss_slope(samples: list[tuple[float, int]]) -> float | None:
     return sum((t - mt) * (r - mr) for t, r in half) / var * 3600 if var else None
 
 
+def hist_quantile(text: str, name: str, q: float, labels: dict[str, str] | None = None) -> float | None:
+    """A quantile's upper bound from a Prometheus histogram's buckets (what a dashboard would show)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        wanted = (labels or {}).items()
+        buckets = sorted(((float(s.labels["le"]), s.value) for s in family.samples
+                          if s.name.endswith("_bucket") and all(s.labels.get(k) == v for k, v in wanted)),
+                         key=lambda b: b[0])
+        if not buckets or buckets[-1][1] == 0:
+            return None
+        total = buckets[-1][1]
+        return next(le for le, count in buckets if count >= q * total)
+    return None
+
+
 def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
         restart_broker_every: float = 0, cameras: int = 0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-district-"))
@@ -120,6 +138,12 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 await asyncio.sleep(1)
 
         asyncio.run(watch())
+        scraped = hub.metrics()  # where the time went, stage by stage, as the hub itself measured it
+        stages = {"alarm receive->commit": hist_quantile(scraped, "pingan_hub_alarm_ingest_lag_seconds", 0.99),
+                  "commit->WebSocket (alarms)": hist_quantile(scraped, "pingan_hub_live_wait_seconds", 0.99,
+                                                              {"lane": "urgent"}),
+                  "one commit": hist_quantile(scraped, "pingan_hub_batch_seconds", 0.99),
+                  "event loop lag": hist_quantile(scraped, "pingan_hub_loop_lag_seconds", 0.99)}
         results = [json.loads(p.communicate(timeout=120)[0] or b"{}") for p in sims]
         wall = time.time() - t0
         cpu1 = hub_ps.cpu_times()
@@ -166,7 +190,7 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 "p99_ms": pct(latencies, 99) * 1000 if latencies else None,
                 "steady_p50_ms": pct(steady, 50) * 1000 if steady else None,
                 "steady_p99_ms": pct(steady, 99) * 1000 if steady else None,
-                "slow": sorted(slow, reverse=True)[:12],
+                "slow": sorted(slow, reverse=True)[:12], "stages": stages,
                 "clear_n": len(clear), "clear_p50_ms": pct(clear, 50) * 1000 if clear else None,
                 "clear_p99_ms": pct(clear, 99) * 1000 if clear else None,
                 "crossed_n": len(crossed), "crossed_p99_s": pct(crossed, 99) if crossed else None,
@@ -208,6 +232,8 @@ def main() -> None:
               f"p99 {r['steady_p99_ms']:.1f} ms (the start-up connection storm excluded)")
     print(f"  hub                   : CPU {r['hub_cpu'] * 100:.0f} % of a core, peak RSS {r['hub_peak_rss_mb']:.0f} MB,"
           f" database {r['db_mb']:.1f} MB")
+    print("  hub stages p99 (<=)   : " + ", ".join(f"{k} {v * 1000:.0f} ms" if v is not None else f"{k} -"
+                                                 for k, v in r["stages"].items()))
     if r["restarts"]:
         print(f"  soak                  : broker restarted {r['restarts']} times (down 3 s each); hub RSS after "
               f"start-up {r['rss_first_mb']:.0f} MB -> {r['rss_last_mb']:.0f} MB at the end")

@@ -22,7 +22,7 @@ from hub.errors import Conflict, NotFound
 from hub.homeassistant import HomeAssistantBridge
 from hub.ingest import Ingest
 from hub.keys import KeyVault
-from hub.live import LiveHub
+from hub.live import LiveHub, watch_loop_lag
 from hub.service import HubService
 from hub.store import init_db, make_engine
 
@@ -77,6 +77,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         if state.ingest:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
+        lag_watch = asyncio.create_task(watch_loop_lag())
         console_tasks = start_console_tasks(state)
         try:
             yield
@@ -84,6 +85,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             for task in console_tasks:
                 task.cancel()
             resender.cancel()
+            lag_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
             if state.ingest:

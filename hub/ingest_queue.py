@@ -61,6 +61,18 @@ class TwoLaneQueue(Generic[T]):
                 self._cond.wait(left)
             return self._pop()
 
+    def get_batch(self, limit: int, timeout: float) -> list[T]:
+        """What is waiting, up to ``limit``: only alarms when there are any, else the oldest of the rest."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._urgent and not self._routine:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                self._cond.wait(left)
+            lane = self._urgent if self._urgent else self._routine
+            return [lane.popleft() for _ in range(min(limit, len(lane)))]
+
     def _pop(self) -> T:
         if self._urgent:
             return self._urgent.popleft()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -35,25 +36,26 @@ class LiveClient:
 
     def __init__(self, limit: int = CLIENT_QUEUE) -> None:
         self.limit = limit
-        self.urgent: deque[dict[str, Any]] = deque()
-        self.routine: deque[dict[str, Any]] = deque()
+        self.urgent: deque[tuple[float, dict[str, Any]]] = deque()  # (committed at, message)
+        self.routine: deque[tuple[float, dict[str, Any]]] = deque()
         self.closed = False
         self._ready = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self.urgent) + len(self.routine)
 
-    def put(self, message: dict[str, Any]) -> bool:
-        """Queue one message; False when the client is too far behind and must be dropped."""
+    def put(self, message: dict[str, Any], at: float | None = None) -> bool:
+        """Queue one message (``at``: when it was committed); False when the client must be dropped."""
+        at = time.monotonic() if at is None else at
         if len(self) >= self.limit:
             return False
         if is_urgent(message):
             if self.routine and message.get("cursor") is not None:
                 message = {**message, "seq": message["cursor"], "early": True}
                 del message["cursor"]
-            self.urgent.append(message)
+            self.urgent.append((at, message))
         else:
-            self.routine.append(message)
+            self.routine.append((at, message))
         self._ready.set()
         return True
 
@@ -70,7 +72,10 @@ class LiveClient:
             await self._ready.wait()
         if self.closed:
             return None
-        return self.urgent.popleft() if self.urgent else self.routine.popleft()
+        lane, queue = ("urgent", self.urgent) if self.urgent else ("routine", self.routine)
+        at, message = queue.popleft()
+        metrics.live_wait.labels(lane).observe(time.monotonic() - at)
+        return message
 
 
 class LiveHub:
@@ -93,14 +98,22 @@ class LiveHub:
 
     def publish_threadsafe(self, messages: list[dict[str, Any]]) -> None:
         if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.publish, messages)
+            self.loop.call_soon_threadsafe(self.publish, messages, time.monotonic())
 
-    def publish(self, messages: list[dict[str, Any]]) -> None:
+    def publish(self, messages: list[dict[str, Any]], at: float | None = None) -> None:
         for client in list(self._clients):
             for m in messages:
-                if not client.put(m):
+                if not client.put(m, at):
                     log.warning("a live client is too slow; dropping it (it will catch up with ?since=)")
                     self._clients.discard(client)
                     client.close()
                     break
         metrics.live_clients.set(len(self._clients))
+
+
+async def watch_loop_lag(every_s: float = 0.25) -> None:
+    """Measures how late the event loop wakes up: the live stream and every request wait on it."""
+    while True:
+        start = time.monotonic()
+        await asyncio.sleep(every_s)
+        metrics.loop_lag.observe(max(0.0, time.monotonic() - start - every_s))

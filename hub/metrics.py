@@ -18,6 +18,13 @@ live_clients = Gauge("pingan_hub_live_clients", "WebSocket clients on /api/live"
 events_by_kind = Counter("pingan_hub_events_total", "Events stored, by kind", ["kind"], registry=registry)
 ingest_lag = Histogram("pingan_hub_ingest_lag_seconds", "Hub receive to commit", registry=registry,
                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+alarm_ingest_lag = Histogram("pingan_hub_alarm_ingest_lag_seconds", "Hub receive to commit, alarm-class events only",
+                             registry=registry, buckets=_LAG_BUCKETS)
+live_wait = Histogram("pingan_hub_live_wait_seconds", "Commit to a WebSocket send, by lane (urgent = alarms)",
+                      ["lane"], registry=registry, buckets=_LAG_BUCKETS)
+loop_lag = Histogram("pingan_hub_loop_lag_seconds", "How late the hub's event loop wakes (a blocked loop delays all)",
+                     registry=registry, buckets=_LAG_BUCKETS)
 event_age = Histogram("pingan_hub_event_age_seconds", "Node timestamp to hub receive (clock-dependent)",
                       registry=registry, buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300, 3600, 86400))
 response_seconds = Histogram("pingan_hub_alarm_response_seconds", "Alarm raised to each lifecycle step",

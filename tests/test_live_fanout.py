@@ -78,3 +78,17 @@ def test_the_ingest_queue_takes_alarms_before_a_backlog() -> None:
         pass
     else:
         raise AssertionError("an empty queue must time out")
+
+
+def test_alarms_commit_in_a_batch_of_their_own() -> None:
+    from hub.ingest_queue import TwoLaneQueue
+
+    q: TwoLaneQueue[str] = TwoLaneQueue()
+    for i in range(5):
+        q.put(f"door-{i}")
+    q.put("alarm-1", urgent=True)
+    q.put("alarm-2", urgent=True)
+    assert q.get_batch(500, timeout=1) == ["alarm-1", "alarm-2"]
+    assert q.get_batch(3, timeout=1) == ["door-0", "door-1", "door-2"]
+    assert q.get_batch(500, timeout=1) == ["door-3", "door-4"]
+    assert q.get_batch(500, timeout=0.01) == []
