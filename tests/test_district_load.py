@@ -12,3 +12,11 @@ def test_small_district_loses_nothing(mosquitto_exe: str) -> None:
     assert r["nodes_seen"] == 100
     assert r["made"] > 0 and r["lost"] == 0, r
     assert r["alarms"] > 0 and r["alarms_seen_live"] == r["alarms"], r
+
+
+def test_short_soak_with_broker_restarts_loses_nothing(mosquitto_exe: str) -> None:
+    """The soak's CI cut: the broker goes down twice mid-run; every event and every alarm still arrives."""
+    r = run(poles=20, doors=80, seconds=60, procs=1, press_every=3, restart_broker_every=12)
+    assert r["restarts"] >= 2, r
+    assert r["made"] > 0 and r["lost"] == 0, r
+    assert r["alarms"] > 0 and r["alarms_seen_live"] == r["alarms"], r
