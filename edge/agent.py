@@ -99,6 +99,9 @@ class NodeAgent:
         self.link.on_connected = self._on_connected
         self.control: ControlServer | None = None
         self._last_tick = self._last_progress = time.monotonic()
+        self.updater: Any | None = None  # edge.configupdate.ConfigUpdater, set by `pingan-edge run`
+        self.restart_reason: str | None = None
+        self.hub_status_seen = False  # the retained hub status arrived: our subscriptions work
 
     def _make_camera_worker(self) -> Any:
         """The camera thread: newest frame for snapshots, pre-press burst, detection if configured."""
@@ -174,6 +177,7 @@ class NodeAgent:
         if topic == Topics.HUB_STATUS:
             try:
                 self.sender.hub_online = HubStatus.model_validate_json(payload).state == "online"
+                self.hub_status_seen = True
             except ValidationError:
                 log.warning("ignoring malformed hub status")
             if self.sender.hub_online:
@@ -185,7 +189,10 @@ class NodeAgent:
         if parsed.channel == "receipts":
             self._on_receipt(payload)
         elif parsed.channel == "commands":
-            reply = self.role.on_command(payload)
+            if self.updater is not None and self.updater.wants(payload):
+                reply = self.updater.on_command(payload)  # config.update (edge/configupdate.py)
+            else:
+                reply = self.role.on_command(payload)
             if reply is not None:
                 self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
 
@@ -265,6 +272,8 @@ class NodeAgent:
         coros = [self._pump(), self._ticks(), self._heartbeats(), self._watchdog()]
         if isinstance(self.role, Door):
             coros.append(self.role.run_reader())
+        if self.updater is not None:
+            coros.append(self.updater.run())
         tasks = [asyncio.create_task(c) for c in coros]
         try:
             await self._stopping.wait()
@@ -275,6 +284,11 @@ class NodeAgent:
             await self.shutdown()
 
     def stop(self) -> None:
+        self._stopping.set()
+
+    def restart(self, reason: str) -> None:
+        """Stop cleanly (relay released, outbox closed) so `pingan-edge run` starts again (config.update)."""
+        self.restart_reason = reason
         self._stopping.set()
 
     async def shutdown(self) -> None:
