@@ -175,6 +175,92 @@ def nodes_list() -> None:
                    f"last_seen={n['last_seen'] or '-'}")
 
 
+@nodes_app.command("config")
+def nodes_config(node_id: Annotated[str, typer.Argument(help="Node id, e.g. pole-21")],
+                 file: Annotated[Path, typer.Argument(help="The node's new config (YAML, as node.yaml)")],
+                 hub: Annotated[str, typer.Option(envvar="PINGAN_HUB_URL", help="The hub's address")]
+                 = "http://127.0.0.1:8000",
+                 user: Annotated[str | None, typer.Option(help="Log in as this installer/admin")] = None,
+                 password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+                 check: Annotated[bool, typer.Option("--check", help="Only validate here; send nothing")] = False,
+                 wait: Annotated[float, typer.Option(help="Seconds to wait for applied/rolled_back (0: don't)")]
+                 = 0) -> None:
+    """Push a config to a node (config.update): validated here and by the hub, tried by the node, which
+    confirms it or rolls back by itself. Log in with --user, or set PINGAN_TOKEN to a bearer token."""
+    import os
+
+    from hub.nodeconfig import ConfigInvalid, validate_for
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{file}: cannot read it: {exc}")
+    try:
+        validate_for(node_id, None, text)
+    except ConfigInvalid as exc:
+        _fail(str(exc))
+    if check:
+        typer.echo(f"{file}: a valid config for {node_id}")
+        return
+    token = os.environ.get("PINGAN_TOKEN")
+    if user:
+        password = sys.stdin.readline().rstrip("\r\n") if password_stdin else typer.prompt("Password", hide_input=True)
+        token = _http(hub, "POST", "/api/login", None, {"username": user, "password": password})[1]["token"]
+    if not token:
+        _fail("log in with --user NAME (installer or admin), or set PINGAN_TOKEN")
+    status, body = _http(hub, "POST", f"/api/nodes/{node_id}/config", token, {"yaml": text})
+    if status == 422:
+        _fail(body.get("message") or str(body.get("detail")))
+    if status != 202:
+        _fail(f"the hub answered {status}: {body.get('detail', body)}", 1)
+    command_id = body["command_id"]
+    typer.echo(f"sent config.update {command_id} to {node_id} (sha256 {body['sha256'][:12]})")
+    if wait <= 0:
+        typer.echo(f"follow it: GET {hub}/api/nodes/{node_id}/config/updates")
+        return
+    import time
+
+    deadline, last = time.monotonic() + wait, None
+    while time.monotonic() < deadline:
+        found = [u for u in _http(hub, "GET", f"/api/nodes/{node_id}/config/updates", token)[1]
+                 if u["command_id"] == command_id]
+        state = found[0]["state"] if found else None
+        if state != last and state is not None:
+            reason = found[0].get("reason")
+            typer.echo(f"{node_id}: {state}" + (f": {reason}" if reason else ""))
+            last = state
+        if state in ("applied", "rolled_back", "refused", "expired"):
+            raise typer.Exit(0 if state == "applied" else 1)
+        time.sleep(1)
+    _fail(f"no outcome within {wait:g} s (last state: {last}); the node may still be trying it", 1)
+
+
+def _http(hub: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:
+    """A JSON request to the hub (stdlib only: the CLI must not need the dev extras)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(hub.rstrip("/") + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read() or b"{}")
+        except ValueError:
+            payload = {"detail": exc.reason}
+        if exc.code in (401, 403):
+            _fail(f"the hub refused: {payload.get('detail', exc.reason)} (an installer or admin login is needed)", 1)
+        return exc.code, payload if isinstance(payload, dict) else {"detail": payload}
+    except (urllib.error.URLError, OSError) as exc:
+        _fail(f"cannot reach the hub at {hub}: {exc}", 1)
+    raise AssertionError("unreachable")
+
+
 users_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Staff accounts of the console (operator, installer, admin).")
 app.add_typer(users_app, name="users")

@@ -7,6 +7,8 @@ and never sends it; only installers and admins may push."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,15 +112,20 @@ def test_unreachable_broker_rolls_back_by_itself(broker: Broker, hub_factory, no
     assert not (node.data_dir / "config" / "pending.yaml").exists()
 
 
-def test_a_pin_that_cannot_be_opened_rolls_back(broker: Broker, hub_factory, node_factory) -> None:
+def test_a_pin_that_cannot_be_opened_rolls_back(tmp_path: Path, broker: Broker, hub_factory, node_factory) -> None:
     hub = hub_factory(broker.url)
     node = node_factory("pole-c3", broker.url, hub.register("pole-c3"), updates=FAST_TRIAL)
     _online(hub, "pole-c3")
     # GPIO2 has a fixed pull-up on every Pi (I2C): gpiozero refuses a button there without pull-up
-    bad = _yaml_with(node, pins={"alarm_button": 2, "button_pull_up": False})
-    r = hub.post("/api/nodes/pole-c3/config", {"yaml": bad})
-    assert r.status_code == 202, r.text
-    done = _wait_state(hub, "pole-c3", r.json()["command_id"], ("applied", "rolled_back"), timeout=60)
+    bad = tmp_path / "pole-c3.new.yaml"
+    bad.write_text(_yaml_with(node, pins={"alarm_button": 2, "button_pull_up": False}))
+    # pushed by an installer with the CLI, which waits for the outcome
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "config", "pole-c3", str(bad), "--hub", hub.url,
+                          "--wait", "60"], env={**hub.env, "PINGAN_TOKEN": hub.token},
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "sent config.update" in out.stdout and "pole-c3: rolled_back" in out.stdout, out.stdout
+    [done] = _updates(hub, "pole-c3")
     assert done["state"] == "rolled_back", done
     assert "PinFixedPull" in done["reason"] or "fixed pull" in done["reason"]
     assert node.alive()
@@ -152,6 +159,18 @@ def test_forged_config_update_is_refused_by_the_node(broker: Broker, hub_factory
     assert len(refused) == 2
     assert not (node.data_dir / "config" / "pending.yaml").exists()
     assert "restarting" not in node.output()
+
+
+def test_cli_checks_a_config_before_sending(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("node:\n  id: pole-05\n  kind: alarm_post\nheartbeat_s: 0\n")
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "config", "pole-05", str(bad), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "heartbeat_s (line 4)" in out.stderr and "Traceback" not in out.stderr
+    bad.write_text("node:\n  id: pole-05\n  kind: alarm_post\nheartbeat_s: 3\n")
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "config", "pole-05", str(bad), "--check"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
 
 
 # --- the hub's side, in-process (no broker needed: nothing must be sent) ---------------------------
