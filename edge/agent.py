@@ -21,7 +21,7 @@ from edge.hw.door_pins import DoorPins
 from edge.hw.fingerprint import FingerprintReader
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
-from edge.link.mqtt import NodeLink
+from edge.link.mqtt import NodeLink, pem_bytes
 from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
@@ -73,7 +73,9 @@ class NodeAgent:
         self.link = NodeLink(self.loop, cfg.node.id, cfg.node.kind, host=mq.host, port=mq.port,
                              username=mq.username or cfg.node.id, password=cfg.secret(mq.password_env),
                              tls=mq.tls, tls_ca=str(mq.ca_file) if mq.ca_file else None,
-                             keepalive=mq.keepalive_s, protocol=mq.protocol)
+                             keepalive=mq.keepalive_s, protocol=mq.protocol,
+                             client_cert=str(mq.client_cert) if mq.client_cert else None,
+                             client_key=pem_bytes(cfg.secret(mq.client_key_env)) if mq.client_cert else None)
         self.sender = Sender(self.outbox, self.link.publish, self.clock, window=cfg.outbox.window,
                              resend_after=cfg.outbox.resend_after_s)
         if isinstance(self.pins, DoorPins):

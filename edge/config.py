@@ -42,6 +42,11 @@ class MqttSettings(_Section):
     password_env: str = Field(default="PINGAN_MQTT_PASSWORD",
                               description="Environment variable (or credential file) with the password")
     ca_file: Path | None = Field(default=None, description="CA certificate for mqtts://")
+    client_cert: Path | None = Field(default=None, description=(
+        "Client certificate from the hub's CA (a node added with --auth cert): the broker takes the node id "
+        "from it and no password is used; needs mqtts://"))
+    client_key_env: str = Field(default="PINGAN_MQTT_CLIENT_KEY", description=(
+        "Env variable or credential file with the client certificate's private key (PEM)"))
     keepalive_s: int = Field(default=15, ge=5, le=300, description="MQTT keepalive in seconds")
     protocol: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
 
@@ -52,6 +57,12 @@ class MqttSettings(_Section):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
         return v
+
+    @model_validator(mode="after")
+    def _cert_needs_tls(self) -> MqttSettings:
+        if self.client_cert is not None and not self.tls:
+            raise ValueError("client_cert needs TLS: use an mqtts:// url (the broker's certificate listener)")
+        return self
 
     @property
     def host(self) -> str:

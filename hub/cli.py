@@ -107,6 +107,9 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               = "mqtt://hub.district.lan:1883",
               out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles"),
               ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None,
+              auth: Annotated[str, typer.Option(help=(
+                  "password (an MQTT user and password) or cert (a client certificate from the hub's CA "
+                  "next to --ca; the node dials the broker's --cert-port listener)"))] = "password",
               block_key_file: Annotated[Path | None, typer.Option(
                   help="Doors: the block's template key file (made if missing; keep it for the block's "
                        "other doors, the hub never stores it)")] = None) -> None:
@@ -121,6 +124,11 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
         _fail(str(exc))
     if kind not in ("alarm_post", "rental_door"):
         _fail("--kind must be alarm_post or rental_door")
+    if auth not in ("password", "cert"):
+        _fail("--auth must be password or cert")
+    if auth == "cert" and (ca is None or not broker_url.startswith("mqtts://")):
+        _fail("--auth cert needs --ca DIR/ca.crt (the broker folder, which holds ca.key) and an mqtts:// "
+              "--broker-url (the broker's --cert-port listener)")
     lat = lon = None
     if at:
         try:
@@ -130,12 +138,15 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
     try:
-        made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon)
+        if ca is not None and not ca.is_file():
+            _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
+        made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon,
+                         ca_dir=ca.parent if auth == "cert" and ca is not None else None)
         config = node_config_for(node_id, kind, grid, place, lat, lon, broker_url)
         if ca is not None:
-            if not ca.is_file():
-                _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
             config["mqtt"]["ca_file"] = "/etc/pingan/ca.crt"
+        if auth == "cert":
+            config["mqtt"]["client_cert"] = "/etc/pingan/mqtt-client.crt"
         block_key = None
         if kind == "rental_door":
             if block_key_file is None:
@@ -351,6 +362,9 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                   = False,
                   tls_port: Annotated[int | None, typer.Option(help="TLS listener for nodes (e.g. 8883)")] = None,
                   hostname: Annotated[list[str] | None, typer.Option(help="Names/addresses nodes dial (TLS)")]
+                  = None,
+                  cert_port: Annotated[int | None, typer.Option(
+                      help="TLS listener for nodes with client certificates (nodes add --auth cert), e.g. 8884")]
                   = None) -> None:
     """Write mosquitto.conf, the password file and the ACL for the current fleet."""
     from hub.app import HubState
@@ -359,7 +373,10 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
     conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,), tls_port=tls_port,
-                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]))
+                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]), cert_port=cert_port)
+    if cert_port:
+        typer.echo(f"client-certificate listener on {cert_port}: nodes add --auth cert --ca {out / 'ca.crt'} "
+                   f"--broker-url mqtts://HOST:{cert_port}")
     if tls_port:
         typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
     users = len(fleet.active_users())
