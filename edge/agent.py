@@ -297,7 +297,7 @@ class NodeAgent:
         notify("STOPPING=1")
         if self.control:
             await self.control.stop()
-        self.link.stop()
+        self.link.stop(say_offline=self.restart_reason is None)  # a planned restart is back in seconds
         if isinstance(self.role, Door):
             self.role.close()  # relay de-energised, reader closed
         self.pins.close()

@@ -84,6 +84,8 @@ def test_good_update_is_applied_confirmed_and_kept(broker: Broker, hub_factory, 
     assert _press_place(hub, node) == "North gate, Lane 3"  # the node's behaviour changed
     assert (node.data_dir / "config" / "confirmed.yaml").exists()
     assert "restarting the node agent" in node.output()
+    # a planned restart is not an outage: no node.offline alarm for the staff
+    assert not [a for a in hub.get("/api/alarms", state="all") if a["kind"] == "node.offline"]
 
     node.stop()  # an ordinary restart keeps the confirmed config
     node.start()

@@ -130,10 +130,14 @@ class NodeLink:
             return None
         return info.mid
 
-    def stop(self) -> None:
-        """Say goodbye (retained offline) and stop; disconnect before loop_stop (paho's fast path)."""
+    def stop(self, say_offline: bool = True) -> None:
+        """Say goodbye (retained offline) and stop; disconnect before loop_stop (paho's fast path).
+
+        ``say_offline=False`` for a planned restart (config.update): the retained status stays online
+        and no node.offline alarm is raised for a node back in seconds; a node that does not come back
+        is noticed by the hub's heartbeat timeout."""
         try:
-            if self.connected:
+            if self.connected and say_offline:
                 self.client.publish(Topics.status(self.node_id), self._status("offline"), qos=1,
                                     retain=True).wait_for_publish(timeout=2)
         except (RuntimeError, ValueError):
