@@ -24,6 +24,7 @@ from hub.broker import Broker, free_port
 from hub.config import load_settings
 from hub.store import commands
 from tests.conftest import wait_for
+from tests.test_e2e_door import DOOR, door_factory, register_door  # noqa: F401 - door_factory is a fixture
 
 FAST_TRIAL = {"trial_s": 4, "settle_s": 1, "max_boots": 2}
 
@@ -161,6 +162,24 @@ def test_forged_config_update_is_refused_by_the_node(broker: Broker, hub_factory
     assert len(refused) == 2
     assert not (node.data_dir / "config" / "pending.yaml").exists()
     assert "restarting" not in node.output()
+
+
+def test_door_update_restarts_with_the_relay_de_energised(broker: Broker, hub_factory, door_factory) -> None:  # noqa: F811
+    hub = hub_factory(broker.url)
+    door = door_factory("door-c5", broker.url, register_door(hub, "door-c5"),
+                        **{**DOOR, "door": {"unlock_s": 60}, "updates": FAST_TRIAL})
+    _online(hub, "door-c5")
+    st = door.control(cmd="exit")["state"]
+    assert st["relay"] == "energised" and st["lock"] == "released"  # released for 60 s when the update comes
+    r = hub.post("/api/nodes/door-c5/config", {"yaml": _yaml_with(door, door={"unlock_s": 2})})
+    assert r.status_code == 202, r.text
+    done = _wait_state(hub, "door-c5", r.json()["command_id"], ("applied", "rolled_back", "refused"))
+    assert done["state"] == "applied", done
+    wait_for(lambda: door.socket.exists(), 30, 0.1, "control socket back")
+    st = door.control(cmd="state")["state"]
+    assert st["relay"] == "de-energised" and st["lock"] == "locked"  # the restart left the lock in its safe state
+    assert door.control(cmd="exit")["state"]["lock"] == "released"
+    wait_for(lambda: door.control(cmd="state")["state"]["lock"] == "locked", 10, message="locked after the new 2 s")
 
 
 def test_cli_checks_a_config_before_sending(tmp_path: Path) -> None:
