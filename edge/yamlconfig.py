@@ -92,6 +92,9 @@ def load_yaml_text(text: str, model: type[M], source: Path | str = "<config>") -
         raise ConfigError(f"{source}{where}: not valid YAML: {problem}", [
             {"loc": [], "line": mark.line + 1 if mark else None, "msg": f"not valid YAML: {problem}",
              "type": "yaml_error"}]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply", [
+            {"loc": [], "line": None, "msg": "not valid YAML: nested too deeply", "type": "yaml_error"}]) from None
     if data is None:
         raise ConfigError(f"{source}: the config file is empty",
                           [{"loc": [], "line": None, "msg": "the config is empty", "type": "missing"}])

@@ -46,7 +46,12 @@ def config_text(yaml_text: str | None, config: dict[str, Any] | None) -> str:
         raise ConfigInvalid("send the node config either as `yaml` (text) or as `config` (an object)",
                             [{"loc": ["body"], "line": None, "msg": "give exactly one of yaml or config",
                               "type": "value_error"}])
-    text = yaml_text if yaml_text is not None else yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    try:
+        text = yaml_text if yaml_text is not None else yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    except (RecursionError, yaml.YAMLError):
+        raise ConfigInvalid("the config object cannot be written as YAML (nested too deeply?)",
+                            [{"loc": ["config"], "line": None, "msg": "not representable", "type": "value_error"}]
+                            ) from None
     if len(text.encode()) > MAX_CONFIG_BYTES:
         raise ConfigInvalid(f"the config is larger than {MAX_CONFIG_BYTES} bytes",
                             [{"loc": ["body"], "line": None, "msg": "too large", "type": "too_long"}])

@@ -238,6 +238,8 @@ def test_invalid_config_is_a_422_with_lines_and_is_never_sent(hub_app) -> None:
     assert r.status_code == 422
     r = client.post("/api/nodes/pole-01/config", json={"yaml": "node: [oops\n"}, headers=h)
     assert r.status_code == 422 and "not valid YAML" in r.json()["message"]
+    r = client.post("/api/nodes/pole-01/config", json={"yaml": "[" * 20000}, headers=h)
+    assert r.status_code == 422 and "nested too deeply" in r.json()["message"]
     r = client.post("/api/nodes/pole-01/config", json={}, headers=h)
     assert r.status_code == 422
     assert client.post("/api/nodes/pole-99/config", json={"yaml": GOOD}, headers=h).status_code == 404
