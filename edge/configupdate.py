@@ -66,6 +66,11 @@ def update_refusals(current: NodeConfig, new: NodeConfig) -> list[str]:
         reasons.append("data_dir cannot change remotely (the outbox and this update's state live there)")
     if current.signing_key() is not None and new.signing_key() is None:
         reasons.append(f"no command-signing key in ${new.key_env}: the node could never be commanded again")
+    for name, path in (("mqtt.ca_file", new.mqtt.ca_file), ("mqtt.client_cert", new.mqtt.client_cert)):
+        if path is not None and not path.is_file():
+            reasons.append(f"{name} {path} is not a file on this node")
+    if new.mqtt.client_cert is not None and not new.secret(new.mqtt.client_key_env):
+        reasons.append(f"no client-certificate key in ${new.mqtt.client_key_env} on this node")
     return reasons
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 from sqlalchemy import select
@@ -72,9 +73,29 @@ def validate_for(node: str, kind: str | None, text: str) -> NodeConfig:
     if kind is not None and cfg.node.kind != kind:
         problems.append({"loc": ["node", "kind"], "line": _line(tree, "node", "kind"), "type": "value_error",
                          "msg": f"node.kind is {cfg.node.kind!r} but {node} is registered as {kind!r}"})
+    for loc, value in _strings(yaml.safe_load(text)):
+        if "://" in value and _has_password(value):
+            problems.append({"loc": loc, "line": _line(tree, *loc), "type": "value_error",
+                             "msg": "a password in a URL: secrets do not travel in a config update; give the "
+                                    "node its credentials through its bundle"})
     if problems:
         raise ConfigInvalid("; ".join(p["msg"] for p in problems), problems)
     return cfg
+
+
+def _strings(value: Any, loc: tuple[str, ...] = ()) -> list[tuple[list[str], str]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _strings(v, (*loc, str(k)))]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in _strings(v, (*loc, str(i)))]
+    return [(list(loc), value)] if isinstance(value, str) else []
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlparse(url).password is not None
+    except ValueError:
+        return False
 
 
 def _line(tree: yaml.Node | None, *path: str) -> int | None:

@@ -120,3 +120,7 @@ def test_what_a_remote_update_may_not_change(tmp_path: Path, monkeypatch) -> Non
     reasons = " | ".join(update_refusals(cur, bad))
     assert "node.id" in reasons and "data_dir" in reasons and "command-signing key" in reasons
     assert update_refusals(cur, NodeConfig.model_validate(_cfg(tmp_path, heartbeat_s=3))) == []
+    certs = NodeConfig.model_validate(_cfg(tmp_path, mqtt={"url": "mqtts://hub:8884", "ca_file": "/nope/ca.crt",
+                                                           "client_cert": "/nope/client.crt"}))
+    reasons = " | ".join(update_refusals(cur, certs))
+    assert "mqtt.ca_file /nope/ca.crt is not a file" in reasons and "no client-certificate key" in reasons

@@ -242,6 +242,10 @@ def test_invalid_config_is_a_422_with_lines_and_is_never_sent(hub_app) -> None:
     assert r.status_code == 422 and "nested too deeply" in r.json()["message"]
     r = client.post("/api/nodes/pole-01/config", json={}, headers=h)
     assert r.status_code == 422
+    leaky = GOOD + "camera:\n  source: rtsp://admin:hunter2@192.168.1.64/stream1\n"
+    r = client.post("/api/nodes/pole-01/config", json={"yaml": leaky}, headers=h)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["camera", "source"], r.text
+    assert r.json()["detail"][0]["line"] == 7 and "secrets do not travel" in r.json()["detail"][0]["msg"]
     assert client.post("/api/nodes/pole-99/config", json={"yaml": GOOD}, headers=h).status_code == 404
     with state.engine.connect() as conn:
         assert conn.execute(commands.select()).all() == []  # nothing was signed or sent
@@ -268,3 +272,16 @@ def test_only_installers_and_admins_push_configs(hub_app, user: str, allowed: bo
     r = client.get("/api/nodes/pole-01/config/updates", headers=h)
     assert r.status_code == (200 if allowed else 403)
     assert client.post("/api/nodes/pole-01/config", json={"yaml": GOOD}).status_code == 401
+
+
+def test_push_while_the_hub_has_no_broker_is_a_503(tmp_path: Path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path, mqtt_url=f"mqtt://127.0.0.1:{free_port()}"))
+    state = app.state.hub
+    state.auth.add_user("zhao", PASSWORDS["zhao"][1], "installer")
+    state.service.register_node("pole-01", grid="G01")
+    with TestClient(app) as client:
+        h = _headers(client, "zhao")
+        r = client.post("/api/nodes/pole-01/config", json={"yaml": GOOD}, headers=h)
+        assert r.status_code == 503 and "not connected to the broker" in r.json()["detail"]
+        assert client.post("/api/nodes/pole-01/config", json={"yaml": "node: 1\n"}, headers=h).status_code == 422
+        assert client.get("/api/nodes/pole-01/config/updates", headers=h).json() == []

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hub.auth import current_user, requires
-from hub.nodeconfig import ConfigInvalid, config_text, list_updates, push_config
+from hub.nodeconfig import ConfigInvalid, config_text, list_updates, push_config, validate_for
 from hub.service import HubService
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])
@@ -42,6 +42,11 @@ def push_node_config(node: str, body: ConfigPush, request: Request, service: Ser
     it, and either confirms it (``applied``) or goes back to its last confirmed config (``rolled_back``)."""
     try:
         text = config_text(body.yaml, body.config)
+        ingest = request.app.state.hub.ingest
+        if ingest is not None and not ingest.connected:  # validate first, but do not queue a push that cannot go
+            validate_for(node, None, text)
+            raise HTTPException(503, "the hub is not connected to the broker: try again when /api/health says "
+                                     "mqtt connected")
         return push_config(service, node, text, current_user(request).username)
     except ConfigInvalid as exc:
         return _invalid(exc)
