@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import select
 
 from edge.config import NodeConfig, node_config_from_text
-from edge.configupdate import MAX_CONFIG_BYTES
+from edge.configstore import MAX_CONFIG_BYTES
 from edge.errors import ConfigError
 from hub.errors import Conflict, HubError, NotFound
 from hub.service import HubService

@@ -1,4 +1,4 @@
-"""The node's pending/confirmed configs and boot counter (edge/configupdate.py), start by start,
+"""The node's pending/confirmed configs and boot counter (edge/configstore.py), start by start,
 including a power cut at each step: every state a crash can leave is finished by the next start."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from edge.config import NodeConfig, load_node_config
-from edge.configupdate import ConfigStore, update_refusals
+from edge.configstore import ConfigStore, update_refusals
 
 
 def _cfg(tmp_path: Path, **top) -> dict:
