@@ -91,7 +91,7 @@ class ConfigUpdater:
         digest = self.store.stage(text, cmd.id)
         self.staged = cmd.id
         log.warning("config.update %s accepted (sha256 %s): restarting with it", cmd.id, digest[:12])
-        # after the reply has gone out (link.stop() waits for its last publish, which follows the reply)
+        # the reply is queued before the restart's DISCONNECT, and paho writes packets in order
         self.agent.loop.call_later(0.2, self.agent.restart, f"config.update {cmd.id}")
         return Reply(command_id=cmd.id, ok=True, detail="accepted; restarting with it (pending until it comes up)",
                      data={"sha256": digest, "trial_s": new.updates.trial_s, "max_boots": new.updates.max_boots})
