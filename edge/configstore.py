@@ -147,6 +147,16 @@ class ConfigStore:
                     pending.updates.max_boots)
         return Boot(pending, Trial(state["command_id"], boots, state.get("sha256") or sha256_text(text)), reports)
 
+    def in_effect(self, base: NodeConfig) -> tuple[NodeConfig, str]:
+        """The config the agent runs now and a sentence saying which (read-only: for doctor)."""
+        cfg = self._confirmed_or(base)
+        where = f"{self.confirmed} (pushed by the hub)" if cfg is not base else str(self.base_path)
+        state = self.state()
+        if self.pending.exists():
+            where += (f"; config.update {state.get('command_id', '?')} is pending (start {state.get('boots', 0)} "
+                      f"of {cfg.updates.max_boots} tried)")
+        return cfg, where
+
     def _confirmed_or(self, base: NodeConfig) -> NodeConfig:
         if not self.confirmed.exists():
             return base

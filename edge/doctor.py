@@ -73,7 +73,12 @@ class Doctor:
             self.cfg = load_node_config(self.config_path)
         except ConfigError as exc:
             return Finding("config", "fail", str(exc), f"edit {self.config_path} (see firmware_config/*.example.yaml)")
-        return Finding("config", "ok", f"{self.config_path} is valid ({self.cfg.node.id}, {self.cfg.node.kind})")
+        from edge.configstore import ConfigStore
+
+        # after a config.update the agent runs the confirmed remote config: check that one
+        self.cfg, in_effect = ConfigStore(self.config_path, self.cfg.data_dir).in_effect(self.cfg)
+        return Finding("config", "ok", f"{self.config_path} is valid ({self.cfg.node.id}, {self.cfg.node.kind}); "
+                                       f"in effect: {in_effect}")
 
     def check_secrets(self) -> Finding:
         cfg = self._cfg

@@ -124,3 +124,20 @@ def test_what_a_remote_update_may_not_change(tmp_path: Path, monkeypatch) -> Non
                                                            "client_cert": "/nope/client.crt"}))
     reasons = " | ".join(update_refusals(cur, certs))
     assert "mqtt.ca_file /nope/ca.crt is not a file" in reasons and "no client-certificate key" in reasons
+
+
+def test_doctor_checks_the_config_in_effect(tmp_path: Path, setup) -> None:
+    from edge.doctor import Doctor
+
+    base_path, base, store = setup
+    doctor = Doctor(base_path)
+    assert str(base_path) in doctor.check_config().detail.split("in effect: ")[1]
+    store.stage(_new_text(tmp_path), "cmd-7")
+    store.boot(base)
+    assert "config.update cmd-7 is pending (start 1 of 2 tried)" in Doctor(base_path).check_config().detail
+    store.promote()
+    store.reported()
+    doctor = Doctor(base_path)
+    finding = doctor.check_config()
+    assert "confirmed.yaml (pushed by the hub)" in finding.detail and finding.status == "ok"
+    assert doctor.cfg is not None and doctor.cfg.node.place == "New gate"
