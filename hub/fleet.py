@@ -153,14 +153,13 @@ class Fleet:
         atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
         atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
         conf = [f"listener {port} {bind}"]
-        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
+        if tls_port or cert_port:
             _, ca_crt = ensure_ca(out)
             key, crt = issue_server_cert(out, list(tls_hostnames))
+        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
             conf += [f"listener {tls_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
                      "tls_version tlsv1.2"]
         if cert_port:
-            _, ca_crt = ensure_ca(out)
-            key, crt = issue_server_cert(out, list(tls_hostnames))
             crl = write_crl(out, self.revoked_serials())
             conf += [f"listener {cert_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
                      "tls_version tlsv1.2", "require_certificate true", "use_identity_as_username true",

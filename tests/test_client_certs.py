@@ -5,6 +5,7 @@ installed from an `--auth cert` bundle comes online and delivers a press to a re
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import sys
@@ -165,3 +166,20 @@ def test_real_node_from_a_cert_bundle_reaches_the_hub(tmp_path: Path, cert_broke
     finally:
         node.stop()
     assert "refused the connection" not in node.output()
+
+
+def test_broker_config_cli_writes_the_certificate_listener(tmp_path: Path) -> None:
+    env = {**os.environ, "PINGAN_DATA_DIR": str(tmp_path / "hub")}
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "broker", "config", "--out", str(tmp_path / "b"),
+                          "--port", "1883", "--tls-port", "8883", "--cert-port", "8884"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    cert_listener = conf.split("listener 8884")[1].split("allow_anonymous")[0]
+    assert "require_certificate true" in cert_listener and "use_identity_as_username true" in cert_listener
+    assert f"crlfile {tmp_path / 'b' / 'crl.pem'}" in cert_listener
+    assert "require_certificate" not in conf.split("listener 8884")[0]  # the password listeners are unchanged
+    assert "nodes add --auth cert" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", "pole-51", "--auth", "cert",
+                          "--out", str(tmp_path / "bundles")], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--auth cert needs --ca" in bad.stderr and "Traceback" not in bad.stderr
