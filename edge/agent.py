@@ -21,7 +21,7 @@ from edge.hw.door_pins import DoorPins
 from edge.hw.fingerprint import FingerprintReader
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
-from edge.link.mqtt import NodeLink
+from edge.link.mqtt import NodeLink, pem_bytes
 from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
@@ -73,7 +73,9 @@ class NodeAgent:
         self.link = NodeLink(self.loop, cfg.node.id, cfg.node.kind, host=mq.host, port=mq.port,
                              username=mq.username or cfg.node.id, password=cfg.secret(mq.password_env),
                              tls=mq.tls, tls_ca=str(mq.ca_file) if mq.ca_file else None,
-                             keepalive=mq.keepalive_s, protocol=mq.protocol)
+                             keepalive=mq.keepalive_s, protocol=mq.protocol,
+                             client_cert=str(mq.client_cert) if mq.client_cert else None,
+                             client_key=pem_bytes(cfg.secret(mq.client_key_env)) if mq.client_cert else None)
         self.sender = Sender(self.outbox, self.link.publish, self.clock, window=cfg.outbox.window,
                              resend_after=cfg.outbox.resend_after_s)
         if isinstance(self.pins, DoorPins):
@@ -99,6 +101,9 @@ class NodeAgent:
         self.link.on_connected = self._on_connected
         self.control: ControlServer | None = None
         self._last_tick = self._last_progress = time.monotonic()
+        self.updater: Any | None = None  # edge.configupdate.ConfigUpdater, set by `pingan-edge run`
+        self.restart_reason: str | None = None
+        self.hub_status_seen = False  # the retained hub status arrived: our subscriptions work
 
     def _make_camera_worker(self) -> Any:
         """The camera thread: newest frame for snapshots, pre-press burst, detection if configured."""
@@ -174,6 +179,7 @@ class NodeAgent:
         if topic == Topics.HUB_STATUS:
             try:
                 self.sender.hub_online = HubStatus.model_validate_json(payload).state == "online"
+                self.hub_status_seen = True
             except ValidationError:
                 log.warning("ignoring malformed hub status")
             if self.sender.hub_online:
@@ -185,7 +191,10 @@ class NodeAgent:
         if parsed.channel == "receipts":
             self._on_receipt(payload)
         elif parsed.channel == "commands":
-            reply = self.role.on_command(payload)
+            if self.updater is not None and self.updater.wants(payload):
+                reply = self.updater.on_command(payload)  # config.update (edge/configupdate.py)
+            else:
+                reply = self.role.on_command(payload)
             if reply is not None:
                 self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
 
@@ -265,6 +274,8 @@ class NodeAgent:
         coros = [self._pump(), self._ticks(), self._heartbeats(), self._watchdog()]
         if isinstance(self.role, Door):
             coros.append(self.role.run_reader())
+        if self.updater is not None:
+            coros.append(self.updater.run())
         tasks = [asyncio.create_task(c) for c in coros]
         try:
             await self._stopping.wait()
@@ -277,11 +288,16 @@ class NodeAgent:
     def stop(self) -> None:
         self._stopping.set()
 
+    def restart(self, reason: str) -> None:
+        """Stop cleanly (relay released, outbox closed) so `pingan-edge run` starts again (config.update)."""
+        self.restart_reason = reason
+        self._stopping.set()
+
     async def shutdown(self) -> None:
         notify("STOPPING=1")
         if self.control:
             await self.control.stop()
-        self.link.stop()
+        self.link.stop(say_offline=self.restart_reason is None)  # a planned restart is back in seconds
         if isinstance(self.role, Door):
             self.role.close()  # relay de-energised, reader closed
         self.pins.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -34,16 +33,18 @@ def _setup_logging(verbose: bool) -> None:
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="The node's YAML config")],
         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Run the node agent until stopped (SIGINT/SIGTERM)."""
+    """Run the node agent until stopped (SIGINT/SIGTERM); a config.update from the hub restarts it."""
     _setup_logging(verbose)
     try:
-        cfg = load_node_config(config)
+        load_node_config(config)
     except ConfigError as exc:
         _fail(str(exc))
-    from edge.agent import run_node
+    from edge.configupdate import run_node_with_updates
 
     try:
-        asyncio.run(run_node(cfg))
+        run_node_with_updates(config)
+    except ConfigError as exc:
+        _fail(str(exc))
     except PinganError as exc:
         _fail(str(exc), 1)
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.errors import ConfigError
 from edge.protocol import NODE_ID_PATTERN
 from edge.vision.config import VisionSettings
-from edge.yamlconfig import load_yaml_model
+from edge.yamlconfig import load_yaml_model, load_yaml_text
 
 
 class _Section(BaseModel):
@@ -42,6 +42,11 @@ class MqttSettings(_Section):
     password_env: str = Field(default="PINGAN_MQTT_PASSWORD",
                               description="Environment variable (or credential file) with the password")
     ca_file: Path | None = Field(default=None, description="CA certificate for mqtts://")
+    client_cert: Path | None = Field(default=None, description=(
+        "Client certificate from the hub's CA (a node added with --auth cert): the broker takes the node id "
+        "from it and no password is used; needs mqtts://"))
+    client_key_env: str = Field(default="PINGAN_MQTT_CLIENT_KEY", description=(
+        "Env variable or credential file with the client certificate's private key (PEM)"))
     keepalive_s: int = Field(default=15, ge=5, le=300, description="MQTT keepalive in seconds")
     protocol: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
 
@@ -52,6 +57,12 @@ class MqttSettings(_Section):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
         return v
+
+    @model_validator(mode="after")
+    def _cert_needs_tls(self) -> MqttSettings:
+        if self.client_cert is not None and not self.tls:
+            raise ValueError("client_cert needs TLS: use an mqtts:// url (the broker's certificate listener)")
+        return self
 
     @property
     def host(self) -> str:
@@ -167,6 +178,18 @@ class SimSettings(_Section):
         description="Unix socket for 'pingan-edge sim'; default $PINGAN_SIM_DIR/<node id>.sock")
 
 
+class UpdateSettings(_Section):
+    """How a config pushed by the hub (config.update) is tried before it replaces the confirmed one."""
+
+    trial_s: float = Field(default=60, ge=2, le=600, description=(
+        "A pending config must bring the node up (broker connected, hub status received, loop ticking) "
+        "within this many seconds of a start, or that start counts as failed"))
+    settle_s: float = Field(default=5, ge=0.5, le=120,
+                            description="How long the node must stay healthy before the config is confirmed")
+    max_boots: int = Field(default=2, ge=1, le=5, description=(
+        "Starts a pending config gets; one more and the node goes back to its last confirmed config"))
+
+
 class NodeConfig(_Section):
     node: NodeIdentity
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -184,6 +207,8 @@ class NodeConfig(_Section):
                            description="Where the outbox and state live (on the SD card)")
     key_env: str = Field(default="PINGAN_NODE_KEY",
                          description="Env variable or credential file with the command-signing key")
+    updates: UpdateSettings = Field(default_factory=UpdateSettings,
+                                    description="Trying a config pushed by the hub (config.update)")
 
     @model_validator(mode="after")
     def _kind_sections(self) -> NodeConfig:
@@ -260,9 +285,18 @@ def sim_socket_path(node_id: str) -> Path:
 
 
 def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
-    cfg = load_yaml_model(path, NodeConfig)
+    return _node_checks(load_yaml_model(path, NodeConfig), path)
+
+
+def node_config_from_text(text: str, source: str = "<config>") -> NodeConfig:
+    """A node config from YAML (or JSON) text, as the hub and the node check a pushed config.update."""
+    return _node_checks(load_yaml_text(text, NodeConfig, source), source)
+
+
+def _node_checks(cfg: NodeConfig, path: str | os.PathLike[str]) -> NodeConfig:
     if cfg.reader is not None and cfg.reader.port == "sim" and cfg.pins.factory != "mock" \
             and os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() != "mock":
         raise ConfigError(f"{path}: reader.port 'sim' (the simulated reader) needs simulated pins: "
-                          "set pins.factory: mock")
+                          "set pins.factory: mock", [{"loc": ["reader", "port"], "line": None, "type": "value_error",
+                                                     "msg": "'sim' needs simulated pins: set pins.factory: mock"}])
     return cfg

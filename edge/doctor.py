@@ -73,11 +73,17 @@ class Doctor:
             self.cfg = load_node_config(self.config_path)
         except ConfigError as exc:
             return Finding("config", "fail", str(exc), f"edit {self.config_path} (see firmware_config/*.example.yaml)")
-        return Finding("config", "ok", f"{self.config_path} is valid ({self.cfg.node.id}, {self.cfg.node.kind})")
+        from edge.configstore import ConfigStore
+
+        # after a config.update the agent runs the confirmed remote config: check that one
+        self.cfg, in_effect = ConfigStore(self.config_path, self.cfg.data_dir).in_effect(self.cfg)
+        return Finding("config", "ok", f"{self.config_path} is valid ({self.cfg.node.id}, {self.cfg.node.kind}); "
+                                       f"in effect: {in_effect}")
 
     def check_secrets(self) -> Finding:
         cfg = self._cfg
-        names = [cfg.key_env, cfg.mqtt.password_env] + ([cfg.door.block_key_env] if cfg.door else [])
+        mqtt_secret = cfg.mqtt.client_key_env if cfg.mqtt.client_cert else cfg.mqtt.password_env
+        names = [cfg.key_env, mqtt_secret] + ([cfg.door.block_key_env] if cfg.door else [])
         missing = [name for name in names if not cfg.secret(name)]
         if missing:
             return Finding("secrets", "fail", f"not set: {', '.join(missing)}",
@@ -182,11 +188,17 @@ class Doctor:
         mq = cfg.mqtt
         user = mq.username or cfg.node.id
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.node.id}-doctor", protocol=mqtt.MQTTv311)
-        client.username_pw_set(user, cfg.secret(mq.password_env))
+        if mq.client_cert is None:
+            client.username_pw_set(user, cfg.secret(mq.password_env))
         if mq.tls:
-            import ssl
+            from edge.link.mqtt import pem_bytes, tls_context
 
-            client.tls_set_context(ssl.create_default_context(cafile=str(mq.ca_file) if mq.ca_file else None))
+            try:
+                client.tls_set_context(tls_context(str(mq.ca_file) if mq.ca_file else None,
+                                                   str(mq.client_cert) if mq.client_cert else None,
+                                                   pem_bytes(cfg.secret(mq.client_key_env))))
+            except PinganError as exc:
+                return Finding("broker", "fail", str(exc), "reinstall the node bundle (ca.crt, client certificate)")
         result: dict[str, object] = {}
         done = threading.Event()
 
@@ -208,7 +220,8 @@ class Doctor:
             rc = result["rc"]
             if getattr(rc, "is_failure", False):
                 return Finding("broker", "fail", f"broker refused user {user}: {rc}",
-                               "the MQTT password is wrong or the node was removed: reinstall its bundle")
+                               "the MQTT password or certificate is wrong or the node was removed: "
+                               "reinstall its bundle")
             return Finding("broker", "ok", f"connected to {mq.url} as {user}")
         finally:
             client.disconnect()

@@ -6,7 +6,14 @@ class PinganError(Exception):
 
 
 class ConfigError(PinganError, ValueError):
-    """The node's config file is missing, unreadable or invalid."""
+    """The node's config file is missing, unreadable or invalid.
+
+    ``problems`` lists each finding as ``{"loc", "line", "msg", "type"}`` so an API can answer with
+    the same field and line an installer sees on the command line."""
+
+    def __init__(self, message: str, problems: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class HardwareError(PinganError, RuntimeError):

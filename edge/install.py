@@ -25,7 +25,19 @@ DESTINATIONS = {
     "config.txt.fragment": ("etc/pingan/config.txt.fragment", 0o644),
     "ca.crt": ("etc/pingan/ca.crt", 0o644),
     "block-key.conf": ("etc/systemd/system/pingan-edge.service.d/block-key.conf", 0o644),
+    "credentials/mqtt-client-key": ("etc/pingan/credentials/mqtt-client-key", 0o600),
+    "mqtt-client.crt": ("etc/pingan/mqtt-client.crt", 0o644),
+    "00-client-cert.conf": ("etc/systemd/system/pingan-edge.service.d/00-client-cert.conf", 0o644),
 }
+
+# A node with a client certificate has no MQTT password file, and systemd refuses to start a unit whose
+# LoadCredential= source is missing: reset the list and load the key instead. "00-" sorts before
+# block-key.conf, which adds to the list again.
+CLIENT_CERT_DROPIN = """[Service]
+LoadCredential=
+LoadCredential=PINGAN_NODE_KEY:/etc/pingan/credentials/node-key
+LoadCredential=PINGAN_MQTT_CLIENT_KEY:/etc/pingan/credentials/mqtt-client-key
+"""
 
 
 BLOCK_KEY_DROPIN = """[Service]
@@ -59,6 +71,8 @@ def install_bundle(bundle: Path, root: Path = Path("/")) -> list[Path]:
         raise ConfigError(f"the bundle's node.yaml is invalid: {exc}") from None
     if "credentials/block-key" in files:  # a door: hand its block key to the agent too
         files["block-key.conf"] = BLOCK_KEY_DROPIN.encode()
+    if "credentials/mqtt-client-key" in files:  # logs in with a client certificate, not a password
+        files["00-client-cert.conf"] = CLIENT_CERT_DROPIN.encode()
     written = []
     for inner, data in files.items():
         rel, mode = DESTINATIONS[inner]

@@ -162,6 +162,9 @@ EVENT_KINDS: dict[str, Priority] = {
     "door.granted": Priority.AUDIT,
     "door.denied": Priority.AUDIT,
     "command.refused": Priority.AUDIT,
+    # config.update's outcome, after the node restarted with it: data.command_id, data.sha256, data.boots
+    "config.applied": Priority.AUDIT,
+    "config.rolled_back": Priority.AUDIT,  # data.command_id, data.reason, data.boots
     "detection.person": Priority.DETECTION,
     "detection.vehicle": Priority.DETECTION,
     "detection.loitering": Priority.DETECTION,

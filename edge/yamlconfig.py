@@ -40,19 +40,31 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return best
 
 
-def format_validation_error(exc: ValidationError, path: Path, tree: yaml.Node | None) -> str:
-    lines = [f"{path}: {exc.error_count()} problem(s) in the config:"]
+def validation_problems(exc: ValidationError, tree: yaml.Node | None) -> list[dict[str, Any]]:
+    """Each pydantic error as {loc, line, msg, type}, with the YAML line when the tree has one."""
+    problems = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(tree, loc)
-        where = f" (line {line})" if line else ""
         msg = err.get("msg", "invalid")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field; check its spelling against firmware_config/*.example.yaml"
         elif err.get("type") == "missing":
             msg = "required field is missing"
-        lines.append(f"  - {field}{where}: {msg}")
+        problems.append({"loc": [str(p) for p in loc], "line": _line_of(tree, loc), "msg": msg,
+                         "type": err.get("type", "value_error")})
+    return problems
+
+
+def format_validation_error(exc: ValidationError, path: Path | str, tree: yaml.Node | None) -> str:
+    return _format(validation_problems(exc, tree), path)
+
+
+def _format(problems: list[dict[str, Any]], path: Path | str) -> str:
+    lines = [f"{path}: {len(problems)} problem(s) in the config:"]
+    for p in problems:
+        field = ".".join(p["loc"]) or "(top level)"
+        where = f" (line {p['line']})" if p["line"] else ""
+        lines.append(f"  - {field}{where}: {p['msg']}")
     return "\n".join(lines)
 
 
@@ -65,6 +77,11 @@ def load_yaml_model(path: str | os.PathLike[str], model: type[M]) -> M:
         raise ConfigError(f"{path}: no such config file; copy one from firmware_config/") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    return load_yaml_text(text, model, path)
+
+
+def load_yaml_text(text: str, model: type[M], source: Path | str = "<config>") -> M:
+    """Validate YAML (or JSON, which is YAML) text; ConfigError names each field and its line."""
     try:
         tree = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -72,15 +89,23 @@ def load_yaml_model(path: str | os.PathLike[str], model: type[M]) -> M:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+        raise ConfigError(f"{source}{where}: not valid YAML: {problem}", [
+            {"loc": [], "line": mark.line + 1 if mark else None, "msg": f"not valid YAML: {problem}",
+             "type": "yaml_error"}]) from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply", [
+            {"loc": [], "line": None, "msg": "not valid YAML: nested too deeply", "type": "yaml_error"}]) from None
     if data is None:
-        raise ConfigError(f"{path}: the config file is empty")
+        raise ConfigError(f"{source}: the config file is empty",
+                          [{"loc": [], "line": None, "msg": "the config is empty", "type": "missing"}])
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of fields, not {type(data).__name__}")
+        msg = f"the config must be a mapping of fields, not {type(data).__name__}"
+        raise ConfigError(f"{source}: {msg}", [{"loc": [], "line": 1, "msg": msg, "type": "dict_type"}])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path, tree)) from None
+        problems = validation_problems(exc, tree)
+        raise ConfigError(_format(problems, source), problems) from None
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:

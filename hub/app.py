@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from hub import __version__, metrics
 from hub.api.doors import router as doors_router
+from hub.api.nodeconfig import router as nodeconfig_router
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.console import setup_console, start_console_tasks
@@ -97,6 +98,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.hub = state
     app.include_router(router)
     app.include_router(doors_router)
+    app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
 
     @app.exception_handler(NotFound)

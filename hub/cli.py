@@ -107,6 +107,9 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               = "mqtt://hub.district.lan:1883",
               out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles"),
               ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None,
+              auth: Annotated[str, typer.Option(help=(
+                  "password (an MQTT user and password) or cert (a client certificate from the hub's CA "
+                  "next to --ca; the node dials the broker's --cert-port listener)"))] = "password",
               block_key_file: Annotated[Path | None, typer.Option(
                   help="Doors: the block's template key file (made if missing; keep it for the block's "
                        "other doors, the hub never stores it)")] = None) -> None:
@@ -121,6 +124,11 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
         _fail(str(exc))
     if kind not in ("alarm_post", "rental_door"):
         _fail("--kind must be alarm_post or rental_door")
+    if auth not in ("password", "cert"):
+        _fail("--auth must be password or cert")
+    if auth == "cert" and (ca is None or not broker_url.startswith("mqtts://")):
+        _fail("--auth cert needs --ca DIR/ca.crt (the broker folder, which holds ca.key) and an mqtts:// "
+              "--broker-url (the broker's --cert-port listener)")
     lat = lon = None
     if at:
         try:
@@ -130,12 +138,15 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
     try:
-        made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon)
+        if ca is not None and not ca.is_file():
+            _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
+        made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon,
+                         ca_dir=ca.parent if auth == "cert" and ca is not None else None)
         config = node_config_for(node_id, kind, grid, place, lat, lon, broker_url)
         if ca is not None:
-            if not ca.is_file():
-                _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
             config["mqtt"]["ca_file"] = "/etc/pingan/ca.crt"
+        if auth == "cert":
+            config["mqtt"]["client_cert"] = "/etc/pingan/mqtt-client.crt"
         block_key = None
         if kind == "rental_door":
             if block_key_file is None:
@@ -173,6 +184,92 @@ def nodes_list() -> None:
     for n in state.service.list_nodes():
         typer.echo(f"{n['id']:<16} {n['kind']:<12} {n['state']:<8} grid={n['grid'] or '-':<6} "
                    f"last_seen={n['last_seen'] or '-'}")
+
+
+@nodes_app.command("config")
+def nodes_config(node_id: Annotated[str, typer.Argument(help="Node id, e.g. pole-21")],
+                 file: Annotated[Path, typer.Argument(help="The node's new config (YAML, as node.yaml)")],
+                 hub: Annotated[str, typer.Option(envvar="PINGAN_HUB_URL", help="The hub's address")]
+                 = "http://127.0.0.1:8000",
+                 user: Annotated[str | None, typer.Option(help="Log in as this installer/admin")] = None,
+                 password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+                 check: Annotated[bool, typer.Option("--check", help="Only validate here; send nothing")] = False,
+                 wait: Annotated[float, typer.Option(help="Seconds to wait for applied/rolled_back (0: don't)")]
+                 = 0) -> None:
+    """Push a config to a node (config.update): validated here and by the hub, tried by the node, which
+    confirms it or rolls back by itself. Log in with --user, or set PINGAN_TOKEN to a bearer token."""
+    import os
+
+    from hub.nodeconfig import ConfigInvalid, validate_for
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{file}: cannot read it: {exc}")
+    try:
+        validate_for(node_id, None, text)
+    except ConfigInvalid as exc:
+        _fail(str(exc))
+    if check:
+        typer.echo(f"{file}: a valid config for {node_id}")
+        return
+    token = os.environ.get("PINGAN_TOKEN")
+    if user:
+        password = sys.stdin.readline().rstrip("\r\n") if password_stdin else typer.prompt("Password", hide_input=True)
+        token = _http(hub, "POST", "/api/login", None, {"username": user, "password": password})[1]["token"]
+    if not token:
+        _fail("log in with --user NAME (installer or admin), or set PINGAN_TOKEN")
+    status, body = _http(hub, "POST", f"/api/nodes/{node_id}/config", token, {"yaml": text})
+    if status == 422:
+        _fail(body.get("message") or str(body.get("detail")))
+    if status != 202:
+        _fail(f"the hub answered {status}: {body.get('detail', body)}", 1)
+    command_id = body["command_id"]
+    typer.echo(f"sent config.update {command_id} to {node_id} (sha256 {body['sha256'][:12]})")
+    if wait <= 0:
+        typer.echo(f"follow it: GET {hub}/api/nodes/{node_id}/config/updates")
+        return
+    import time
+
+    deadline, last = time.monotonic() + wait, None
+    while time.monotonic() < deadline:
+        found = [u for u in _http(hub, "GET", f"/api/nodes/{node_id}/config/updates", token)[1]
+                 if u["command_id"] == command_id]
+        state = found[0]["state"] if found else None
+        if state != last and state is not None:
+            reason = found[0].get("reason")
+            typer.echo(f"{node_id}: {state}" + (f": {reason}" if reason else ""))
+            last = state
+        if state in ("applied", "rolled_back", "refused", "expired"):
+            raise typer.Exit(0 if state == "applied" else 1)
+        time.sleep(1)
+    _fail(f"no outcome within {wait:g} s (last state: {last}); the node may still be trying it", 1)
+
+
+def _http(hub: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:
+    """A JSON request to the hub (stdlib only: the CLI must not need the dev extras)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(hub.rstrip("/") + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            payload = json.loads(exc.read() or b"{}")
+        except ValueError:
+            payload = {"detail": exc.reason}
+        if exc.code in (401, 403):
+            _fail(f"the hub refused: {payload.get('detail', exc.reason)} (an installer or admin login is needed)", 1)
+        return exc.code, payload if isinstance(payload, dict) else {"detail": payload}
+    except (urllib.error.URLError, OSError) as exc:
+        _fail(f"cannot reach the hub at {hub}: {exc}", 1)
+    raise AssertionError("unreachable")
 
 
 users_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -265,6 +362,9 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                   = False,
                   tls_port: Annotated[int | None, typer.Option(help="TLS listener for nodes (e.g. 8883)")] = None,
                   hostname: Annotated[list[str] | None, typer.Option(help="Names/addresses nodes dial (TLS)")]
+                  = None,
+                  cert_port: Annotated[int | None, typer.Option(
+                      help="TLS listener for nodes with client certificates (nodes add --auth cert), e.g. 8884")]
                   = None) -> None:
     """Write mosquitto.conf, the password file and the ACL for the current fleet."""
     from hub.app import HubState
@@ -273,7 +373,10 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
     conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,), tls_port=tls_port,
-                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]))
+                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]), cert_port=cert_port)
+    if cert_port:
+        typer.echo(f"client-certificate listener on {cert_port}: nodes add --auth cert --ca {out / 'ca.crt'} "
+                   f"--broker-url mqtts://HOST:{cert_port}")
     if tls_port:
         typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
     users = len(fleet.active_users())

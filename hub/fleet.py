@@ -29,7 +29,7 @@ from edge.config import NodeConfig
 from edge.protocol import ROOT
 from edge.yamlconfig import atomic_write
 from hub.errors import HubError
-from hub.pki import ensure_ca, issue_server_cert
+from hub.pki import ensure_ca, issue_client_cert, issue_server_cert, write_crl
 from hub.service import HubService
 from hub.store import UTCDateTime, add_audit, metadata, nodes, now_utc
 
@@ -40,6 +40,14 @@ credentials = Table(
     Column("node", String(64), primary_key=True),
     Column("mqtt_user", String(64), nullable=False),
     Column("mqtt_hash", Text, nullable=False),  # mosquitto $7$ PBKDF2-SHA512 hash, never the password
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+)
+
+node_certs = Table(
+    "node_certs", metadata,  # client certificates from the hub's CA (nodes added with --auth cert)
+    Column("serial", String(64), primary_key=True),  # decimal; the key itself only ever went into the bundle
+    Column("node", String(64), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
     Column("issued_at", UTCDateTime(), nullable=False),
 )
@@ -68,21 +76,33 @@ def mosquitto_hash(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
 class NodeSecrets:
     node: str
     signing_key: str
-    mqtt_password: str
+    mqtt_password: str | None  # None for a node that logs in with a client certificate
+    client_key: bytes | None = None
+    client_cert: bytes | None = None
 
 
 class Fleet:
     def __init__(self, engine: Engine, service: HubService) -> None:
         self.engine = engine
         self.service = service
-        metadata.create_all(engine, tables=[credentials])
+        metadata.create_all(engine, tables=[credentials, node_certs])
 
     def add(self, node: str, *, kind: str, grid: str = "", place: str = "", lat: float | None = None,
-            lon: float | None = None, actor: str = "installer") -> NodeSecrets:
+            lon: float | None = None, actor: str = "installer", ca_dir: Path | None = None) -> NodeSecrets:
+        """Register a node with its MQTT login: a password, or (``ca_dir`` given: the folder of the hub's
+        CA, as ``broker config`` keeps it) a client certificate from that CA and no password at all."""
+        if ca_dir is not None and not (ca_dir / "ca.key").is_file():
+            raise HubError(f"{ca_dir} holds no ca.key: give the broker folder of `pingan-hub broker config`")
         key = self.service.register_node(node, kind=kind, place=place, grid=grid, lat=lat, lon=lon, actor=actor)
-        password = secrets.token_urlsafe(24)
         with self.engine.begin() as conn:
             conn.execute(credentials.delete().where(credentials.c.node == node))
+            conn.execute(update(node_certs).where(node_certs.c.node == node).values(revoked=True))  # re-issue
+            if ca_dir is not None:
+                client_key, client_cert, serial = issue_client_cert(ca_dir, node)
+                conn.execute(node_certs.insert().values(serial=str(serial), node=node, revoked=False,
+                                                        issued_at=now_utc()))
+                return NodeSecrets(node, key, None, client_key, client_cert)
+            password = secrets.token_urlsafe(24)
             conn.execute(credentials.insert().values(node=node, mqtt_user=node, mqtt_hash=mosquitto_hash(password),
                                                      revoked=False, issued_at=now_utc()))
         return NodeSecrets(node, key, password)
@@ -90,6 +110,7 @@ class Fleet:
     def remove(self, node: str, actor: str = "installer") -> None:
         with self.engine.begin() as conn:
             found = conn.execute(update(credentials).where(credentials.c.node == node).values(revoked=True)).rowcount
+            found += conn.execute(update(node_certs).where(node_certs.c.node == node).values(revoked=True)).rowcount
             conn.execute(update(nodes).where(nodes.c.id == node).values(key_enc=None, state="removed"))
             if not found and not conn.execute(select(nodes.c.id).where(nodes.c.id == node)).first():
                 raise HubError(f"no node {node}")
@@ -99,6 +120,10 @@ class Fleet:
         with self.engine.connect() as conn:
             return [(r.mqtt_user, r.mqtt_hash) for r in conn.execute(
                 select(credentials).where(credentials.c.revoked.is_(False)).order_by(credentials.c.node))]
+
+    def revoked_serials(self) -> list[int]:
+        with self.engine.connect() as conn:
+            return [int(s) for (s,) in conn.execute(select(node_certs.c.serial).where(node_certs.c.revoked.is_(True)))]
 
     def hub_user(self, replica: str, out: Path) -> tuple[str, str]:
         """The hub's own broker user and password (kept in the broker folder, mode 0600)."""
@@ -110,8 +135,13 @@ class Fleet:
 
     def write_broker_config(self, out: Path, *, port: int = 1883, bind: str = "0.0.0.0",
                             replicas: tuple[str, ...] = ("1",), extra: str = "", tls_port: int | None = None,
-                            tls_hostnames: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Path:
-        """mosquitto.conf + password file + ACL for the current fleet; a stock mosquitto enforces them."""
+                            tls_hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
+                            cert_port: int | None = None) -> Path:
+        """mosquitto.conf + password file + ACL for the current fleet; a stock mosquitto enforces them.
+
+        ``cert_port`` adds a listener for nodes with client certificates from the hub's CA
+        (``require_certificate``; ``use_identity_as_username`` makes the certificate's CN, the node id,
+        the user the ACL's %u patterns see; removed nodes' certificates are in ``crlfile``)."""
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
         hub_lines, pw_lines = [], []
@@ -123,11 +153,17 @@ class Fleet:
         atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
         atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
         conf = [f"listener {port} {bind}"]
-        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
+        if tls_port or cert_port:
             _, ca_crt = ensure_ca(out)
             key, crt = issue_server_cert(out, list(tls_hostnames))
+        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
             conf += [f"listener {tls_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
                      "tls_version tlsv1.2"]
+        if cert_port:
+            crl = write_crl(out, self.revoked_serials())
+            conf += [f"listener {cert_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
+                     "tls_version tlsv1.2", "require_certificate true", "use_identity_as_username true",
+                     f"crlfile {crl}"]
         conf += [
             "allow_anonymous false",
             f"password_file {out / 'passwords'}",
@@ -193,9 +229,13 @@ def write_bundle(secrets_: NodeSecrets, config: dict[str, Any], out: Path, repo_
     files: dict[str, tuple[bytes, int]] = {
         "node.yaml": (yaml.safe_dump(config, sort_keys=False).encode(), 0o644),
         "credentials/node-key": (secrets_.signing_key.encode(), 0o600),
-        "credentials/mqtt-password": (secrets_.mqtt_password.encode(), 0o600),
         "README.txt": (BUNDLE_README.format(node=secrets_.node).encode(), 0o644),
     }
+    if secrets_.mqtt_password is not None:
+        files["credentials/mqtt-password"] = (secrets_.mqtt_password.encode(), 0o600)
+    if secrets_.client_key is not None and secrets_.client_cert is not None:
+        files["credentials/mqtt-client-key"] = (secrets_.client_key, 0o600)
+        files["mqtt-client.crt"] = (secrets_.client_cert, 0o644)
     if block_key is not None:
         files["credentials/block-key"] = (block_key.encode(), 0o600)
     if ca_crt is not None and ca_crt.exists():

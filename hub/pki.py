@@ -72,3 +72,45 @@ def issue_server_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
     _write_key(folder / "broker.key", key)
     atomic_write(folder / "broker.crt", cert.public_bytes(serialization.Encoding.PEM))
     return folder / "broker.key", folder / "broker.crt"
+
+
+VALID_DAYS_CLIENT = 825
+
+
+def issue_client_cert(folder: Path, node: str) -> tuple[bytes, bytes, int]:
+    """A node's client certificate (CN = node id, so mosquitto's ``use_identity_as_username`` makes the
+    node id its user and the ACL's %u patterns confine it); returns key PEM, cert PEM and serial. The
+    key is made here and goes only into the node's bundle: the hub keeps the serial, for revocation."""
+    ca_key_path, ca_crt_path = ensure_ca(folder)
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    ca_crt = x509.load_pem_x509_certificate(ca_crt_path.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    serial = x509.random_serial_number()
+    cert = (x509.CertificateBuilder().subject_name(_name(node)).issuer_name(ca_crt.subject)
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=VALID_DAYS_CLIENT))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM), serial
+
+
+def write_crl(folder: Path, revoked_serials: list[int]) -> Path:
+    """crl.pem listing removed nodes' certificates, for the broker's ``crlfile``. Its next update is set
+    as far out as the CA's life: an expired CRL would make OpenSSL refuse every node."""
+    ca_key_path, ca_crt_path = ensure_ca(folder)
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    ca_crt = x509.load_pem_x509_certificate(ca_crt_path.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_crt.subject)
+               .last_update(now - dt.timedelta(minutes=5)).next_update(ca_crt.not_valid_after_utc))
+    for serial in sorted(set(revoked_serials)):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+    crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    atomic_write(folder / "crl.pem", crl.public_bytes(serialization.Encoding.PEM))
+    return folder / "crl.pem"

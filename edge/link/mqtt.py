@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import __version__
+from edge.errors import LinkError
 from edge.link.sockopts import nodelay
 from edge.protocol import NodeStatus, Topics, utcnow
 
@@ -25,10 +27,38 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes], None]
 
 
+def pem_bytes(text: str | None) -> bytes | None:
+    """A PEM secret as NodeConfig.secret reads it (stripped), with its final newline back."""
+    return (text.strip() + "\n").encode() if text else None
+
+
+def tls_context(ca_file: str | None, client_cert: str | None = None, client_key: bytes | None = None) -> ssl.SSLContext:
+    """TLS to the broker, verified against the hub's CA; with a client certificate when given. The key
+    comes from the environment or $CREDENTIALS_DIRECTORY as PEM bytes and is handed to OpenSSL through
+    an anonymous memory file, so it is never written to disk again."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise LinkError(f"cannot load the broker's CA {ca_file}: {exc}") from None
+    if client_cert:
+        if not client_key:
+            raise LinkError(f"no private key for the client certificate {client_cert}: install the node bundle")
+        fd = os.memfd_create("pingan-mqtt-client-key", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, client_key)
+            ctx.load_cert_chain(client_cert, f"/proc/self/fd/{fd}")
+        except (OSError, ssl.SSLError) as exc:
+            raise LinkError(f"cannot use the client certificate {client_cert} with its key: {exc}") from None
+        finally:
+            os.close(fd)
+    return ctx
+
+
 class NodeLink:
     def __init__(self, loop: asyncio.AbstractEventLoop, node_id: str, kind: str, *, host: str, port: int,
                  username: str | None = None, password: str | None = None, tls_ca: str | None = None,
-                 tls: bool = False, keepalive: int = 15, protocol: str = "3.1.1") -> None:
+                 tls: bool = False, keepalive: int = 15, protocol: str = "3.1.1",
+                 client_cert: str | None = None, client_key: bytes | None = None) -> None:
         self.loop = loop
         self.node_id = node_id
         self.kind = kind
@@ -44,11 +74,10 @@ class NodeLink:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        if username:
+        if username and not (client_cert and password is None):  # a certificate login needs no user
             self.client.username_pw_set(username, password)
         if tls:
-            ctx = ssl.create_default_context(cafile=tls_ca) if tls_ca else ssl.create_default_context()
-            self.client.tls_set_context(ctx)
+            self.client.tls_set_context(tls_context(tls_ca, client_cert, client_key))
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.will_set(Topics.status(node_id), self._status("offline"), qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -101,10 +130,14 @@ class NodeLink:
             return None
         return info.mid
 
-    def stop(self) -> None:
-        """Say goodbye (retained offline) and stop; disconnect before loop_stop (paho's fast path)."""
+    def stop(self, say_offline: bool = True) -> None:
+        """Say goodbye (retained offline) and stop; disconnect before loop_stop (paho's fast path).
+
+        ``say_offline=False`` for a planned restart (config.update): the retained status stays online
+        and no node.offline alarm is raised for a node back in seconds; a node that does not come back
+        is noticed by the hub's heartbeat timeout."""
         try:
-            if self.connected:
+            if self.connected and say_offline:
                 self.client.publish(Topics.status(self.node_id), self._status("offline"), qos=1,
                                     retain=True).wait_for_publish(timeout=2)
         except (RuntimeError, ValueError):

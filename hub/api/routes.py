@@ -108,6 +108,8 @@ def clip_frames(event_id: str, state: StateDep) -> dict[str, Any]:
 @router.get("/api/events/{event_id}/clips/{n}.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such frame"}})
 def clip_frame(event_id: str, n: int, state: StateDep) -> Response:
+    if not 0 <= n < 2**31:  # beyond SQLite's INTEGER: no such frame (found by tests/test_openapi_fuzz.py)
+        raise HTTPException(404, f"no frame {n} of event {event_id}'s burst")
     with state.engine.connect() as conn:
         jpeg = conn.execute(select(clips.c.jpeg).where(clips.c.event_id == event_id, clips.c.n == n)).scalar()
     if jpeg is None:

@@ -1,0 +1,185 @@
+"""Nodes that log in with a client certificate from the hub's CA, against a real mosquitto: the broker's
+certificate listener takes the node id from the certificate, the ACL's %u confines it, a certificate
+from another CA (or none) is refused, a removed node's certificate is revoked, and a real node process
+installed from an `--auth cert` bundle comes online and delivers a press to a real hub."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.install import install_bundle
+from edge.link.mqtt import tls_context
+from edge.protocol import Event, Topics
+from hub.app import HubState
+from hub.broker import free_port, port_open
+from hub.config import load_settings
+from hub.fleet import Fleet
+from hub.pki import ensure_ca, issue_client_cert
+from tests.conftest import NodeProc, wait_for
+
+
+def _connect(port: int, *, ca: Path | None = None, cert: tuple[bytes, bytes] | None = None, tmp: Path | None = None,
+             user: str | None = None, password: str | None = None, client_id: str = "") -> tuple[mqtt.Client, int]:
+    """Connect and wait for CONNACK; rc -1 when the TLS handshake or the connection was refused."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"c-{time.time_ns()}", protocol=mqtt.MQTTv311)
+    if ca is not None:
+        cert_path = None
+        if cert is not None:
+            assert tmp is not None
+            cert_path = tmp / f"client-{time.time_ns()}.crt"
+            cert_path.write_bytes(cert[1])
+        c.tls_set_context(tls_context(str(ca), str(cert_path) if cert_path else None, cert[0] if cert else None))
+    if user:
+        c.username_pw_set(user, password)
+    result: dict[str, int] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, rc, props) -> None:
+        result["rc"] = rc.value
+        done.set()
+
+    c.on_connect = on_connect
+    try:
+        c.connect("127.0.0.1", port)
+    except (ssl.SSLError, OSError):
+        return c, -1
+    c.loop_start()
+    done.wait(3)
+    return c, result.get("rc", -1)
+
+
+def _close(*clients: mqtt.Client) -> None:
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+
+
+@pytest.fixture()
+def cert_broker(tmp_path: Path, mosquitto_exe: str):
+    state = HubState(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=False))
+    fleet = Fleet(state.engine, state.service)
+    broker_dir = tmp_path / "broker"
+    ensure_ca(broker_dir)
+    a = fleet.add("pole-31", kind="alarm_post", ca_dir=broker_dir)
+    b = fleet.add("pole-32", kind="alarm_post", ca_dir=broker_dir)
+    assert a.mqtt_password is None and a.client_key and b"BEGIN CERTIFICATE" in (a.client_cert or b"")
+    port, cert_port = free_port(), free_port()
+    conf = fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1", cert_port=cert_port)
+    text = conf.read_text()
+    assert "require_certificate true" in text and "use_identity_as_username true" in text
+    proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for(lambda: port_open("127.0.0.1", port) and port_open("127.0.0.1", cert_port), 10, message="mosquitto up")
+    hub_user = fleet.hub_user("1", broker_dir)
+    yield fleet, port, cert_port, a, b, hub_user, broker_dir
+    proc.terminate()
+    out = proc.communicate(timeout=10)[0].decode(errors="replace")
+    assert "Error:" not in out, out
+    state.engine.dispose()
+
+
+def test_node_certificate_logs_in_as_the_node_and_is_confined(tmp_path: Path, cert_broker) -> None:
+    fleet, port, cert_port, a, b, (hub_user, hub_pw), broker_dir = cert_broker
+    got: list[str] = []
+    hub, rc = _connect(port, user=hub_user, password=hub_pw, client_id=hub_user)
+    assert rc == 0
+    hub.on_message = lambda c, u, m: got.append(m.topic)
+    hub.subscribe("pingan/v1/nodes/+/events", qos=1)
+    time.sleep(0.3)
+    # no username sent: the broker takes "pole-31" from the certificate
+    node, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path,
+                        client_id="pole-31")
+    assert rc == 0
+    for target in ("pole-32", "pole-31"):  # tries to speak for pole-32 too
+        node.publish(Topics.events(target), Event.make(target, "alarm.pressed").to_bytes(), qos=1).wait_for_publish(5)
+    wait_for(lambda: Topics.events("pole-31") in got, message="pole-31's own event delivered")
+    time.sleep(0.3)
+    assert got == [Topics.events("pole-31")]  # the spoofed one was PUBACKed but never delivered
+    _close(hub, node)
+
+
+def test_other_ca_or_no_certificate_is_refused(tmp_path: Path, cert_broker) -> None:
+    fleet, port, cert_port, a, b, _, broker_dir = cert_broker
+    other = tmp_path / "other-ca"
+    ensure_ca(other, name="Somebody else's CA")
+    key, crt, _ = issue_client_cert(other, "pole-31")  # right name, wrong issuer
+    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(key, crt), tmp=tmp_path)
+    assert rc != 0
+    c2, rc = _connect(cert_port, ca=broker_dir / "ca.crt")  # TLS without a client certificate
+    assert rc != 0
+    c3, rc = _connect(cert_port, ca=broker_dir / "ca.crt", user="pole-31", password="guess")  # a password won't do
+    assert rc != 0
+    c4, rc = _connect(port, user="pole-31", password="anything")  # and a cert node has no password user
+    assert rc != 0
+    for client in (c, c2, c3, c4):
+        client.loop_stop()
+
+
+def test_removed_nodes_certificate_is_revoked(tmp_path: Path, cert_broker) -> None:
+    fleet, port, cert_port, a, b, _, broker_dir = cert_broker
+    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert), tmp=tmp_path)
+    assert rc == 0
+    _close(c)
+    fleet.remove("pole-32")
+    fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1", cert_port=cert_port)
+    # mosquitto re-reads certificates and the CRL on SIGHUP
+    assert Fleet.reload_broker(broker_dir)
+    wait_for(lambda: _connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert),
+                              tmp=tmp_path)[1] != 0, 10, message="the revoked certificate refused")
+    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path)
+    assert rc == 0
+    _close(c)
+
+
+def test_real_node_from_a_cert_bundle_reaches_the_hub(tmp_path: Path, cert_broker, hub_factory, sim_dir) -> None:
+    fleet, port, cert_port, a, b, (hub_user, hub_pw), broker_dir = cert_broker
+    hub = hub_factory(f"mqtt://127.0.0.1:{port}", mqtt_username=hub_user, mqtt_password=hub_pw)
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", "pole-41", "--auth", "cert",
+                          "--ca", str(broker_dir / "ca.crt"), "--broker-url", f"mqtts://127.0.0.1:{cert_port}",
+                          "--out", str(tmp_path / "bundles")], env=hub.env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    root = tmp_path / "root"
+    written = install_bundle(tmp_path / "bundles" / "pole-41.bundle.tar.gz", root)
+    etc = root / "etc" / "pingan"
+    assert etc / "mqtt-client.crt" in written and not (etc / "credentials" / "mqtt-password").exists()
+    dropin = (root / "etc/systemd/system/pingan-edge.service.d/00-client-cert.conf").read_text()
+    assert "PINGAN_MQTT_CLIENT_KEY:/etc/pingan/credentials/mqtt-client-key" in dropin
+    node = NodeProc(tmp_path, "pole-41", f"mqtts://127.0.0.1:{cert_port}", sim_dir,
+                    (etc / "credentials" / "node-key").read_text(),
+                    mqtt={"ca_file": str(etc / "ca.crt"), "client_cert": str(etc / "mqtt-client.crt")})
+    node.env["PINGAN_MQTT_CLIENT_KEY"] = (etc / "credentials" / "mqtt-client-key").read_text()
+    try:
+        node.start()
+        wait_for(lambda: any(n["id"] == "pole-41" and n["state"] == "online" for n in hub.get("/api/nodes")),
+                 message="pole-41 online over its certificate")
+        node.control(cmd="press")
+        wait_for(lambda: hub.event_ids(node="pole-41", kind="alarm.pressed"), message="the press at the hub")
+    finally:
+        node.stop()
+    assert "refused the connection" not in node.output()
+
+
+def test_broker_config_cli_writes_the_certificate_listener(tmp_path: Path) -> None:
+    env = {**os.environ, "PINGAN_DATA_DIR": str(tmp_path / "hub")}
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "broker", "config", "--out", str(tmp_path / "b"),
+                          "--port", "1883", "--tls-port", "8883", "--cert-port", "8884"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    cert_listener = conf.split("listener 8884")[1].split("allow_anonymous")[0]
+    assert "require_certificate true" in cert_listener and "use_identity_as_username true" in cert_listener
+    assert f"crlfile {tmp_path / 'b' / 'crl.pem'}" in cert_listener
+    assert "require_certificate" not in conf.split("listener 8884")[0]  # the password listeners are unchanged
+    assert "nodes add --auth cert" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", "pole-51", "--auth", "cert",
+                          "--out", str(tmp_path / "bundles")], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--auth cert needs --ca" in bad.stderr and "Traceback" not in bad.stderr
