@@ -55,6 +55,8 @@ class NodeAgent:
         self.access: AccessList | None = None
         self.camera = None
         self.worker: Any | None = None
+        self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
+        self._live_tasks: set[asyncio.Task[Any]] = set()
         if cfg.node.kind == "rental_door":
             self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
         else:
@@ -88,6 +90,10 @@ class NodeAgent:
                 self.role.ring = self.worker.ring
                 role = self.role
                 self.worker.on_events = lambda events: self.loop.call_soon_threadsafe(role.on_vision_events, events)
+            if self.worker is not None and cfg.live.enabled:
+                from edge.live.wiring import make_live
+
+                self.live = self.role.live = make_live(self)
             if self.camera is None:
                 self.role.camera_ok = False
                 self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
@@ -185,6 +191,11 @@ class NodeAgent:
         if parsed.channel == "receipts":
             self._on_receipt(payload)
         elif parsed.channel == "commands":
+            if self.live is not None and self.live.claims(payload):  # async: an SDP answer takes a moment
+                task = self.loop.create_task(self.live.on_command(payload))
+                self._live_tasks.add(task)
+                task.add_done_callback(self._live_tasks.discard)
+                return
             reply = self.role.on_command(payload)
             if reply is not None:
                 self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
@@ -281,6 +292,8 @@ class NodeAgent:
         notify("STOPPING=1")
         if self.control:
             await self.control.stop()
+        if self.live is not None:
+            await self.live.close()  # camera and microphone released before the link goes
         self.link.stop()
         if isinstance(self.role, Door):
             self.role.close()  # relay de-energised, reader closed

@@ -23,6 +23,9 @@ from hub.homeassistant import HomeAssistantBridge
 from hub.ingest import Ingest
 from hub.keys import KeyVault
 from hub.live import LiveHub
+from hub.liveview.mjpeg import MjpegRelays
+from hub.liveview.routes import router as liveview_router
+from hub.liveview.service import LiveService
 from hub.service import HubService
 from hub.store import init_db, make_engine
 
@@ -44,6 +47,10 @@ class HubState:
             self.ingest = Ingest(settings, self.engine, self._notify)
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
+        self.liveview = LiveService(self.engine, self.service, ice_servers=settings.live_ice_servers,
+                                    viewer_timeout_s=settings.live_viewer_timeout_s,
+                                    answer_timeout_s=settings.live_answer_timeout_s)
+        self.mjpeg = MjpegRelays(self.liveview)
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.ingest is not None:
@@ -55,7 +62,9 @@ class HubState:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
         self.live.publish_threadsafe(items)
         for item in items:
-            if item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
+            if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
+                self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
+            elif item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
                 try:
                     self.doors.on_reply(item["command_id"])
                 except Exception:  # noqa: BLE001 - one bad reply never stops ingest
@@ -77,6 +86,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         if state.ingest:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
+        live_sweeper = asyncio.create_task(state.liveview.run())
         console_tasks = start_console_tasks(state)
         try:
             yield
@@ -84,6 +94,8 @@ def create_app(settings: HubSettings) -> FastAPI:
             for task in console_tasks:
                 task.cancel()
             resender.cancel()
+            live_sweeper.cancel()
+            await state.mjpeg.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
             if state.ingest:
@@ -95,6 +107,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.hub = state
     app.include_router(router)
     app.include_router(doors_router)
+    app.include_router(liveview_router)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
 
     @app.exception_handler(NotFound)
