@@ -16,8 +16,7 @@ from tests.conftest import ensure_user, wait_for
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, OPERATOR, login
 from tests.test_live_node import scene
 
-MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-              "--autoplay-policy=no-user-gesture-required"]
+MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 
 @pytest.fixture()
