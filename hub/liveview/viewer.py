@@ -18,6 +18,7 @@ from typing import Any
 import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from edge.live.audio import AnalyserSpeaker, ToneTrack
 
@@ -26,10 +27,11 @@ log = logging.getLogger(__name__)
 
 class Viewer:
     def __init__(self, *, talk: bool = False, tone_hz: float = 660.0, ice_servers: list[dict[str, Any]] | None = None,
-                 on_frame: Callable[[av.VideoFrame], None] | None = None) -> None:
+                 on_frame: Callable[[av.VideoFrame], None] | None = None, relay_only: bool = False) -> None:
         servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
                    for s in ice_servers or []]
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL  # relay: TURN only
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         self.talk = talk
         self.tone = ToneTrack(tone_hz) if talk else None
         self.heard = AnalyserSpeaker()
