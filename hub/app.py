@@ -49,7 +49,8 @@ class HubState:
         self.doors = DoorService(self.engine, self.service)
         self.liveview = LiveService(self.engine, self.service, ice_servers=settings.live_ice_servers,
                                     viewer_timeout_s=settings.live_viewer_timeout_s,
-                                    answer_timeout_s=settings.live_answer_timeout_s)
+                                    answer_timeout_s=settings.live_answer_timeout_s,
+                                    connected=lambda: self.ingest is not None and self.ingest.connected)
         self.mjpeg = MjpegRelays(self.liveview)
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,8 +55,10 @@ class OpenSession:
 
 class LiveService:
     def __init__(self, engine: Engine, service: HubService, *, ice_servers: list[dict[str, Any]] | None = None,
-                 viewer_timeout_s: float = 15.0, answer_timeout_s: float = 10.0) -> None:
+                 viewer_timeout_s: float = 15.0, answer_timeout_s: float = 10.0,
+                 connected: Callable[[], bool] = lambda: True) -> None:
         self.engine = engine
+        self.connected = connected  # is the hub's MQTT client connected (else no command can reach a pole)
         self.service = service
         self.ice_servers = ice_servers or []
         self.viewer_timeout_s = viewer_timeout_s
@@ -118,8 +121,10 @@ class LiveService:
         row = await asyncio.to_thread(self._node_row, node)
         if row is None:
             raise NotFound(f"no node {node}")
-        if row.state == "offline":
-            raise NodeUnavailable(f"node {node} is offline", 409)
+        if row.state != "online":
+            raise NodeUnavailable(f"node {node} is {row.state}: live view needs it online", 409)
+        if not self.connected():
+            raise NodeUnavailable("the hub is not connected to the MQTT broker: it cannot reach any pole now", 409)
         sid = uuid.uuid4().hex
         talk = kind == "talk"
         args = {"session": sid, "sdp": sdp, "talk": talk, "ice_servers": self.ice_servers}
