@@ -135,8 +135,8 @@ class InProcessPole:
         await self.agent.run(handle_signals=False)
 
     def idle(self) -> bool:
-        live = self.agent.live
-        return not live.sessions and not live.encoder.running
+        manager = self.agent.live.manager  # made on the first live command
+        return manager is None or (not manager.sessions and not manager.encoder.running)
 
     def stop(self) -> None:
         if self.agent is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,15 +72,6 @@ class LiveManager:
         self.ended: dict[str, str] = {}  # session id → why it ended (told to the hub in keepalive replies)
         self.last_speaker: Speaker | None = None  # the tests measure what the last talk session heard
         self._ticker: asyncio.Task[None] | None = None
-
-    @staticmethod
-    def claims(payload: bytes) -> bool:
-        """Is this a live.* command (checked, signature and all, in ``on_command``)?"""
-        try:
-            name = json.loads(payload).get("name", "")
-        except (ValueError, AttributeError):
-            return False
-        return isinstance(name, str) and name.startswith("live.")
 
     async def on_command(self, payload: bytes) -> Reply | None:
         """Check and obey one live.* command; the reply is also sent with ``send_reply``."""
