@@ -175,10 +175,10 @@ class LiveSettings(_Section):
         "A session ends when the hub's live.keepalive has not come for this long (the viewer left)"))
     max_viewers: int = Field(default=4, ge=1, le=16, description="Concurrent sessions this node accepts")
     overlay_boxes: bool = Field(default=True, description="Draw the detector's boxes on the live picture")
-    audio_in: str = Field(default="auto", description=(
+    audio_in: str = Field(default="auto", pattern=r"^(auto|alsa:\S+|tone:\d+(\.\d+)?)$", description=(
         "The pole's microphone: 'alsa:<device>' (e.g. alsa:default, alsa:plughw:1,0), 'tone:<Hz>' "
         "(a test tone) or 'auto' (alsa:default when /dev/snd exists, else tone:440)"))
-    audio_out: str = Field(default="auto", description=(
+    audio_out: str = Field(default="auto", pattern=r"^(auto|alsa:\S+|analyse)$", description=(
         "The pole's speaker: 'alsa:<device>', 'analyse' (keep what arrives to measure it, off the Pi) "
         "or 'auto' (alsa:default when /dev/snd exists, else analyse)"))
     talk_prompt: Path | None = Field(default=None, description=(

@@ -16,6 +16,7 @@ from edge.clock import FakeClock, SystemClock
 from edge.config import LiveSettings
 from edge.hw.camera import FileCamera, MaskedCamera
 from edge.link.commands import CommandGuard
+from edge.live.audio import dominant_hz
 from edge.live.session import LiveManager
 from edge.live.video import EncoderStats, SharedVideoEncoder
 from edge.protocol import Command, Reply
@@ -220,6 +221,37 @@ def test_limits_and_bad_offers_get_clear_replies(tmp_path: Path) -> None:
             full = await node.command("live.start", session="two", sdp=await viewer.offer())
             assert not full.ok and "max_viewers" in full.detail
             await asyncio.gather(a.close(), viewer.close())
+        finally:
+            await node.close()
+    run(main())
+
+
+def test_talk_plays_the_local_prompt_first(tmp_path: Path) -> None:
+    """A recorded 'help is coming' (here: 1 s of 1 kHz) plays on the pole's speaker before the operator."""
+    import wave
+
+    prompt = tmp_path / "help.wav"
+    t = np.arange(48_000) / 48_000
+    with wave.open(str(prompt), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48_000)
+        w.writeframes((np.sin(2 * np.pi * 1000 * t) * 9000).astype(np.int16).tobytes())
+
+    async def main() -> None:
+        node = Node(tmp_path, talk_prompt=prompt)
+        try:
+            viewer = await connect(node, "talk-p", talk=True)
+            speaker = node.manager.last_speaker
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if speaker.samples().size > 48_000 * 2:
+                    break
+            heard = speaker.samples()
+            first, then = dominant_hz(heard[:24_000]), dominant_hz(heard[-24_000:])
+            assert first is not None and abs(first - 1000) < 10, first  # the prompt
+            assert then is not None and abs(then - 660) < 10, then  # then the operator
+            await viewer.close()
         finally:
             await node.close()
     run(main())

@@ -172,6 +172,9 @@ class LiveManager:
         speaker = open_speaker(self.settings.audio_out)
         session.speaker = self.last_speaker = speaker
         prompt_done = asyncio.Event()
+        if self.settings.talk_prompt is not None and not self.settings.talk_prompt.is_file():
+            log.warning("live.talk_prompt %s does not exist: talking without the recorded prompt",
+                        self.settings.talk_prompt)
         if self.settings.talk_prompt is not None and self.settings.talk_prompt.is_file():
             async def prompt() -> None:
                 try:
