@@ -255,3 +255,33 @@ def test_talk_plays_the_local_prompt_first(tmp_path: Path) -> None:
         finally:
             await node.close()
     run(main())
+
+
+def test_detection_boxes_are_drawn_on_the_live_picture(tmp_path: Path) -> None:
+    """When the pole detects, the pipeline's latest boxes appear in the video the viewer decodes."""
+    from types import SimpleNamespace
+
+    from edge.live.video import box_overlay
+    from edge.vision.detector import Detection
+    from edge.vision.pipeline import FrameResult
+
+    pipeline = SimpleNamespace(last=FrameResult(index=0))
+
+    async def main() -> None:
+        node = Node(tmp_path)
+        node.encoder.overlay = box_overlay(pipeline)
+        try:
+            viewer = await connect(node, "boxes")
+            await viewer.wait_frames(3)
+            plain = viewer.latest.to_ndarray(format="bgr24")
+            pipeline.last = FrameResult(index=1, ran_detector=True,
+                                        detections=[Detection("person", 0.91, (180.0, 60.0, 300.0, 200.0))])
+            await viewer.wait_frames(viewer.frames + 10)
+            boxed = viewer.latest.to_ndarray(format="bgr24")
+            edge_plain, edge_boxed = plain[59:62, 190:290].astype(int), boxed[59:62, 190:290].astype(int)
+            # the box's top edge: orange (B low, G and R high) where the scene was dark green
+            assert edge_boxed[..., 2].mean() > 150 and edge_plain[..., 2].mean() < 80
+            await viewer.close()
+        finally:
+            await node.close()
+    run(main())
