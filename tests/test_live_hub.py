@@ -163,3 +163,33 @@ def test_mjpeg_fallback_serves_decodable_jpegs(street) -> None:
              "the hub's relay session ends with its last client")
     assert any(h["kind"] == "mjpeg" and h["ended"] for h in hub.get("/api/live/sessions"))
     assert httpx.get(f"{hub.url}/api/nodes/pole-41/live.mjpeg", timeout=10).status_code == 401
+
+
+def test_max_session_time_ends_it_on_the_node_and_in_the_audit(broker: Broker, hub_factory, node_factory,
+                                                               tmp_path: Path) -> None:
+    hub = hub_factory(broker.url)
+    node = node_factory("pole-42", broker.url, hub.register("pole-42"),
+                        camera={"source": str(scene(tmp_path / "scene.png")), "width": 320, "height": 240},
+                        live={"max_session_s": 10})
+    wait_for(lambda: any(n["id"] == "pole-42" and n["state"] == "online" for n in hub.get("/api/nodes")),
+             message="pole-42 online")
+
+    async def main() -> None:
+        viewer, r = await watch(hub, hub.headers, "/api/nodes/pole-42/live")
+        assert r.status_code == 200, r.text
+        assert r.json()["max_session_s"] == 10
+        sid = r.json()["session"]
+        async with httpx.AsyncClient(base_url=hub.url, headers=hub.headers, timeout=10) as client:
+            for _ in range(60):  # the console keeps it alive, yet the node's limit ends it
+                if (await client.post(f"/api/live/{sid}/keepalive")).status_code == 404:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError("session still alive after 30 s")
+        await viewer.close()
+        return sid
+
+    sid = asyncio.run(asyncio.wait_for(main(), 60))
+    row = next(h for h in hub.get("/api/live/sessions") if h["id"] == sid)
+    assert row["end_reason"] == "node: max_session" and 9 <= row["duration_s"] <= 20, row
+    assert node.control(cmd="state")["state"]["live"]["sessions"] == []
