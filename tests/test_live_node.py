@@ -285,3 +285,20 @@ def test_detection_boxes_are_drawn_on_the_live_picture(tmp_path: Path) -> None:
         finally:
             await node.close()
     run(main())
+
+
+@pytest.mark.parametrize("device", [{"audio_in": "alsa:no-such-mic"}, {"audio_out": "alsa:no-such-speaker"}])
+def test_talk_with_a_missing_sound_device_says_so_and_releases_the_camera(tmp_path: Path, device) -> None:
+    async def main() -> None:
+        node = Node(tmp_path)
+        node.manager.settings = node.manager.settings.model_copy(update=device)
+        try:
+            viewer = Viewer(talk=True)
+            reply = await node.command("live.start", session="t", sdp=await viewer.offer(), talk=True)
+            assert not reply.ok and "ALSA" in reply.detail and "-L" in reply.detail, reply.detail
+            assert not node.manager.sessions and not node.encoder.running
+            assert node.talking == []  # the LED never said "talking"
+            await viewer.close()
+        finally:
+            await node.close()
+    run(main())

@@ -82,7 +82,7 @@ def open_microphone(spec: str) -> tuple[MediaStreamTrack, Any]:
         device = spec.split(":", 1)[1]
         try:
             player = MediaPlayer(device, format="alsa", options={"channels": "1", "sample_rate": str(RATE)})
-        except (av.FFmpegError, OSError) as exc:
+        except (av.FFmpegError, OSError, ValueError) as exc:
             raise HardwareError(f"cannot open the microphone {device!r} (ALSA): {exc}; "
                                 "list devices with `arecord -L`") from None
         return player.audio, player
@@ -130,7 +130,8 @@ class AlsaSpeaker:
         try:
             self._out = av.open(device, "w", format="alsa")
             self._stream = self._out.add_stream("pcm_s16le", rate=RATE, layout="mono")
-        except (av.FFmpegError, OSError) as exc:
+            self._out.start_encoding()  # opens the device now: a wrong name fails here, not at the first word
+        except (av.FFmpegError, OSError, ValueError) as exc:
             raise HardwareError(f"cannot open the speaker {device!r} (ALSA): {exc}; list devices with `aplay -L`") \
                 from None
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)

@@ -52,6 +52,7 @@ class LiveSession:
     speaker: Speaker | None = None
     disconnected_since: float | None = None
     ended: str | None = None
+    talking: bool = False  # the pole's LED says the centre is talking (set once the audio is up)
 
 
 class LiveManager:
@@ -101,7 +102,8 @@ class LiveManager:
         if cmd.name == "live.keepalive":
             now = self.clock.monotonic()
             alive, gone = [], {}
-            for sid in args.get("sessions", []):
+            listed = args.get("sessions")
+            for sid in listed if isinstance(listed, list) else []:
                 session = self.sessions.get(str(sid))
                 if session is not None:
                     session.last_keepalive = now
@@ -153,7 +155,9 @@ class LiveManager:
             self._watch(session)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)  # gathers ICE candidates: the answer carries them
-        except (ValueError, HardwareError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad offer or a missing device: release what was opened
+            if not isinstance(exc, ValueError | HardwareError):
+                log.exception("live session %s could not start", sid)
             await self.end(sid, "failed")
             return Reply(command_id=cmd.id, ok=False, detail=f"cannot start live view: {exc}"[:300])
         self._ensure_ticker()
@@ -189,6 +193,7 @@ class LiveManager:
         for track in operator_audio:
             session.tasks.append(asyncio.create_task(_relay(track, speaker, prompt_done)))
 
+        session.talking = True
         self.on_talk(True)
 
     def _watch(self, session: LiveSession) -> None:
@@ -246,7 +251,7 @@ class LiveManager:
         if session.speaker is not None:
             with contextlib.suppress(Exception):
                 session.speaker.close()
-        if session.talk and not any(s.talk for s in self.sessions.values()):
+        if session.talking and not any(s.talking for s in self.sessions.values()):
             self.on_talk(False)
         duration = self.clock.monotonic() - session.started
         log.info("live session %s ended (%s) after %.0f s", sid, reason, duration)
