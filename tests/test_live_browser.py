@@ -94,4 +94,11 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     history = hub.get("/api/live/sessions", node="pole-51")
     assert [h["kind"] for h in history] == ["live", "talk", "live"] and all(h["username"] == "wang" for h in history)
     wait_for(lambda: all(h["ended"] for h in hub.get("/api/live/sessions", node="pole-51")), message="all audited")
+
+    node.stop()  # a pole that is not there: the panel says so instead of spinning
+    wait_for(lambda: any(n["id"] == "pole-51" and n["state"] == "offline" for n in hub.get("/api/nodes")),
+             message="pole-51 offline")
+    page.click('#map g[data-node="pole-51"] circle')
+    page.wait_for_selector('#live-status[data-state="lv_failed"]')
+    assert "offline" in page.text_content("#live-status")
     assert not errors, errors
