@@ -302,3 +302,12 @@ def test_talk_with_a_missing_sound_device_says_so_and_releases_the_camera(tmp_pa
         finally:
             await node.close()
     run(main())
+
+
+def test_doctor_checks_live_view_libraries_and_sound_devices() -> None:
+    from edge.live.checks import check_live_audio
+
+    status, detail, fix = check_live_audio(LiveSettings(audio_in="tone:440", audio_out="analyse"))
+    assert status == "warn" and "libx264" in detail and "alsa:<device>" in fix  # works, but test devices
+    status, detail, fix = check_live_audio(LiveSettings(audio_in="alsa:no-such-mic"))
+    assert status == "fail" and "no-such-mic" in detail and "arecord -L" in fix
