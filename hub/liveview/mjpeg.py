@@ -13,12 +13,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import av
 import cv2
 
 from hub.liveview.service import LiveService, NodeUnavailable
-from hub.liveview.viewer import Viewer
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 STALL_S = 10.0  # no frame this long: the stream ends (the client may reconnect)
@@ -27,6 +29,8 @@ _closing: set[asyncio.Task[None]] = set()
 
 class MjpegRelay:
     def __init__(self, live: LiveService, node: str, fps: float) -> None:
+        from hub.liveview.viewer import Viewer  # aiortc: imported when a client first asks, not at hub start
+
         self.live, self.node, self.fps = live, node, fps
         self.viewer = Viewer(on_frame=self._on_frame)
         self.session: str | None = None
