@@ -33,12 +33,14 @@ def turn(tmp_path: Path):
                              "--log-file", str(log), "--pidfile", str(tmp_path / "turn.pid"),
                              "--userdb", str(tmp_path / "turndb")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    wait_for(lambda: log.exists() and "(admin thread)" in log.read_text(errors="replace")
-             or proc.poll() is not None, 10, 0.05, "coturn started")
-    assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
-    yield [{"urls": f"turn:127.0.0.1:{port}?transport=udp", "username": TURN_USER, "credential": TURN_PASS}], log
-    proc.terminate()
-    proc.wait(10)
+    try:
+        wait_for(lambda: log.exists() and "(admin thread)" in log.read_text(errors="replace")
+                 or proc.poll() is not None, 10, 0.05, "coturn started")
+        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+        yield [{"urls": f"turn:127.0.0.1:{port}?transport=udp", "username": TURN_USER, "credential": TURN_PASS}], log
+    finally:  # stopped even when it failed to come up
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_video_arrives_through_a_turn_relay(tmp_path: Path, turn) -> None:
