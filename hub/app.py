@@ -64,7 +64,10 @@ class HubState:
         self.live.publish_threadsafe(items)
         for item in items:
             if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
-                self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
+                try:
+                    self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
+                except Exception:  # noqa: BLE001 - one bad reply never stops ingest
+                    log.exception("handling the reply to %s failed", item["command_id"])
             elif item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
                 try:
                     self.doors.on_reply(item["command_id"])
