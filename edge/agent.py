@@ -55,6 +55,8 @@ class NodeAgent:
         self.access: AccessList | None = None
         self.camera = None
         self.worker: Any | None = None
+        self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
+        self._live_tasks: set[asyncio.Task[Any]] = set()
         if cfg.node.kind == "rental_door":
             self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
         else:
@@ -90,6 +92,10 @@ class NodeAgent:
                 self.role.ring = self.worker.ring
                 role = self.role
                 self.worker.on_events = lambda events: self.loop.call_soon_threadsafe(role.on_vision_events, events)
+            if self.worker is not None and cfg.live.enabled:
+                from edge.live.wiring import make_live
+
+                self.live = self.role.live = make_live(self)
             if self.camera is None:
                 self.role.camera_ok = False
                 self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
@@ -191,6 +197,11 @@ class NodeAgent:
         if parsed.channel == "receipts":
             self._on_receipt(payload)
         elif parsed.channel == "commands":
+            if self.live is not None and self.live.claims(payload):  # async: an SDP answer takes a moment
+                task = self.loop.create_task(self.live.on_command(payload))
+                self._live_tasks.add(task)
+                task.add_done_callback(self._live_tasks.discard)
+                return
             if self.updater is not None and self.updater.wants(payload):
                 reply = self.updater.on_command(payload)  # config.update (edge/configupdate.py)
             else:
@@ -297,6 +308,8 @@ class NodeAgent:
         notify("STOPPING=1")
         if self.control:
             await self.control.stop()
+        if self.live is not None:
+            await self.live.close()  # camera and microphone released before the link goes
         self.link.stop(say_offline=self.restart_reason is None)  # a planned restart is back in seconds
         if isinstance(self.role, Door):
             self.role.close()  # relay de-energised, reader closed

@@ -172,6 +172,31 @@ class ReaderSettings(_Section):
                               description="With port 'sim': fingers 0..N-1 pre-enrolled in slots 0..N-1")
 
 
+class LiveSettings(_Section):
+    """Live view and talk-back (WebRTC, signalled over the command channel; see docs/live-view.md)."""
+
+    enabled: bool = Field(default=True, description="Answer live.start from the hub (alarm poles with a camera)")
+    fps: float = Field(default=15, ge=1, le=30, description="Frames per second of the live video")
+    bitrate_kbps: int = Field(default=800, ge=100, le=8000, description="Target H.264 bitrate of the live video")
+    keyframe_s: float = Field(default=2, ge=0.5, le=10,
+                              description="Seconds between keyframes (a new viewer also gets one at once)")
+    max_session_s: float = Field(default=600, ge=10, le=7200,
+                                 description="A live or talk session ends by itself after this long")
+    keepalive_timeout_s: float = Field(default=20, ge=3, le=300, description=(
+        "A session ends when the hub's live.keepalive has not come for this long (the viewer left)"))
+    max_viewers: int = Field(default=4, ge=1, le=16, description="Concurrent sessions this node accepts")
+    overlay_boxes: bool = Field(default=True, description="Draw the detector's boxes on the live picture")
+    audio_in: str = Field(default="auto", pattern=r"^(auto|alsa:\S+|tone:\d+(\.\d+)?)$", description=(
+        "The pole's microphone: 'alsa:<device>' (e.g. alsa:default, alsa:plughw:1,0), 'tone:<Hz>' "
+        "(a test tone) or 'auto' (alsa:default when /dev/snd exists, else tone:440)"))
+    audio_out: str = Field(default="auto", pattern=r"^(auto|alsa:\S+|analyse)$", description=(
+        "The pole's speaker: 'alsa:<device>', 'analyse' (keep what arrives to measure it, off the Pi) "
+        "or 'auto' (alsa:default when /dev/snd exists, else analyse)"))
+    talk_prompt: Path | None = Field(default=None, description=(
+        "Audio file played on the pole's speaker when the centre starts talking (e.g. a recorded "
+        "'help is coming'); made locally, no cloud"))
+
+
 class SimSettings(_Section):
     control_socket: Path | None = Field(
         default=None,
@@ -198,6 +223,7 @@ class NodeConfig(_Section):
     camera: CameraSettings = Field(default_factory=CameraSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
     door: DoorSettings | None = Field(default=None, description="rental_door only: lock, contacts, timers")
     reader: ReaderSettings | None = Field(default=None, description="rental_door only: the fingerprint reader")
     vision: VisionSettings | None = Field(default=None, description="alarm_post: on-device detection, zones, "

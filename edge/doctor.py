@@ -59,6 +59,8 @@ class Doctor:
             checks.append(self.check_pins)
         if self.cfg.wants_camera:
             checks.append(self.check_camera)
+        if self.cfg.node.kind == "alarm_post" and self.cfg.live.enabled:
+            checks.append(self.check_live)
         checks += [self.check_broker, self.check_disk, self.check_clock, self.check_watchdog]
         for check in checks:
             try:
@@ -179,6 +181,13 @@ class Doctor:
                            "check the ribbon cable or stream; alarms will go without a picture")
         h, w = frames[0].shape[:2]
         return Finding("camera", "ok", f"{cfg.camera.source}: frames of {w}x{h}")
+
+    def check_live(self) -> Finding:
+        """Live view: WebRTC and the H.264 encoder import, the talk-back microphone and speaker open."""
+        from edge.live.checks import check_live_audio
+
+        status, detail, fix = check_live_audio(self._cfg.live)
+        return Finding("live", status, detail, fix)
 
     def check_broker(self) -> Finding:
         import paho.mqtt.client as mqtt

@@ -260,7 +260,11 @@ class RejectedItem(_Payload):
 Receipt.model_rebuild()
 
 COMMAND_NAMES = ("alarm.ack", "siren.set", "door.unlock", "access.enrol", "access.revoke",
-                 "access.sync", "config.update", "snapshot.request")
+                 "access.sync", "config.update", "snapshot.request",
+                 # live view and talk-back (docs/live-view.md): args {"session", "sdp", "talk"} → reply data
+                 # {"sdp": answer}; live.keepalive args {"sessions": [...]}; live.stop args {"session"}
+                 "live.start", "live.stop", "live.keepalive")
+LIVE_START_TTL = timedelta(seconds=30)  # an SDP offer is useless once the browser has given up on it
 ALARM_STAGES = ("received", "acknowledged", "dispatched", "on_scene", "resolved")
 UNLOCK_MAX_TTL = timedelta(seconds=10)
 COMMAND_MAX_TTL = timedelta(minutes=10)

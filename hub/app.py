@@ -24,6 +24,9 @@ from hub.homeassistant import HomeAssistantBridge
 from hub.ingest import Ingest
 from hub.keys import KeyVault
 from hub.live import LiveHub, watch_loop_lag
+from hub.liveview.mjpeg import MjpegRelays
+from hub.liveview.routes import router as liveview_router
+from hub.liveview.service import LiveService
 from hub.service import HubService
 from hub.store import init_db, make_engine
 
@@ -45,6 +48,11 @@ class HubState:
             self.ingest = Ingest(settings, self.engine, self._notify)
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
+        self.liveview = LiveService(self.engine, self.service, ice_servers=settings.live_ice_servers,
+                                    viewer_timeout_s=settings.live_viewer_timeout_s,
+                                    answer_timeout_s=settings.live_answer_timeout_s,
+                                    connected=lambda: self.ingest is not None and self.ingest.connected)
+        self.mjpeg = MjpegRelays(self.liveview)
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.ingest is not None:
@@ -56,7 +64,12 @@ class HubState:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
         self.live.publish_threadsafe(items)
         for item in items:
-            if item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
+            if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
+                try:
+                    self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
+                except Exception:  # noqa: BLE001 - one bad reply never stops ingest
+                    log.exception("handling the reply to %s failed", item["command_id"])
+            elif item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
                 try:
                     self.doors.on_reply(item["command_id"])
                 except Exception:  # noqa: BLE001 - one bad reply never stops ingest
@@ -79,6 +92,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
         lag_watch = asyncio.create_task(watch_loop_lag())
+        live_sweeper = asyncio.create_task(state.liveview.run())
         console_tasks = start_console_tasks(state)
         try:
             yield
@@ -87,6 +101,8 @@ def create_app(settings: HubSettings) -> FastAPI:
                 task.cancel()
             resender.cancel()
             lag_watch.cancel()
+            live_sweeper.cancel()
+            await state.mjpeg.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await resender
             if state.ingest:
@@ -99,6 +115,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
+    app.include_router(liveview_router)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
 
     @app.exception_handler(NotFound)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import Field, ValidationError, field_validator
@@ -38,6 +39,13 @@ class HubSettings(BaseSettings):
     metrics_token: str | None = Field(default=None, description="Bearer token Prometheus sends to /metrics")
     escalate_after_s: float = Field(default=60, ge=1, description="Unacknowledged this long: the alarm escalates")
     escalation_webhook: str | None = Field(default=None, description="URL an escalation is POSTed to (JSON)")
+    live_ice_servers: list[dict[str, Any]] = Field(default_factory=list, description=(
+        'Live view: ICE servers for browser and node, JSON, e.g. [{"urls": "turn:hub.lan:3478", "username": '
+        '"pingan", "credential": "..."}]; empty on a flat district LAN (docs/live-view.md)'))
+    live_viewer_timeout_s: float = Field(default=15, ge=3, le=300,
+                                         description="Live view: a console silent this long has left; its session ends")
+    live_answer_timeout_s: float = Field(default=10, ge=1, le=60,
+                                         description="Live view: how long to wait for the node's SDP answer")
 
     @field_validator("mqtt_url")
     @classmethod

@@ -120,18 +120,21 @@ class HubService:
 
     # --- commands ------------------------------------------------------------------------------
     def _command(self, conn: Connection, node: str, name: str, args: dict[str, Any], operator: str,
-                 delivery: str | None = None, stored_args: dict[str, Any] | None = None) -> str | None:
+                 delivery: str | None = None, stored_args: dict[str, Any] | None = None,
+                 ttl: timedelta | None = None, on_id: Callable[[str], None] | None = None) -> str | None:
         """Sign and send a command, recording it (with ``stored_args`` instead of ``args`` when what is
         sent must not be kept, e.g. a sealed fingerprint template)."""
         key_enc = conn.execute(select(nodes.c.key_enc).where(nodes.c.id == node)).scalar()
         if not key_enc:
             log.warning("node %s has no signing key: cannot send %s (register it with its key)", node, name)
             return None
-        cmd = Command.make(node, name, args, operator=operator).signed(self.vault.open(key_enc))
+        cmd = Command.make(node, name, args, operator=operator, ttl=ttl).signed(self.vault.open(key_enc))
         conn.execute(commands.insert().values(
             id=cmd.id, delivery=delivery or cmd.id, node=node, name=name,
             args=args if stored_args is None else stored_args, operator=operator,
             issued_at=cmd.issued_at, expires_at=cmd.expires_at))
+        if on_id is not None:  # e.g. live view waits for this command's reply: register before it can come
+            on_id(cmd.id)
         self.publish(Topics.commands(node), cmd.to_bytes(), 1)
         return cmd.id
 

@@ -28,6 +28,7 @@ LED_PATTERNS: dict[str, tuple[float, float] | str] = {
     "help_coming": "steady",  # an operator acknowledged: help is coming
     "not_delivered": (0.1, 0.9),  # short flash: not delivered, the sign says call 110
     "fault": (1.0, 2.0),
+    "talking": (0.9, 0.3),  # long on, short off: the centre is talking to you (live talk-back)
 }
 
 

@@ -65,6 +65,8 @@ class AlarmPost(EventEmitter):
         self.presses = 0
         self.camera_ok = True
         self.ring: Any | None = None  # the camera thread's pre-press frames, when there is one
+        self.live: Any | None = None  # the live-view sessions (edge/live), when the pole has a camera
+        self.talking = False  # the centre is talking through the pole's speaker: the LED says so
         pins.light.show("idle")
         pins.set_siren(False)
 
@@ -147,7 +149,9 @@ class AlarmPost(EventEmitter):
 
     def _show(self) -> None:
         alarm = self.alarm
-        if alarm is None:
+        if self.talking:
+            pattern = "talking"
+        elif alarm is None:
             pattern = "idle"
         elif alarm.stage in ("acknowledged", "dispatched", "on_scene"):
             pattern = "help_coming"
@@ -216,4 +220,10 @@ class AlarmPost(EventEmitter):
                 "received": self.alarm.received, "not_delivered": self.alarm.not_delivered},
             "outbox": self.outbox.depth(),
             "presses": self.presses,
+            "live": self.live.state() if self.live is not None else None,
         }
+
+    def on_talk(self, talking: bool) -> None:
+        """A talk-back session began or the last one ended (from edge/live)."""
+        self.talking = talking
+        self._show()

@@ -38,6 +38,24 @@ class CameraWorker:
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self.frames = 0
         self.last_progress = time.monotonic()
+        # live view (edge/live): called in this thread with every new frame; while any is registered the
+        # camera is read at ``live_fps`` but the pipeline still runs at ``fps`` (its CPU does not grow)
+        self._listeners: list[Callable[[np.ndarray], None]] = []
+        self.live_fps: float | None = None
+        self._pipeline_due = 0.0
+
+    def add_listener(self, fn: Callable[[np.ndarray], None], fps: float) -> None:
+        """Hand every new frame to ``fn`` (camera thread; it must not modify or keep blocking on it)."""
+        with self._lock:
+            self._listeners.append(fn)
+            self.live_fps = max(fps, self.live_fps or 0.0)
+
+    def remove_listener(self, fn: Callable[[np.ndarray], None]) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+            if not self._listeners:
+                self.live_fps = None
 
     def start(self) -> CameraWorker:
         self._thread.start()
@@ -68,7 +86,17 @@ class CameraWorker:
                 self.frames += 1
                 if self.ring is not None:
                     self.ring.add(frame)
-            if self.pipeline is not None:
+                with self._lock:
+                    listeners = list(self._listeners)
+                for fn in listeners:
+                    try:
+                        fn(frame)
+                    except Exception:  # noqa: BLE001 - a live viewer's trouble never stops the camera
+                        log.exception("live frame listener failed")
+            due = started >= self._pipeline_due
+            if due:
+                self._pipeline_due = started + self.period * 0.95
+            if self.pipeline is not None and due:
                 try:
                     events = self.pipeline.process(frame, self.clock.now())
                 except Exception:  # noqa: BLE001 - keep watching; the log says what broke
@@ -77,7 +105,8 @@ class CameraWorker:
                 if events:
                     self.on_events(events)
             self.last_progress = time.monotonic()
-            self._stop.wait(max(0.0, self.period - (time.monotonic() - started)) if frame is not None else 0.2)
+            period = min(self.period, 1.0 / self.live_fps) if self.live_fps else self.period
+            self._stop.wait(max(0.0, period - (time.monotonic() - started)) if frame is not None else 0.2)
 
     def close(self) -> None:
         self._stop.set()

@@ -1,0 +1,66 @@
+"""Builds a node's live view from its config, on demand (kept out of edge/agent.py, which only calls it).
+
+aiortc and PyAV cost a node process about 30 MB, so they are imported on the first ``live.*``
+command, not at start: a street of simulated poles (the demo) or a pole nobody watches pays nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge.protocol import Reply, Topics
+
+
+def is_live_command(payload: bytes) -> bool:
+    """Is this a live.* command? (Checked, signature and all, by the manager.)"""
+    try:
+        name = json.loads(payload).get("name", "")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(name, str) and name.startswith("live.")
+
+
+class LiveOnDemand:
+    """The agent's handle on live view; the real ``LiveManager`` is made on first use."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.manager: Any | None = None
+
+    claims = staticmethod(is_live_command)
+
+    def _build(self) -> Any:
+        from edge.live.session import LiveManager
+        from edge.live.video import SharedVideoEncoder, box_overlay
+
+        agent, cfg = self.agent, self.agent.cfg
+        worker = agent.worker
+        overlay = box_overlay(worker.pipeline) if cfg.live.overlay_boxes and worker.pipeline is not None else None
+        encoder = SharedVideoEncoder(worker, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.live.fps,
+                                     bitrate_kbps=cfg.live.bitrate_kbps, keyframe_s=cfg.live.keyframe_s,
+                                     overlay=overlay)
+
+        def send_reply(reply: Reply) -> None:
+            agent.link.publish(Topics.replies(cfg.node.id), reply.to_bytes(), 1)
+
+        return LiveManager(cfg.live, encoder, agent.guard, send_reply, clock=agent.clock, emit=agent.role.emit,
+                           on_talk=agent.role.on_talk)
+
+    async def on_command(self, payload: bytes) -> Reply | None:
+        if self.manager is None:
+            self.manager = self._build()
+        return await self.manager.on_command(payload)
+
+    def state(self) -> dict[str, Any]:
+        if self.manager is None:
+            return {"sessions": [], "encoder_running": False, "viewers": 0, "frames_encoded": 0}
+        return self.manager.state()
+
+    async def close(self) -> None:
+        if self.manager is not None:
+            await self.manager.close()
+
+
+def make_live(agent: Any) -> LiveOnDemand:
+    return LiveOnDemand(agent)

@@ -1,0 +1,133 @@
+// Live view and talk-back in the console (docs/live-view.md): the browser's own WebRTC, signalled
+// through the hub's API (the hub carries the offer to the pole as a signed command). Loaded after
+// console.js and uses its helpers (t, api, esc, $, S).
+'use strict';
+Object.assign(I18N.zh, {
+  lv_live: '实时画面', lv_talk: '对讲', lv_ptt: '按住说话', lv_open: '开放通话', lv_close: '关闭',
+  lv_connecting: '连接中…', lv_playing: '直播中', lv_failed: '无法打开实时画面', lv_ended: '实时画面已结束',
+  lv_talking: '对讲中：现场可听到中心', lv_mic: '无法使用麦克风',
+});
+Object.assign(I18N.en, {
+  lv_live: 'Live', lv_talk: 'Talk', lv_ptt: 'Hold to talk', lv_open: 'Open line', lv_close: 'Close',
+  lv_connecting: 'connecting…', lv_playing: 'live', lv_failed: 'Could not open live view', lv_ended: 'Live view ended',
+  lv_talking: 'Talking: the pole can hear the centre', lv_mic: 'Microphone unavailable',
+});
+const LV = {pc: null, session: null, node: null, kind: null, timer: null, mic: null, open: false, seq: 0};
+window.pingan.live = LV; // for tests and the bench
+const canTalk = () => S.me && ['operator', 'admin'].includes(S.me.role);
+
+function lvStatus(key, detail) {
+  $('live-status').textContent = t(key) + (detail ? `: ${detail}` : '');
+  $('live-status').dataset.state = key;
+}
+function lvButtons() {
+  $('live-talk').hidden = !canTalk() || LV.kind === 'talk';
+  $('live-ptt').hidden = $('live-openline').hidden = LV.kind !== 'talk';
+  $('live-openline').classList.toggle('active', LV.open);
+}
+async function waitIce(pc, ms = 2000) {
+  if (pc.iceGatheringState === 'complete') return;
+  await new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, ms); // whatever was gathered by then goes in the offer
+  });
+}
+
+async function openLive(node, talk = false) {
+  await closeLive(false);
+  const seq = ++LV.seq;
+  LV.node = node; LV.kind = talk ? 'talk' : 'live'; LV.open = false;
+  $('live-panel').hidden = false; $('live-node').textContent = node; lvStatus('lv_connecting'); lvButtons();
+  let pc = null;
+  try {
+    const cfg = await (await api('/api/live/config')).json();
+    pc = new RTCPeerConnection({iceServers: cfg.ice_servers || []});
+    LV.pc = pc;
+    pc.addTransceiver('video', {direction: 'recvonly'});
+    if (talk) {
+      try {
+        LV.mic = await navigator.mediaDevices.getUserMedia({audio: true});
+      } catch (e) { lvStatus('lv_mic', e.name); throw e; }
+      LV.mic.getAudioTracks().forEach((tr) => { tr.enabled = false; pc.addTrack(tr, LV.mic); }); // push-to-talk
+    }
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      if (e.track.kind === 'video') $('live-video').srcObject = stream;
+      else $('live-audio').srcObject = stream; // the pole's microphone
+    };
+    pc.onconnectionstatechange = () => {
+      if (LV.pc !== pc) return;
+      if (pc.connectionState === 'connected') lvStatus(talk ? 'lv_talking' : 'lv_playing');
+      if (pc.connectionState === 'failed') { lvStatus('lv_ended'); closeLive(true, true); }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIce(pc);
+    const r = await api(`/api/nodes/${encodeURIComponent(node)}/${talk ? 'talk' : 'live'}`,
+      {method: 'POST', body: {sdp: pc.localDescription.sdp}});
+    const body = await r.json().catch(() => ({}));
+    if (seq !== LV.seq) { pc.close(); return; } // closed or replaced meanwhile
+    if (!r.ok) { lvStatus('lv_failed', body.detail || r.status); closeLive(false, true); return; }
+    LV.session = body.session;
+    await pc.setRemoteDescription({type: 'answer', sdp: body.sdp});
+    const video = $('live-video');
+    video.play().catch(() => {}); // muted video may autoplay
+    if (talk) $('live-audio').play().catch(() => {});
+    LV.timer = setInterval(keepAlive, (body.keepalive_s || 5) * 1000);
+  } catch (e) {
+    if (seq === LV.seq && $('live-status').dataset.state === 'lv_connecting') lvStatus('lv_failed', e.message);
+    if (seq === LV.seq) closeLive(false, true);
+  }
+}
+async function keepAlive() {
+  if (!LV.session) return;
+  const r = await api(`/api/live/${LV.session}/keepalive`, {method: 'POST'}).catch(() => null);
+  if (r && r.status === 404) { lvStatus('lv_ended'); closeLive(false, true); } // ended by time limit or node
+}
+async function closeLive(tellHub = true, keepPanel = false) {
+  const {pc, session, mic, timer} = LV;
+  Object.assign(LV, {pc: null, session: null, mic: null, timer: null, open: false});
+  if (timer) clearInterval(timer);
+  if (mic) mic.getTracks().forEach((tr) => tr.stop());
+  if (pc) pc.close();
+  if (!keepPanel) { $('live-panel').hidden = true; $('live-video').srcObject = null; LV.node = null; }
+  $('live-audio').srcObject = null;
+  if (session && tellHub) await api(`/api/live/${session}`, {method: 'DELETE'}).catch(() => null);
+}
+function setMic(on) { if (LV.mic) LV.mic.getAudioTracks().forEach((tr) => { tr.enabled = on; }); }
+
+// the panel's buttons
+$('live-close').addEventListener('click', () => closeLive());
+$('live-talk').addEventListener('click', () => { if (LV.node) openLive(LV.node, true); });
+const ptt = $('live-ptt');
+for (const ev of ['mousedown', 'touchstart']) ptt.addEventListener(ev, (e) => { e.preventDefault(); setMic(true); });
+for (const ev of ['mouseup', 'mouseleave', 'touchend']) ptt.addEventListener(ev, () => { if (!LV.open) setMic(false); });
+$('live-openline').addEventListener('click', () => { LV.open = !LV.open; setMic(LV.open); lvButtons(); });
+// leaving the page ends the session at once (the hub's keep-alive timeout is the fallback)
+window.addEventListener('pagehide', () => {
+  if (LV.session) fetch(`/api/live/${LV.session}`, {method: 'DELETE', keepalive: true, credentials: 'same-origin'});
+});
+
+// entry points: a Live button on each alarm card, a click on a pole on the map, and by itself on a new alarm
+document.addEventListener('click', (e) => {
+  const b = e.target.closest('[data-act="live"]');
+  if (b) { e.stopPropagation(); openLive(b.dataset.node); return; }
+  const g = e.target.closest('#map g[data-node]');
+  if (g) openLive(g.dataset.node);
+}, true);
+const lvObserver = new MutationObserver(() => {
+  document.querySelectorAll('article.alarm:not([data-live])').forEach((card) => {
+    card.dataset.live = '1';
+    const a = S.alarms.find((x) => x.id === card.dataset.id);
+    if (!a || a.kind.startsWith('door.')) return;
+    const h = card.querySelector('h3');
+    const b = document.createElement('button');
+    b.className = 'live-btn'; b.dataset.act = 'live'; b.dataset.node = a.node; b.textContent = t('lv_live');
+    h.appendChild(b);
+    // a resident pressed the button: show the scene at once if nothing else is being watched
+    if (a.kind === 'alarm.pressed' && a.state === 'open' && !LV.node && !S.seen.has(a.id + ':live')) {
+      S.seen.add(a.id + ':live'); openLive(a.node);
+    }
+  });
+});
+lvObserver.observe($('alarms'), {childList: true});
