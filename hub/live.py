@@ -28,7 +28,9 @@ CLIENT_QUEUE = 10_000  # a district reconnecting at once (2,000 births) must not
 
 def is_urgent(message: dict[str, Any]) -> bool:
     """What a console must see first: anything that opens or changes an alarm, and command replies."""
-    return message.get("type") in ("alarm", "reply") or "alarm" in message
+    if message.get("type") == "reply":  # an operator waits on it; live-view keep-alives are housekeeping
+        return not str(message.get("name", "")).startswith("live.")
+    return message.get("type") == "alarm" or "alarm" in message
 
 
 class LiveClient:
