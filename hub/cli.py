@@ -16,6 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Node identities and keys.")
 app.add_typer(nodes_app, name="nodes")
+app.add_typer(__import__("hub.dbcli", fromlist=["db_app"]).db_app, name="db")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -187,7 +188,10 @@ def _auth():  # noqa: ANN202 - hub.auth.Auth, imported lazily
     settings = _settings(mqtt_enabled=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
-    init_db(engine)
+    try:
+        init_db(engine)
+    except PinganError as exc:
+        _fail(str(exc))
     return Auth(engine)
 
 
@@ -285,7 +289,11 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except PinganError as exc:  # e.g. an outdated PostgreSQL schema met by any command: one line, exit 2
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -32,6 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
+# Sequence keys of the big append-only tables: BIGINT on PostgreSQL (a city passes 2^31 events),
+# INTEGER on SQLite, where only "INTEGER PRIMARY KEY" is the rowid.
+BigSeq = BigInteger().with_variant(Integer, "sqlite")
 
 
 class UTCDateTime(TypeDecorator):
@@ -68,7 +72,7 @@ nodes = Table(
 
 events = Table(
     "events", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
     Column("id", String(36), nullable=False, unique=True),
     Column("node", String(64), nullable=False),
     Column("kind", String(64), nullable=False),
@@ -146,7 +150,7 @@ commands = Table(
 
 audit = Table(
     "audit", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(64), nullable=False),
     Column("action", String(64), nullable=False),
@@ -245,20 +249,10 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    metadata.create_all(engine)
-    _add_missing_columns(engine)
+    """The schema at start: SQLite is migrated to the newest revision, PostgreSQL must already be (hub/db.py)."""
+    from hub.db import ensure_schema
 
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns added to existing tables since a database was made (create_all adds only tables)."""
-    from sqlalchemy import inspect
-
-    added = (("commands", "data", "JSON"),)
-    with engine.begin() as conn:
-        inspector = inspect(conn)
-        for table, column, sql_type in added:
-            if column not in {c["name"] for c in inspector.get_columns(table)}:
-                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    ensure_schema(engine)
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], key: str) -> int:
