@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from hub import __version__, metrics
 from hub.api.doors import router as doors_router
 from hub.api.routes import router
+from hub.cluster import Cluster
 from hub.config import HubSettings
 from hub.console import setup_console, start_console_tasks
 from hub.doors import DoorService
@@ -38,10 +39,12 @@ class HubState:
         self.engine = make_engine(settings.db_url)
         init_db(self.engine)
         self.live = LiveHub()
+        self.cluster = Cluster(self.engine, self.live, settings.replica)  # replicas: fan-out and leader
         self.vault = KeyVault(settings)
         self.ingest: Ingest | None = None
         if settings.mqtt_enabled:
             self.ingest = Ingest(settings, self.engine, self._notify)
+            self.ingest.is_leader = self.cluster.is_leader
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
         metrics.register_store(self.engine)
@@ -74,6 +77,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
@@ -88,6 +92,7 @@ def create_app(settings: HubSettings) -> FastAPI:
                 await resender
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
+            await asyncio.to_thread(state.cluster.stop)
             state.engine.dispose()
 
     app = FastAPI(title="Pingan hub", version=__version__, lifespan=lifespan,
@@ -96,6 +101,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(doors_router)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
+    state.escalator.active = state.cluster.is_leader  # replicas: one escalates
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -111,6 +117,8 @@ def create_app(settings: HubSettings) -> FastAPI:
 async def _resend_loop(state: HubState) -> None:
     while True:
         await asyncio.sleep(state.settings.ack_resend_s / 2)
+        if not state.cluster.is_leader():  # replicas: only the leader resends, so each attempt goes out once
+            continue
         try:
             await asyncio.to_thread(state.service.resend_unanswered, state.settings.ack_resend_s)
             if state.homeassistant is not None and state.ingest is not None and state.ingest.connected:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from hub import metrics
@@ -21,6 +22,9 @@ class LiveHub:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        # replicas (hub/cluster.py): items go to every replica through PostgreSQL NOTIFY, and come back
+        # to each one's consoles through fanout_threadsafe; None = one process, fan out here
+        self.relay: Callable[[list[dict[str, Any]]], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -36,10 +40,23 @@ class LiveHub:
         metrics.live_clients.set(len(self._clients))
 
     def publish_threadsafe(self, messages: list[dict[str, Any]]) -> None:
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.publish, messages)
+        if self.relay is not None:
+            self.relay(messages)
+        else:
+            self.fanout_threadsafe(messages)
 
     def publish(self, messages: list[dict[str, Any]]) -> None:
+        if self.relay is not None:
+            self.relay(messages)
+        else:
+            self.fanout(messages)
+
+    def fanout_threadsafe(self, messages: list[dict[str, Any]]) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.fanout, messages)
+
+    def fanout(self, messages: list[dict[str, Any]]) -> None:
+        """To this process's consoles."""
         for q in list(self._clients):
             for m in messages:
                 try:

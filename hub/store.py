@@ -256,8 +256,10 @@ def init_db(engine: Engine) -> None:
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], key: str) -> int:
-    """INSERT that skips a row whose ``key`` exists; returns 1 when the row was new."""
-    return conn.execute(insert_ignore_stmt(conn, table, key), values).rowcount or 0
+    """INSERT that skips a row whose ``key`` exists; returns 1 when the row was new.
+
+    Counted with RETURNING (SQLite >= 3.35 and PostgreSQL): psycopg reports no rowcount for it."""
+    return len(conn.execute(insert_ignore_stmt(conn, table, key).returning(table.c[key]), values).all())
 
 
 def insert_ignore_stmt(conn: Connection, table: Table, key: str) -> Any:
