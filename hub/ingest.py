@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.link.sockopts import nodelay
@@ -50,12 +50,14 @@ from hub.store import (
     clips,
     commands,
     events,
+    ids_in,
     insert_ignore,
-    insert_ignore_stmt,
+    insert_new,
     jsonable,
     nodes,
     now_utc,
     quarantine,
+    set_last_seen,
     snapshots,
 )
 
@@ -205,12 +207,11 @@ class Processor:
             rows[event_id] = self._row(event, msg.received_at)
         if not rows:
             return 0
-        existing = {i for (i,) in conn.execute(select(events.c.id).where(events.c.id.in_(list(rows))))}
+        existing = {i for (i,) in conn.execute(select(events.c.id).where(ids_in(conn, events.c.id, list(rows))))}
         # sorted: replicas sharing PostgreSQL take the unique-index locks in one order (no deadlocks)
         new = sorted((r for i, r in rows.items() if i not in existing), key=lambda r: r["id"])
         if new:
-            seqs = dict(conn.execute(insert_ignore_stmt(conn, events, "id").returning(events.c.id, events.c.seq),
-                                     new).all())
+            seqs = dict(insert_new(conn, events, new, "id", ("id", "seq")))
             new = [r for r in new if r["id"] in seqs]  # another replica may have stored one meanwhile
         metrics.duplicates.inc(len(rows) - len(new))
         if not new:
@@ -254,10 +255,9 @@ class Processor:
         if not out.touched:
             return
         touched = sorted(out.touched.items())  # one lock order for every replica (no deadlocks on PostgreSQL)
-        conn.execute(insert_ignore_stmt(conn, nodes, "id"),
-                     [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in touched])
-        conn.execute(update(nodes).where(nodes.c.id == bindparam("node_id")).values(last_seen=bindparam("at")),
-                     [{"node_id": n, "at": at} for n, at in touched])
+        insert_new(conn, nodes, [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in touched],
+                   "id", ("id",))
+        set_last_seen(conn, touched)
 
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime) -> dict[str, Any] | None:
         if event.kind == "alarm.repeat":
