@@ -185,19 +185,21 @@ def describe(name: str, r: dict) -> list[str]:
                  f"inside a transaction {busy:.0f} % of the time")
     total = sum(per.values())
     cores = psutil.cpu_count() or 1
-    if hub_max >= 85:
-        verdict = "Python: a hub process is at a full core (GIL)"
-    elif busy >= 85:
-        verdict = ("each replica's single writer: one transaction at a time, its time spent waiting on "
-                   "database round trips and commits more than computing")
+    load = psutil.getloadavg()[0]
+    if hub_max >= 70:
+        verdict = ("Python: the replica's process uses most of a core (one writer thread per replica: validation, "
+                   "building SQL, psycopg; the GIL) - more replicas add writers")
     elif per["broker"] >= 85:
         verdict = "broker: mosquitto's single thread is at a full core"
-    elif total >= 85 * cores:
-        verdict = f"the machine: all {cores} cores are busy (hubs + PostgreSQL + broker + publishers share them)"
+    elif total >= 60 * cores or load >= cores:
+        verdict = (f"the machine's CPU: {cores} cores shared by {len(cpu['hub'])} hub processes, PostgreSQL, the "
+                   f"broker and other work (load {load:.1f}); each writer waits for a core more than for the database")
     elif per.get("postgres", 0) >= 85:
         verdict = "database: PostgreSQL's processes use most CPU"
+    elif busy >= 85:
+        verdict = "the database round trips and commits of each replica's single writer"
     else:
-        verdict = "waiting, not CPU: commit latency (fsync) per batch"
+        verdict = "not saturated: the hubs kept up with what the broker delivered"
     lines.append("  " + " " * 24 + f"  bottleneck: {verdict}")
     return lines
 

@@ -269,21 +269,26 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                   = False,
                   tls_port: Annotated[int | None, typer.Option(help="TLS listener for nodes (e.g. 8883)")] = None,
                   hostname: Annotated[list[str] | None, typer.Option(help="Names/addresses nodes dial (TLS)")]
-                  = None) -> None:
+                  = None,
+                  replica: Annotated[list[str] | None, typer.Option(
+                      help="Hub replicas to make broker users for (repeat: --replica a --replica b); "
+                           "default PINGAN_REPLICA")] = None) -> None:
     """Write mosquitto.conf, the password file and the ACL for the current fleet."""
     from hub.app import HubState
     from hub.fleet import Fleet
 
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
-    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,), tls_port=tls_port,
+    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=tuple(replica or [state.settings.replica]),
+                                     tls_port=tls_port,
                                      tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]))
     if tls_port:
         typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
     users = len(fleet.active_users())
     typer.echo(f"wrote {conf} ({users} node users); start it with: mosquitto -c {conf}")
-    typer.echo(f"the hub's broker password is in {out / f'pingan-hub-{state.settings.replica}.password'} "
-               "(set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
+    for name in replica or [state.settings.replica]:
+        typer.echo(f"hub replica {name}: broker user pingan-hub-{name}, password in "
+                   f"{out / f'pingan-hub-{name}.password'} (set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
     if reload:
         typer.echo("broker reloaded" if Fleet.reload_broker(out) else "no running broker found to reload")
 
