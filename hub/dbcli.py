@@ -93,3 +93,36 @@ def history() -> None:
 
     for line in db.history():
         typer.echo(line)
+
+
+@db_app.command("revision")
+def revision(message: Annotated[str, typer.Option("--message", "-m", help="What the revision changes")],
+             rev_id: Annotated[str | None, typer.Option(help="Revision id, e.g. 0002 (default: a random one)")]
+             = None) -> None:
+    """For developers: write a new revision with what the models have and the migrations lack.
+
+    Compared against a scratch SQLite database migrated to the newest revision, so no server is
+    needed; check the file (and the downgrade) before committing it."""
+    import tempfile
+    from pathlib import Path
+
+    from alembic import command
+
+    from hub import db
+    from hub.cli import _fail
+    from hub.store import make_engine
+
+    if rev_id and any(line.startswith(f"{rev_id} ") for line in db.history()):
+        _fail(f"revision {rev_id} exists already; pick the next id")
+    with tempfile.TemporaryDirectory(prefix="pingan-revision-") as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'scratch.db'}")
+        try:
+            db.upgrade(engine)
+            with engine.connect() as conn:
+                script = command.revision(db._config(conn), message=message, autogenerate=True, rev_id=rev_id)
+        except Exception as exc:  # noqa: BLE001 - e.g. a duplicate revision id: one line
+            _fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            engine.dispose()
+    path = getattr(script, "path", script)
+    typer.echo(f"wrote {path}")
