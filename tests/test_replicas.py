@@ -16,7 +16,7 @@ import websockets
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
-from edge.protocol import Command, HubStatus, Topics
+from edge.protocol import Command, Event, HubStatus, Receipt, Topics
 from hub.broker import Broker
 from hub.store import commands, events, make_engine
 from tests.conftest import wait_for
@@ -234,3 +234,60 @@ def test_a_silent_node_gets_acks_resent_by_the_leader_only(cluster, broker: Brok
     assert len(issued) >= 3, issued  # the first send and resends
     gaps = [(y - x).total_seconds() for x, y in zip(issued, issued[1:], strict=False)]
     assert min(gaps) >= 0.9, gaps  # two leaders would resend the same attempt within milliseconds
+
+
+def test_replicas_share_ingest_under_the_fleet_broker_acl(tmp_path: Path, pg_url: str, mosquitto_exe: str) -> None:
+    """`pingan-hub broker config --replica a --replica b`: anonymous off, a broker user per replica, and the
+    ACL lets them read `$share/pingan-hub/...`; a node with its own credentials gets every event stored."""
+    import subprocess
+
+    from cryptography.fernet import Fernet
+
+    from hub.app import HubState
+    from hub.broker import free_port, port_open
+    from hub.config import load_settings
+    from hub.fleet import Fleet
+    from tests.replicas import ReplicaProc
+
+    prepare_postgres(pg_url)
+    key = Fernet.generate_key().decode()
+    state = HubState(load_settings(database_url=pg_url, data_dir=tmp_path / "cli", mqtt_enabled=False,
+                                   secret_key=key))
+    fleet = Fleet(state.engine, state.service)
+    made = fleet.add("pole-21", kind="alarm_post", grid="G07")
+    port = free_port()
+    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", replicas=("a", "b"))
+    state.engine.dispose()
+    proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    replicas: list[ReplicaProc] = []
+    node = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pole-21", protocol=mqtt.MQTTv311)
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), 10, message="mosquitto up")
+        for name in ("a", "b"):
+            password = (tmp_path / "broker" / f"pingan-hub-{name}.password").read_text().strip()
+            replicas.append(ReplicaProc(tmp_path, name, f"mqtt://127.0.0.1:{port}", pg_url, key,
+                                        mqtt_username=f"pingan-hub-{name}", mqtt_password=password).start())
+        receipted: set[str] = set()
+        node.on_message = lambda c, u, m: receipted.update(Receipt.model_validate_json(m.payload).ids)
+        node.username_pw_set("pole-21", made.mqtt_password)
+        node.connect("127.0.0.1", port)
+        node.subscribe(Topics.receipts("pole-21"), 1)
+        node.loop_start()
+        time.sleep(0.3)  # the subscription is in place before the first receipt can come
+        sent = []
+        for i in range(40):
+            event = Event.make("pole-21", "detection.person", {"n": i})
+            sent.append(str(event.id))
+            node.publish(Topics.events("pole-21"), event.to_bytes(), qos=1)
+        wait_for(lambda: set(sent) <= receipted, 30, 0.1, "every event receipted through the ACL")
+        counts = [r.counter("pingan_hub_ingested_total", channel="events") for r in replicas]
+        assert sum(counts) == 40 and min(counts) > 0, counts
+        assert _stored(pg_url) == (40, 40)
+    finally:
+        node.disconnect()
+        node.loop_stop()
+        for r in replicas:
+            r.stop()
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0].decode(errors="replace")
+    assert "Error:" not in out and "denied" not in out.lower(), out
