@@ -101,6 +101,9 @@ class Cluster:
 
         try:
             if self._lock_conn is None or self._lock_conn.closed:
+                if self._leader:
+                    log.warning("replica %s lost its leader connection (and with it the lock)", self.replica)
+                self._leader = False  # a new connection holds no lock
                 self._lock_conn = psycopg.connect(_conninfo(self.engine), autocommit=True, connect_timeout=5)
             if self._leader:
                 self._lock_conn.execute("SELECT 1")  # still connected, so still holding the lock
