@@ -208,10 +208,10 @@ class Processor:
         if not rows:
             return 0
         existing = {i for (i,) in conn.execute(select(events.c.id).where(ids_in(conn, events.c.id, list(rows))))}
-        # sorted: replicas sharing PostgreSQL take the unique-index locks in one order (no deadlocks)
-        new = sorted((r for i, r in rows.items() if i not in existing), key=lambda r: r["id"])
+        new = [r for i, r in rows.items() if i not in existing]  # arrival order: an alarm before its repeats
         if new:
-            seqs = dict(insert_new(conn, events, new, "id", ("id", "seq")))
+            # inserted sorted: replicas sharing PostgreSQL take the unique-index locks in one order (no deadlocks)
+            seqs = dict(insert_new(conn, events, sorted(new, key=lambda r: r["id"]), "id", ("id", "seq")))
             new = [r for r in new if r["id"] in seqs]  # another replica may have stored one meanwhile
         metrics.duplicates.inc(len(rows) - len(new))
         if not new:
