@@ -105,6 +105,19 @@ class Topics:
         (f"{ROOT}/nodes/+/replies", 1),
     )
 
+    @classmethod
+    def hub_subscriptions(cls, share_group: str | None = None) -> list[tuple[str, int]]:
+        """What one hub process subscribes to. With replicas (``share_group``), node-to-hub traffic goes
+        through ``$share/<group>/...`` so each message reaches one replica; node status stays
+        non-shared (a retained message is not delivered on a shared subscription, and every replica
+        keeps the same view), and the replicas also read the hub's own status, to correct a dead
+        replica's last will while others still serve."""
+        if not share_group:
+            return list(cls.HUB_SUBSCRIPTIONS)
+        out = [(f"$share/{share_group}/{topic}", qos) if not topic.endswith("/status") else (topic, qos)
+               for topic, qos in cls.HUB_SUBSCRIPTIONS]
+        return [*out, (cls.HUB_STATUS, 1)]
+
     @staticmethod
     def node_subscriptions(node: str) -> tuple[tuple[str, int], ...]:
         return (

@@ -16,6 +16,7 @@ from hub import __version__, metrics
 from hub.api.doors import router as doors_router
 from hub.api.nodeconfig import router as nodeconfig_router
 from hub.api.routes import router
+from hub.cluster import Cluster
 from hub.config import HubSettings
 from hub.console import setup_console, start_console_tasks
 from hub.doors import DoorService
@@ -42,10 +43,12 @@ class HubState:
         self.engine = make_engine(settings.db_url)
         init_db(self.engine)
         self.live = LiveHub()
+        self.cluster = Cluster(self.engine, self.live, settings.replica)  # replicas: fan-out and leader
         self.vault = KeyVault(settings)
         self.ingest: Ingest | None = None
         if settings.mqtt_enabled:
             self.ingest = Ingest(settings, self.engine, self._notify)
+            self.ingest.is_leader = self.cluster.is_leader
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
         self.liveview = LiveService(self.engine, self.service, ice_servers=settings.live_ice_servers,
@@ -53,6 +56,7 @@ class HubState:
                                     answer_timeout_s=settings.live_answer_timeout_s,
                                     connected=lambda: self.ingest is not None and self.ingest.connected)
         self.mjpeg = MjpegRelays(self.liveview)
+        self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.ingest is not None:
@@ -63,15 +67,20 @@ class HubState:
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
         self.live.publish_threadsafe(items)
+        if self.live.relay is None:  # replicas: every replica gets them through the cluster's relay instead
+            self._live_replies(items)
+        for item in items:
+            if item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
+                try:
+                    self.doors.on_reply(item["command_id"])
+                except Exception:  # noqa: BLE001 - one bad reply never stops ingest
+                    log.exception("handling the reply to %s failed", item["command_id"])
+
+    def _live_replies(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
                 try:
                     self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
-                except Exception:  # noqa: BLE001 - one bad reply never stops ingest
-                    log.exception("handling the reply to %s failed", item["command_id"])
-            elif item.get("type") == "reply" and str(item.get("name", "")).startswith("access."):
-                try:
-                    self.doors.on_reply(item["command_id"])
                 except Exception:  # noqa: BLE001 - one bad reply never stops ingest
                     log.exception("handling the reply to %s failed", item["command_id"])
 
@@ -88,6 +97,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
@@ -107,6 +117,7 @@ def create_app(settings: HubSettings) -> FastAPI:
                 await resender
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
+            await asyncio.to_thread(state.cluster.stop)
             state.engine.dispose()
 
     app = FastAPI(title="Pingan hub", version=__version__, lifespan=lifespan,
@@ -117,6 +128,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
     app.include_router(liveview_router)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
+    state.escalator.active = state.cluster.is_leader  # replicas: one escalates
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -132,6 +144,8 @@ def create_app(settings: HubSettings) -> FastAPI:
 async def _resend_loop(state: HubState) -> None:
     while True:
         await asyncio.sleep(state.settings.ack_resend_s / 2)
+        if not state.cluster.is_leader():  # replicas: only the leader resends, so each attempt goes out once
+            continue
         try:
             await asyncio.to_thread(state.service.resend_unanswered, state.settings.ack_resend_s)
             if state.homeassistant is not None and state.ingest is not None and state.ingest.connected:

@@ -16,6 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Node identities and keys.")
 app.add_typer(nodes_app, name="nodes")
+app.add_typer(__import__("hub.dbcli", fromlist=["db_app"]).db_app, name="db")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -284,7 +285,10 @@ def _auth():  # noqa: ANN202 - hub.auth.Auth, imported lazily
     settings = _settings(mqtt_enabled=False)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
-    init_db(engine)
+    try:
+        init_db(engine)
+    except PinganError as exc:
+        _fail(str(exc))
     return Auth(engine)
 
 
@@ -365,15 +369,19 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                   = None,
                   cert_port: Annotated[int | None, typer.Option(
                       help="TLS listener for nodes with client certificates (nodes add --auth cert), e.g. 8884")]
-                  = None) -> None:
+                  = None,
+                  replica: Annotated[list[str] | None, typer.Option(
+                      help="Hub replicas to make broker users for (repeat: --replica a --replica b); "
+                           "default PINGAN_REPLICA")] = None) -> None:
     """Write mosquitto.conf, the password file and the ACL for the current fleet."""
     from hub.app import HubState
     from hub.fleet import Fleet
 
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
-    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=(state.settings.replica,), tls_port=tls_port,
-                                     tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]), cert_port=cert_port)
+    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=tuple(replica or [state.settings.replica]),
+                                     tls_port=tls_port, tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]),
+                                     cert_port=cert_port)
     if cert_port:
         typer.echo(f"client-certificate listener on {cert_port}: nodes add --auth cert --ca {out / 'ca.crt'} "
                    f"--broker-url mqtts://HOST:{cert_port}")
@@ -381,14 +389,19 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
         typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
     users = len(fleet.active_users())
     typer.echo(f"wrote {conf} ({users} node users); start it with: mosquitto -c {conf}")
-    typer.echo(f"the hub's broker password is in {out / f'pingan-hub-{state.settings.replica}.password'} "
-               "(set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
+    for name in replica or [state.settings.replica]:
+        typer.echo(f"hub replica {name}: broker user pingan-hub-{name}, password in "
+                   f"{out / f'pingan-hub-{name}.password'} (set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
     if reload:
         typer.echo("broker reloaded" if Fleet.reload_broker(out) else "no running broker found to reload")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except PinganError as exc:  # e.g. an outdated PostgreSQL schema met by any command: one line, exit 2
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

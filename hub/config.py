@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import SettingsError
@@ -46,6 +46,9 @@ class HubSettings(BaseSettings):
                                          description="Live view: a console silent this long has left; its session ends")
     live_answer_timeout_s: float = Field(default=10, ge=1, le=60,
                                          description="Live view: how long to wait for the node's SDP answer")
+    share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,32}$",
+                             description="Replicas: node-to-hub topics via $share/<group>/ (e.g. pingan-hub), "
+                                         "clean sessions; needs PostgreSQL (docs/scale.md)")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -54,6 +57,13 @@ class HubSettings(BaseSettings):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
         return v
+
+    @model_validator(mode="after")
+    def _replicas_need_postgresql(self) -> HubSettings:
+        if self.share_group and not self.db_url.startswith("postgresql"):
+            raise ValueError("share_group (hub replicas) needs PostgreSQL: set PINGAN_DATABASE_URL=postgresql+psycopg://"
+                             "... (replicas share the store and its LISTEN/NOTIFY; one SQLite file cannot)")
+        return self
 
     @property
     def mqtt_host(self) -> str:
@@ -73,6 +83,6 @@ def load_settings(**overrides: object) -> HubSettings:
     try:
         return HubSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(f"PINGAN_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join((f"PINGAN_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
+                             + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise SettingsError(f"invalid hub settings: {problems}") from None

@@ -50,6 +50,9 @@ def start_console_tasks(state: Any) -> list[asyncio.Task[None]]:
 async def _roll_up_loop(state: Any, every_s: float = 600) -> None:
     """Closed days' door counts into the report roll-up, so reports over weeks stay fast."""
     while True:
+        cluster = getattr(state, "cluster", None)
+        while cluster is not None and not cluster.is_leader():  # replicas: one rolls up
+            await asyncio.sleep(5)
         try:
             await asyncio.to_thread(reports.Reports(state.engine, state.settings.timezone).roll_up)
         except Exception:  # noqa: BLE001 - try again next round

@@ -44,6 +44,7 @@ class Escalator:
         self.publish = publish
         self.clock = clock
         self.webhook_timeout_s = webhook_timeout_s
+        self.active: Callable[[], bool] = lambda: True  # replicas: only the leader escalates (hub/cluster.py)
         metadata.create_all(engine, tables=[escalations])
 
     def check(self, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -89,6 +90,8 @@ class Escalator:
     async def run(self, interval_s: float = 1.0) -> None:
         while True:
             await asyncio.sleep(interval_s)
+            if not self.active():
+                continue
             try:
                 await asyncio.to_thread(self.check)
             except Exception:  # noqa: BLE001 - keep checking whatever one round did

@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.link.sockopts import nodelay
@@ -50,12 +50,14 @@ from hub.store import (
     clips,
     commands,
     events,
+    ids_in,
     insert_ignore,
-    insert_ignore_stmt,
+    insert_new,
     jsonable,
     nodes,
     now_utc,
     quarantine,
+    set_last_seen,
     snapshots,
 )
 
@@ -206,14 +208,15 @@ class Processor:
             rows[event_id] = self._row(event, msg.received_at)
         if not rows:
             return 0
-        existing = {i for (i,) in conn.execute(select(events.c.id).where(events.c.id.in_(list(rows))))}
-        new = [r for i, r in rows.items() if i not in existing]
+        existing = {i for (i,) in conn.execute(select(events.c.id).where(ids_in(conn, events.c.id, list(rows))))}
+        new = [r for i, r in rows.items() if i not in existing]  # arrival order: an alarm before its repeats
+        if new:
+            # inserted sorted: replicas sharing PostgreSQL take the unique-index locks in one order (no deadlocks)
+            seqs = dict(insert_new(conn, events, sorted(new, key=lambda r: r["id"]), "id", ("id", "seq")))
+            new = [r for r in new if r["id"] in seqs]  # another replica may have stored one meanwhile
         metrics.duplicates.inc(len(rows) - len(new))
         if not new:
             return 0
-        conn.execute(insert_ignore_stmt(conn, events, "id"), new)
-        new_ids = [r["id"] for r in new]
-        seqs = dict(conn.execute(select(events.c.id, events.c.seq).where(events.c.id.in_(new_ids))).all())
         quiet: dict[str, list[int]] = defaultdict(list)  # non-alarm events, summarised when many
         for row in new:
             event = by_id[row["id"]]
@@ -252,10 +255,10 @@ class Processor:
         """Once per node per batch: register unknown nodes, note when each was last heard."""
         if not out.touched:
             return
-        conn.execute(insert_ignore_stmt(conn, nodes, "id"),
-                     [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in out.touched.items()])
-        conn.execute(update(nodes).where(nodes.c.id == bindparam("node_id")).values(last_seen=bindparam("at")),
-                     [{"node_id": n, "at": at} for n, at in out.touched.items()])
+        touched = sorted(out.touched.items())  # one lock order for every replica (no deadlocks on PostgreSQL)
+        insert_new(conn, nodes, [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in touched],
+                   "id", ("id",))
+        set_last_seen(conn, touched)
 
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime) -> dict[str, Any] | None:
         if event.kind == "alarm.repeat":
@@ -375,13 +378,16 @@ class Ingest:
         self.engine = engine
         self.notify = notify
         self.processor = Processor(settings)
+        self.is_leader: Callable[[], bool] = lambda: True  # replicas: only the leader raises node.offline
         self.started = time.monotonic()
         self.queue: TwoLaneQueue[Incoming] = TwoLaneQueue()  # alarms overtake the rest
         self.connected = False
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        # replicas use clean sessions: a dead replica's share goes to the others, the nodes' resends cover
+        # what it had in flight (design.md); one hub keeps its session so nothing queued is lost
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pingan-hub-{settings.replica}",
-                                  clean_session=False, protocol=mqtt.MQTTv311)
+                                  clean_session=bool(settings.share_group), protocol=mqtt.MQTTv311)
         self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(1000)
         if settings.mqtt_username:
@@ -401,7 +407,7 @@ class Ingest:
             log.error("broker refused the hub: %s (check PINGAN_MQTT_USERNAME/PASSWORD)", rc)
             return
         self.connected = True
-        client.subscribe(list(Topics.HUB_SUBSCRIPTIONS))
+        client.subscribe(Topics.hub_subscriptions(self.settings.share_group or None))
         client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
         log.info("hub connected to broker %s", self.settings.mqtt_url)
 
@@ -410,9 +416,25 @@ class Ingest:
         log.warning("hub lost the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == Topics.HUB_STATUS:  # replicas only: another replica's last will
+            self._hub_status(client, msg)
+            return
         payload = bytes(msg.payload)
         urgent = is_alarm_event(msg.topic, payload)
         self.queue.put(Incoming(msg.topic, payload, msg.mid, msg.qos, now_utc(), urgent), urgent=urgent)
+
+    def _hub_status(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
+        """A dead replica's will says the hub is offline while this one still serves: say online again,
+        or nodes would hold their resends (design.md) until some replica restarts."""
+        if msg.qos > 0:
+            client.ack(msg.mid, msg.qos)
+        try:
+            offline = HubStatus.model_validate_json(msg.payload).state == "offline"
+        except ValidationError:
+            return
+        if offline and self.connected and not self._stop.is_set():
+            log.info("another replica went away; hub status set online again by %s", self.settings.replica)
+            client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
 
     # --- writer thread -------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -423,7 +445,7 @@ class Ingest:
             # so one waits at most for the routine commit already running, never for 500 routine rows more.
             batch = self.queue.get_batch(MAX_BATCH, timeout=0.25)
             check_offline = time.monotonic() - last_offline_check >= 1.0 and \
-                time.monotonic() - self.started >= self.settings.offline_grace_s
+                time.monotonic() - self.started >= self.settings.offline_grace_s and self.is_leader()
             if not batch and not check_offline:
                 continue
             if check_offline:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from hub import metrics
@@ -84,6 +85,9 @@ class LiveHub:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[LiveClient] = set()
+        # replicas (hub/cluster.py): items go to every replica through PostgreSQL NOTIFY, and come back
+        # to each one's consoles through fanout_threadsafe; None = one process, fan out here
+        self.relay: Callable[[list[dict[str, Any]]], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -99,10 +103,23 @@ class LiveHub:
         metrics.live_clients.set(len(self._clients))
 
     def publish_threadsafe(self, messages: list[dict[str, Any]]) -> None:
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.publish, messages, time.monotonic())
+        if self.relay is not None:
+            self.relay(messages)
+        else:
+            self.fanout_threadsafe(messages)
 
-    def publish(self, messages: list[dict[str, Any]], at: float | None = None) -> None:
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        if self.relay is not None:
+            self.relay(messages)
+        else:
+            self.fanout(messages)
+
+    def fanout_threadsafe(self, messages: list[dict[str, Any]]) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.fanout, messages, time.monotonic())
+
+    def fanout(self, messages: list[dict[str, Any]], at: float | None = None) -> None:
+        """To this process's consoles (``at``: when the batch was committed, for the wait metric)."""
         for client in list(self._clients):
             for m in messages:
                 if not client.put(m, at):

@@ -15,9 +15,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[hub,dev]'
   touch "$stamp"
 fi
-# Debian packages: mosquitto (broker), chromium + CJK fonts (the console's browser test).
+# Debian packages: mosquitto (broker), postgresql (tests), chromium + CJK fonts (the console's browser test).
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# PostgreSQL: the replica and migration tests start Debian's server themselves (it never starts as a service here)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)

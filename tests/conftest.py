@@ -281,3 +281,31 @@ def unique_node() -> str:
 
 def read_json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL (Debian's) for the session, on a free loopback port in a temp data dir.
+
+    Skipped with a reason only where it cannot exist (no binaries and not root/no apt); with CI=true
+    a missing PostgreSQL fails instead, so CI never skips the PostgreSQL tests silently.
+    """
+    from tests.pg import PgServer, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (scripts/bootstrap.sh installs it as root: apt-get install postgresql)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PgServer(bin_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def pg_url(pg_server: Any) -> str:
+    """A fresh empty database on the session's PostgreSQL."""
+    return pg_server.create_database()

@@ -58,7 +58,8 @@ def health(state: StateDep) -> dict[str, Any]:
     ingest = state.ingest
     return {"status": "ok", "version": __version__,
             "mqtt": None if ingest is None else ("connected" if ingest.connected else "disconnected"),
-            "ingest_queue": None if ingest is None else ingest.queue.qsize()}
+            "ingest_queue": None if ingest is None else ingest.queue.qsize(),
+            "replica": state.settings.replica, "leader": state.cluster.is_leader()}
 
 
 @router.get("/api/nodes")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub's schema (SQLite and PostgreSQL); run them with ``pingan-hub db``."""
