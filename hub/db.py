@@ -63,7 +63,10 @@ def _config(connection: Connection | None = None) -> Any:
 
 @contextmanager
 def _connected(engine: Engine) -> Iterator[Any]:
+    from hub.store import WRITE_OPTION
+
     with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})  # migrations write: SQLite takes the write lock first
         yield _config(conn)
         if conn.in_transaction():
             conn.commit()

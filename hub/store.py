@@ -1,13 +1,18 @@
 """The hub's storage (SQLAlchemy Core): SQLite by default, any SQLAlchemy URL otherwise.
 
 Events are stored idempotently by the node-made id, so a resend never makes a duplicate. On
-SQLite every transaction starts with BEGIN IMMEDIATE: in WAL mode a read transaction that later
-writes would fail with SQLITE_BUSY at once, whatever busy_timeout says.
+SQLite every ``engine.begin()`` (a writing transaction) starts with BEGIN IMMEDIATE: in WAL mode a
+read transaction that later writes would fail with SQLITE_BUSY at once, whatever busy_timeout
+says. Reads (``engine.connect()``) start a plain BEGIN and read their WAL snapshot without the
+write lock: when every read took it too, a console's query or a Prometheus scrape queued behind
+the ingest writer, which re-takes the lock after each commit, and the soak saw /metrics time out.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,6 +226,9 @@ enrolments = Table(
 )
 
 
+WRITE_OPTION = "pingan_write"  # on a Connection: its transaction will write (SQLite: BEGIN IMMEDIATE)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -242,8 +250,19 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
+        plain_begin = engine.begin
+
+        @contextmanager
+        def begin_for_writing() -> Iterator[Connection]:
+            with engine.connect() as conn:
+                conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+
+        engine.begin = begin_for_writing  # type: ignore[method-assign]
+        engine.begin_deferred = plain_begin  # type: ignore[attr-defined]
         return engine
     return create_engine(url, pool_pre_ping=True)
 
