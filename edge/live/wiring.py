@@ -7,9 +7,12 @@ command, not at start: a street of simulated poles (the demo) or a pole nobody w
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from edge.protocol import Reply, Topics
+
+log = logging.getLogger(__name__)
 
 
 def encoder_kind(live: Any, camera_source: str) -> str:
@@ -54,6 +57,8 @@ class LiveOnDemand:
 
             encoder = Picamera2VideoEncoder(worker.camera, fps=cfg.live.fps, bitrate_kbps=cfg.live.bitrate_kbps,
                                             keyframe_s=cfg.live.keyframe_s)
+            if cfg.live.overlay_boxes and worker.pipeline is not None:
+                log.info("live view: picamera2's encoder draws no detection boxes (live.encoder: software does)")
         else:
             overlay = box_overlay(worker.pipeline) if cfg.live.overlay_boxes and worker.pipeline is not None else None
             encoder = SharedVideoEncoder(worker, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.live.fps,
