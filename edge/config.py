@@ -185,7 +185,12 @@ class LiveSettings(_Section):
     keepalive_timeout_s: float = Field(default=20, ge=3, le=300, description=(
         "A session ends when the hub's live.keepalive has not come for this long (the viewer left)"))
     max_viewers: int = Field(default=4, ge=1, le=16, description="Concurrent sessions this node accepts")
-    overlay_boxes: bool = Field(default=True, description="Draw the detector's boxes on the live picture")
+    overlay_boxes: bool = Field(default=True, description=(
+        "Draw the detector's boxes on the live picture (software encoder only; see live.encoder)"))
+    encoder: Literal["auto", "picamera2", "software"] = Field(default="auto", description=(
+        "H.264 encoder of the live view: 'picamera2' (the Pi camera's own H264Encoder: hardware on a Pi 4, "
+        "no detection boxes), 'software' (libx264 on the CPU, boxes drawn) or 'auto' (picamera2 when "
+        "camera.source is picamera2, else software)"))
     audio_in: str = Field(default="auto", pattern=r"^(auto|alsa:\S+|tone:\d+(\.\d+)?)$", description=(
         "The pole's microphone: 'alsa:<device>' (e.g. alsa:default, alsa:plughw:1,0), 'tone:<Hz>' "
         "(a test tone) or 'auto' (alsa:default when /dev/snd exists, else tone:440)"))
@@ -253,6 +258,13 @@ class NodeConfig(_Section):
             for name in ("door", "reader"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"the {name} section is for rental_door nodes, not a {self.node.kind}")
+        return self
+
+    @model_validator(mode="after")
+    def _live_encoder_needs_picamera2(self) -> NodeConfig:
+        if self.live.encoder == "picamera2" and self.camera.source.strip() != "picamera2":
+            raise ValueError(f"live.encoder picamera2 needs camera.source: picamera2 (it is "
+                             f"{self.camera.source!r}); use live.encoder: auto or software")
         return self
 
     @model_validator(mode="after")

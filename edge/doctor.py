@@ -184,9 +184,9 @@ class Doctor:
 
     def check_live(self) -> Finding:
         """Live view: WebRTC and the H.264 encoder import, the talk-back microphone and speaker open."""
-        from edge.live.checks import check_live_audio
+        from edge.live.checks import check_live_view
 
-        status, detail, fix = check_live_audio(self._cfg.live)
+        status, detail, fix = check_live_view(self._cfg.live, self._cfg.camera.source)
         return Finding("live", status, detail, fix)
 
     def check_broker(self) -> Finding:

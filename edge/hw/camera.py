@@ -336,6 +336,7 @@ class Picamera2Camera:
         except ImportError as exc:  # picamera2 itself, or libcamera under it
             raise HardwareError(f"cannot use the picamera2 camera ({exc}): {PICAMERA2_HINT}") from None
         self.mask = PrivacyMask([_mask_points(m) for m in masks or ()])
+        self.width, self.height = width, height
         try:
             self._cam = Picamera2()
         except (IndexError, RuntimeError) as exc:
@@ -359,6 +360,20 @@ class Picamera2Camera:
         except Exception as exc:  # libcamera errors are untyped; a lost camera is feed_lost, not a crash
             log.warning("picamera2 read failed: %s", exc)
             return None
+
+    @property
+    def frame_rate(self) -> float:
+        """The rate picamera2 delivers ``main`` at: its video configuration's frame duration, at most 30 fps
+        (the peg picamera2's own ``start_encoder`` uses)."""
+        limits = (self._cam.camera_config or {}).get("controls", {}).get("FrameDurationLimits")
+        return 1_000_000 / max(limits[0], 33_333) if limits else 30.0
+
+    def start_encoder(self, encoder: Any, output: Any) -> None:
+        """Run one of picamera2's encoders on ``main`` (masked by ``pre_callback``) while the camera runs on."""
+        self._cam.start_encoder(encoder, output, name="main")
+
+    def stop_encoder(self, encoder: Any) -> None:
+        self._cam.stop_encoder(encoder)
 
     def close(self) -> None:
         self._cam.stop()

@@ -7,9 +7,24 @@ command, not at start: a street of simulated poles (the demo) or a pole nobody w
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from edge.protocol import Reply, Topics
+
+log = logging.getLogger(__name__)
+
+
+def encoder_kind(live: Any, camera_source: str) -> str:
+    """Which H.264 encoder the live view uses: 'picamera2' (the Pi camera's own H264Encoder) or 'software'.
+
+    ``auto`` takes picamera2's whenever the camera is picamera2: on a Pi 4 it is the hardware encoder, and
+    the CPU it saves matters more on a pole than detection boxes on the picture (which only the software
+    encoder can draw; ``live.encoder: software`` gets them back).
+    """
+    if live.encoder == "auto":
+        return "picamera2" if str(camera_source).strip() == "picamera2" else "software"
+    return str(live.encoder)
 
 
 def is_live_command(payload: bytes) -> bool:
@@ -36,10 +51,19 @@ class LiveOnDemand:
 
         agent, cfg = self.agent, self.agent.cfg
         worker = agent.worker
-        overlay = box_overlay(worker.pipeline) if cfg.live.overlay_boxes and worker.pipeline is not None else None
-        encoder = SharedVideoEncoder(worker, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.live.fps,
-                                     bitrate_kbps=cfg.live.bitrate_kbps, keyframe_s=cfg.live.keyframe_s,
-                                     overlay=overlay)
+        encoder: Any
+        if encoder_kind(cfg.live, cfg.camera.source) == "picamera2":
+            from edge.live.picamera_video import Picamera2VideoEncoder
+
+            encoder = Picamera2VideoEncoder(worker.camera, fps=cfg.live.fps, bitrate_kbps=cfg.live.bitrate_kbps,
+                                            keyframe_s=cfg.live.keyframe_s)
+            if cfg.live.overlay_boxes and worker.pipeline is not None:
+                log.info("live view: picamera2's encoder draws no detection boxes (live.encoder: software does)")
+        else:
+            overlay = box_overlay(worker.pipeline) if cfg.live.overlay_boxes and worker.pipeline is not None else None
+            encoder = SharedVideoEncoder(worker, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.live.fps,
+                                         bitrate_kbps=cfg.live.bitrate_kbps, keyframe_s=cfg.live.keyframe_s,
+                                         overlay=overlay)
 
         def send_reply(reply: Reply) -> None:
             agent.link.publish(Topics.replies(cfg.node.id), reply.to_bytes(), 1)
