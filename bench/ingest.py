@@ -39,8 +39,10 @@ def make_payloads(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def publish_all(port: int, payloads: list[tuple[str, bytes]], clients: int = 4) -> None:
+def publish_all(port: int, payloads: list[tuple[str, bytes]], clients: int = 4, wait_s: float = 60) -> float:
+    """Publish from ``clients`` clients at once; returns when the broker has PUBACKed all (seconds taken)."""
     chunks = [payloads[i::clients] for i in range(clients)]
+    t0 = time.perf_counter()
 
     def run(chunk: list[tuple[str, bytes]], idx: int) -> None:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{idx}-{time.time_ns()}",
@@ -50,7 +52,7 @@ def publish_all(port: int, payloads: list[tuple[str, bytes]], clients: int = 4) 
         c.loop_start()
         infos = [c.publish(t, p, qos=1) for t, p in chunk]
         for info in infos:
-            info.wait_for_publish(60)
+            info.wait_for_publish(wait_s)
         c.disconnect()
         c.loop_stop()
 
@@ -59,6 +61,7 @@ def publish_all(port: int, payloads: list[tuple[str, bytes]], clients: int = 4) 
         t.start()
     for t in threads:
         t.join()
+    return time.perf_counter() - t0
 
 
 def raw_rate(port: int, payloads: list[tuple[str, bytes]]) -> float:

@@ -19,16 +19,14 @@ import signal
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psutil
-from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import ingest as ingest_bench  # noqa: E402
 from edge.protocol import Event, Topics  # noqa: E402
 from hub.broker import Broker  # noqa: E402
 from tests.conftest import HubProc  # noqa: E402
@@ -49,27 +47,7 @@ def make_payloads(n: int) -> list[tuple[str, bytes]]:
 
 def publish_all(port: int, payloads: list[tuple[str, bytes]]) -> float:
     """Publish from PUBLISHERS clients at once; returns when the broker has PUBACKed all (seconds taken)."""
-    chunks = [payloads[i::PUBLISHERS] for i in range(PUBLISHERS)]
-    t0 = time.perf_counter()
-
-    def run(chunk: list[tuple[str, bytes]], idx: int) -> None:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"scale-pub-{idx}-{time.time_ns()}",
-                        protocol=mqtt.MQTTv311)
-        c.max_inflight_messages_set(1000)
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        infos = [c.publish(t, p, qos=1) for t, p in chunk]
-        for info in infos:
-            info.wait_for_publish(120)
-        c.disconnect()
-        c.loop_stop()
-
-    threads = [threading.Thread(target=run, args=(ch, i)) for i, ch in enumerate(chunks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - t0
+    return ingest_bench.publish_all(port, payloads, clients=PUBLISHERS, wait_s=120)
 
 
 class CpuMeter:

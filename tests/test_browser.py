@@ -17,18 +17,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 OPERATOR = ("wang", "operator-pass-1")
 
 
-@pytest.fixture()
-def browser():
+def launched_chromium(extra_args: tuple[str, ...] = ()):
+    """Debian's Chromium through Playwright, closed afterwards; a clear skip where there is none."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     pw = sync_api.sync_playwright().start()
     try:
-        b = pw.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
+                               args=[*CHROMIUM_ARGS, *extra_args])
     except Exception as exc:  # noqa: BLE001 - no browser here: say why and how to get one
         pw.stop()
         pytest.skip(f"no browser could be launched ({str(exc).splitlines()[0]}); apt-get install -y chromium")
     yield b
     b.close()
     pw.stop()
+
+
+@pytest.fixture()
+def browser():
+    yield from launched_chromium()
 
 
 def login(page, url: str, user: str, password: str) -> None:

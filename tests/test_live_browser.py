@@ -13,7 +13,7 @@ import pytest
 
 from hub.broker import Broker
 from tests.conftest import ensure_user, wait_for
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, OPERATOR, login
+from tests.test_browser import OPERATOR, launched_chromium, login
 from tests.test_live_node import scene
 
 MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
@@ -21,17 +21,7 @@ MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-str
 
 @pytest.fixture()
 def media_browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None,
-                               args=CHROMIUM_ARGS + MEDIA_ARGS)
-    except Exception as exc:  # noqa: BLE001 - no browser here: say why and how to get one
-        pw.stop()
-        pytest.skip(f"no browser could be launched ({str(exc).splitlines()[0]}); apt-get install -y chromium")
-    yield b
-    b.close()
-    pw.stop()
+    yield from launched_chromium(tuple(MEDIA_ARGS))
 
 
 def video_plays(page, seconds: float = 1.0) -> None:
