@@ -20,6 +20,8 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 # PostgreSQL: the replica and migration tests start Debian's server themselves (it never starts as a service here)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# coturn: the live view's TURN relay test (a NATed district needs one; docs/live-view.md)
+command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
