@@ -297,3 +297,14 @@ def test_home_assistant_discovery_and_states(hub) -> None:
     client.post(f"/api/alarms/{ev.id}/resolve", json={"outcome": "assisted"})
     bridge.sync()
     assert out == [(Topics.ha_state("pole-01", "alarm"), b"OFF", True)]
+
+
+def test_the_hub_loads_no_video_libraries_until_someone_watches() -> None:
+    """aiortc, PyAV and OpenCV cost a hub ~60 MB; a centre that never opens MJPEG must not pay for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hub.app, hub.cli; "
+            "print(sorted(m for m in ('av', 'aiortc', 'cv2', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

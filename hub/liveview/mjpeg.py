@@ -15,8 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import cv2
-
 from hub.liveview.service import LiveService, NodeUnavailable
 
 if TYPE_CHECKING:
@@ -55,6 +53,8 @@ class MjpegRelay:
         if now - self._last < 1.0 / self.fps or not self.clients:
             return
         self._last = now
+        import cv2  # on the first MJPEG client: OpenCV and numpy cost a hub that never serves MJPEG ~30 MB
+
         ok, buf = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 75])
         if not ok:
             return
