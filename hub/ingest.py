@@ -441,8 +441,8 @@ class Ingest:
         last_offline_check = 0.0
         while not self._stop.is_set():
             # group commit: take what is already waiting, never wait for more (latency first); under load
-            # the queue fills during each commit, so batches grow by themselves. Alarms commit on their own,
-            # so one waits at most for the routine commit already running, never for 500 routine rows more.
+            # the queue fills during each commit, so batches grow by themselves. Alarms go at the head of
+            # the next batch, so one waits at most for the commit already running, never for the backlog.
             batch = self.queue.get_batch(MAX_BATCH, timeout=0.25)
             check_offline = time.monotonic() - last_offline_check >= 1.0 and \
                 time.monotonic() - self.started >= self.settings.offline_grace_s and self.is_leader()

@@ -62,7 +62,12 @@ class TwoLaneQueue(Generic[T]):
             return self._pop()
 
     def get_batch(self, limit: int, timeout: float) -> list[T]:
-        """What is waiting, up to ``limit``: only alarms when there are any, else the oldest of the rest."""
+        """What is waiting, up to ``limit``: every alarm first, then the oldest of the rest.
+
+        Alarms share the commit with routine messages rather than getting commits of their own: with
+        2,000 nodes resending after a broker restart, alarm-only commits (an fsync each) took the
+        writer's whole time and the routine lane grew without bound (the soak saw 495,000 queued).
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self._urgent and not self._routine:
@@ -70,8 +75,9 @@ class TwoLaneQueue(Generic[T]):
                 if left <= 0:
                     return []
                 self._cond.wait(left)
-            lane = self._urgent if self._urgent else self._routine
-            return [lane.popleft() for _ in range(min(limit, len(lane)))]
+            batch = [self._urgent.popleft() for _ in range(min(limit, len(self._urgent)))]
+            batch += [self._routine.popleft() for _ in range(min(limit - len(batch), len(self._routine)))]
+            return batch
 
     def _pop(self) -> T:
         if self._urgent:

@@ -80,7 +80,7 @@ def test_the_ingest_queue_takes_alarms_before_a_backlog() -> None:
         raise AssertionError("an empty queue must time out")
 
 
-def test_alarms_commit_in_a_batch_of_their_own() -> None:
+def test_a_batch_takes_every_alarm_first_then_the_oldest_of_the_rest() -> None:
     from hub.ingest_queue import TwoLaneQueue
 
     q: TwoLaneQueue[str] = TwoLaneQueue()
@@ -88,7 +88,6 @@ def test_alarms_commit_in_a_batch_of_their_own() -> None:
         q.put(f"door-{i}")
     q.put("alarm-1", urgent=True)
     q.put("alarm-2", urgent=True)
-    assert q.get_batch(500, timeout=1) == ["alarm-1", "alarm-2"]
-    assert q.get_batch(3, timeout=1) == ["door-0", "door-1", "door-2"]
-    assert q.get_batch(500, timeout=1) == ["door-3", "door-4"]
+    assert q.get_batch(4, timeout=1) == ["alarm-1", "alarm-2", "door-0", "door-1"]
+    assert q.get_batch(500, timeout=1) == ["door-2", "door-3", "door-4"]
     assert q.get_batch(500, timeout=0.01) == []
