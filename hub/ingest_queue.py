@@ -47,10 +47,6 @@ class TwoLaneQueue(Generic[T]):
             (self._urgent if urgent else self._routine).append(item)
             self._cond.notify()
 
-    def get_nowait(self) -> T:
-        with self._cond:
-            return self._pop()
-
     def get(self, timeout: float) -> T:
         deadline = time.monotonic() + timeout
         with self._cond:

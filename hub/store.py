@@ -252,8 +252,6 @@ def make_engine(url: str) -> Engine:
         def _begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
-        plain_begin = engine.begin
-
         @contextmanager
         def begin_for_writing() -> Iterator[Connection]:
             with engine.connect() as conn:
@@ -262,7 +260,6 @@ def make_engine(url: str) -> Engine:
                     yield conn
 
         engine.begin = begin_for_writing  # type: ignore[method-assign]
-        engine.begin_deferred = plain_begin  # type: ignore[attr-defined]
         return engine
     return create_engine(url, pool_pre_ping=True)
 
