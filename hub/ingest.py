@@ -421,7 +421,11 @@ class Ingest:
             return
         payload = bytes(msg.payload)
         urgent = is_alarm_event(msg.topic, payload)
-        self.queue.put(Incoming(msg.topic, payload, msg.mid, msg.qos, now_utc(), urgent), urgent=urgent)
+        # a QoS 0 heartbeat still waiting is stale once the node's next one arrives (hub/ingest_queue.py)
+        latest_of = msg.topic if msg.qos == 0 and msg.topic.endswith("/heartbeat") else None
+        if not self.queue.put(Incoming(msg.topic, payload, msg.mid, msg.qos, now_utc(), urgent), urgent=urgent,
+                              latest_of=latest_of):
+            metrics.superseded.inc()
 
     def _hub_status(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         """A dead replica's will says the hub is offline while this one still serves: say online again,

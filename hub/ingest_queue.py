@@ -5,6 +5,12 @@ their births and resend what has no receipt, and the writer may be tens of thous
 messages behind. A resident's press must not wait behind them: the soak bench saw an alarm
 stored 20 s after it arrived before this queue. The node's outbox does the same (alarms overtake
 lower classes), so the hub keeps the contract's order within a class and changes nothing else.
+
+Heartbeats are QoS 0, so the broker's in-flight limit (which bounds the QoS 1 events waiting here
+to ``max_inflight_messages``) does not hold them back: 2,000 nodes send 200 a second whether the
+writer keeps up or not. Only a node's newest heartbeat means anything, so a heartbeat replaces
+the one still waiting from the same node: the queue holds at most one per node, however far
+behind the writer falls.
 """
 
 from __future__ import annotations
@@ -33,19 +39,42 @@ class Empty(Exception):
     pass
 
 
+class _Latest:
+    """A place in the routine lane whose item is the newest put under its key."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
 class TwoLaneQueue(Generic[T]):
     def __init__(self) -> None:
         self._urgent: deque[T] = deque()
-        self._routine: deque[T] = deque()
+        self._routine: deque[T | _Latest] = deque()
+        self._latest: dict[str, T] = {}
         self._cond = threading.Condition()
+        self.replaced = 0  # items superseded before the writer took them
 
     def qsize(self) -> int:
         return len(self._urgent) + len(self._routine)
 
-    def put(self, item: T, urgent: bool = False) -> None:
+    def put(self, item: T, urgent: bool = False, latest_of: str | None = None) -> bool:
+        """Queue ``item``; with ``latest_of`` it replaces a waiting item put under the same key, keeping that
+        item's place. Returns False when it replaced one (the caller owes the old one no acknowledgement:
+        only QoS 0 messages may be put this way)."""
         with self._cond:
-            (self._urgent if urgent else self._routine).append(item)
+            if latest_of is not None:
+                if latest_of in self._latest:
+                    self._latest[latest_of] = item
+                    self.replaced += 1
+                    return False
+                self._latest[latest_of] = item
+                self._routine.append(_Latest(latest_of))
+            else:
+                (self._urgent if urgent else self._routine).append(item)
             self._cond.notify()
+            return True
 
     def get(self, timeout: float) -> T:
         deadline = time.monotonic() + timeout
@@ -72,12 +101,16 @@ class TwoLaneQueue(Generic[T]):
                     return []
                 self._cond.wait(left)
             batch = [self._urgent.popleft() for _ in range(min(limit, len(self._urgent)))]
-            batch += [self._routine.popleft() for _ in range(min(limit - len(batch), len(self._routine)))]
+            batch += [self._pop_routine() for _ in range(min(limit - len(batch), len(self._routine)))]
             return batch
+
+    def _pop_routine(self) -> T:
+        item = self._routine.popleft()
+        return self._latest.pop(item.key) if isinstance(item, _Latest) else item
 
     def _pop(self) -> T:
         if self._urgent:
             return self._urgent.popleft()
         if self._routine:
-            return self._routine.popleft()
+            return self._pop_routine()
         raise Empty

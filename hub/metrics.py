@@ -13,6 +13,9 @@ ingested = Counter("pingan_hub_ingested_total", "Messages stored, by channel", [
 duplicates = Counter("pingan_hub_duplicates_total", "Events received again and ignored", registry=registry)
 rejected = Counter("pingan_hub_rejected_total", "Messages refused, by reason", ["reason"], registry=registry)
 quarantined = Counter("pingan_hub_quarantined_total", "Events of unknown kinds kept aside", registry=registry)
+superseded = Counter("pingan_hub_heartbeats_superseded_total",
+                     "Heartbeats replaced by a newer one from the same node before the writer took them "
+                     "(the writer is behind)", registry=registry)
 batch_seconds = Histogram("pingan_hub_batch_seconds", "Time to commit one ingest batch", registry=registry)
 live_clients = Gauge("pingan_hub_live_clients", "WebSocket clients on /api/live", registry=registry)
 events_by_kind = Counter("pingan_hub_events_total", "Events stored, by kind", ["kind"], registry=registry)

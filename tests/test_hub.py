@@ -200,6 +200,37 @@ def test_silent_node_raises_one_offline_alarm_and_recovers(hub) -> None:
     assert client.get("/api/nodes").json()[0]["state"] == "online"
 
 
+def test_a_writer_that_is_behind_keeps_only_each_nodes_newest_heartbeat(hub) -> None:
+    """Heartbeats are QoS 0, so the broker's in-flight limit does not hold them back: a slow writer must
+    not let them pile up (the soak saw the queue grow by 200 a second). Events are never dropped."""
+    import paho.mqtt.client as mqtt
+
+    state, ingest, fake, live, client = hub
+    ingest._stop.set()  # the writer falls behind: messages wait in the queue
+    ingest._writer.join(timeout=5)
+
+    def arrive(topic: str, payload: bytes, qos: int) -> None:
+        msg = mqtt.MQTTMessage(mid=next(_mid), topic=topic.encode())
+        msg.payload, msg.qos = payload, qos
+        ingest._on_message(fake, None, msg)
+
+    events = [Event.make("door-07", "door.granted", {"slot": 3}) for _ in range(3)]
+    for uptime in range(1, 51):
+        for node in ("pole-01", "door-07"):
+            hb = {"ts": utcnow().isoformat(), "uptime_s": uptime, "outbox_depth": uptime}
+            arrive(Topics.heartbeat(node), json.dumps(hb).encode(), 0)
+        if uptime % 20 == 0:
+            arrive(Topics.events("door-07"), events[uptime // 20 - 1].to_bytes(), 1)
+    arrive(Topics.events("door-07"), events[2].to_bytes(), 1)
+    assert ingest.queue.qsize() == 2 + 3  # one heartbeat per node, every event
+    ingest.handle_batch(ingest.queue.get_batch(500, timeout=1))
+    nodes = {n["id"]: n for n in client.get("/api/nodes").json()}
+    assert {nodes[n]["heartbeat"]["uptime_s"] for n in ("pole-01", "door-07")} == {50}  # the newest one won
+    assert sorted(fake.acked)[-3:] == sorted(fake.acked) and len(fake.acked) == 3  # each event acked, after commit
+    assert len(client.get("/api/events", params={"node": "door-07"}).json()) == 3
+    assert "pingan_hub_heartbeats_superseded_total 98.0" in scrape(client)
+
+
 def test_alarms_are_sorted_loudest_first(hub) -> None:
     state, ingest, fake, live, client = hub
     for kind in ("detection.loitering", "tamper.opened", "alarm.pressed", "door.forced"):

@@ -91,3 +91,18 @@ def test_a_batch_takes_every_alarm_first_then_the_oldest_of_the_rest() -> None:
     assert q.get_batch(4, timeout=1) == ["alarm-1", "alarm-2", "door-0", "door-1"]
     assert q.get_batch(500, timeout=1) == ["door-2", "door-3", "door-4"]
     assert q.get_batch(500, timeout=0.01) == []
+
+
+def test_a_newer_item_under_the_same_key_replaces_the_waiting_one_in_its_place() -> None:
+    from hub.ingest_queue import TwoLaneQueue
+
+    q: TwoLaneQueue[str] = TwoLaneQueue()
+    assert q.put("hb-a1", latest_of="a")
+    q.put("door-0")
+    assert q.put("hb-b1", latest_of="b")
+    assert not q.put("hb-a2", latest_of="a")  # replaced, keeps a's place
+    assert not q.put("hb-a3", latest_of="a")
+    assert q.qsize() == 3 and q.replaced == 2
+    assert q.get_batch(500, timeout=1) == ["hb-a3", "door-0", "hb-b1"]
+    assert q.put("hb-a4", latest_of="a")  # taken by the writer: the next one queues again
+    assert q.get_batch(500, timeout=1) == ["hb-a4"]

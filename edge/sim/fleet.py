@@ -1,9 +1,12 @@
 """Many virtual nodes in one process, for district load tests (design.md "The demo").
 
 Each virtual node is a real MQTT client (aiomqtt: asyncio, no thread per client) speaking the
-contract: retained birth and last will, heartbeats, events, and an in-memory outbox that keeps
-every event until the hub's receipt arrives and resends what has none. What it does not have
-is the durable SQLite outbox and real pins: those are the agent's and are tested on their own.
+contract: retained birth and last will, heartbeats, events, and an outbox that keeps every event
+until the hub's receipt arrives. Sending is the agent's own ``Sender`` (edge/link/sender.py):
+the receipt window, alarms first, resends with backoff and none while the hub's status says
+offline. A simulator that resent everything every 10 s turned a 30-minute soak's backlog into a
+storm of a million resends, which no real district would make. What it does not have is the
+durable SQLite outbox and real pins: those are the agent's and are tested on their own.
 
     python -m edge.sim.fleet --broker mqtt://127.0.0.1:1883 --poles 200 --doors 1600 --seconds 120
 """
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import random
 import signal
@@ -22,10 +27,14 @@ from urllib.parse import urlparse
 
 import aiomqtt
 
-from edge.protocol import Event, Heartbeat, NodeStatus, Receipt, Topics, utcnow
+from edge.clock import SystemClock
+from edge.link.outbox import Entry, event_key
+from edge.link.sender import Sender
+from edge.protocol import Event, Heartbeat, HubStatus, NodeStatus, Priority, Receipt, Topics, priority_of, utcnow
 
 DOOR_EVENTS_PER_DAY = 50
-RESEND_AFTER_S = 10.0
+RESEND_AFTER_S = 10.0  # the agent's defaults (edge/config.py OutboxConfig)
+WINDOW = 64
 CAMERA_DETECTION_EVERY_S = 60.0  # a camera point reports someone in its zone about once a minute
 
 
@@ -38,6 +47,34 @@ class Stats:
     alarms: list[tuple[str, float]] = field(default_factory=list)  # (event id, wall time made)
 
 
+class MemoryOutbox:
+    """The part of ``edge.link.outbox.Outbox`` the ``Sender`` reads, kept in memory: 2,000 SQLite files
+    with an fsync per event would measure the simulator's disk, not the hub."""
+
+    def __init__(self) -> None:
+        self._by_class: dict[int, dict[str, Entry]] = {int(p): {} for p in Priority}  # each in seq order
+        self._seq = 0
+
+    def put(self, key: str, topic: str, payload: bytes, priority: Priority) -> None:
+        self._seq += 1
+        self._by_class[int(priority)][key] = Entry(self._seq, key, int(priority), topic, payload, 1)
+
+    def fresh(self, priority: int, after_seq: int, limit: int) -> list[Entry]:
+        return list(itertools.islice((e for e in self._by_class[priority].values() if e.seq > after_seq), limit))
+
+    def remove(self, keys: list[str]) -> int:
+        return sum(self.dead_letter(k, "") is not None for k in keys)
+
+    def dead_letter(self, key: str, reason: str) -> Entry | None:
+        for entries in self._by_class.values():
+            if key in entries:
+                return entries.pop(key)
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(e) for e in self._by_class.values())
+
+
 class VirtualNode:
     def __init__(self, node_id: str, kind: str, host: str, port: int, stats: Stats, *,
                  heartbeat_s: float, speedup: float, press_every_s: float | None) -> None:
@@ -47,9 +84,22 @@ class VirtualNode:
         self.heartbeat_s = heartbeat_s
         self.speedup = speedup
         self.press_every_s = press_every_s
-        self.pending: dict[str, tuple[str, bytes, float]] = {}  # event id -> (topic, payload, sent at)
-        self.alarm_ids: set[str] = set()  # pending alarms go first, as the agent's outbox classes say
+        self.making = True  # cleared at the end of a run, so the drain only drains
+        self.outbox = MemoryOutbox()
+        self._outgoing: list[tuple[str, bytes, int]] = []
+        self.sender = Sender(self.outbox, self._queue_publish, SystemClock(),  # type: ignore[arg-type]
+                             window=WINDOW, resend_after=RESEND_AFTER_S)
+        self._wake = asyncio.Event()
         self.started = time.monotonic()
+
+    @property
+    def pending(self) -> int:
+        return len(self.outbox)
+
+    def _queue_publish(self, topic: str, payload: bytes, qos: int) -> int:
+        """The Sender publishes synchronously (paho); here each publish is awaited right after ``pump``."""
+        self._outgoing.append((topic, payload, qos))
+        return len(self._outgoing)
 
     async def run(self, stop: asyncio.Event) -> None:
         will = aiomqtt.Will(Topics.status(self.id), NodeStatus(state="offline", kind=self.kind).to_bytes(), 1, True)
@@ -69,11 +119,11 @@ class VirtualNode:
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         await client.publish(Topics.status(self.id), NodeStatus(state="online", kind=self.kind, ts=utcnow()).to_bytes(),
                              qos=1, retain=True)
-        await client.subscribe(Topics.receipts(self.id), qos=1)
-        for _, (topic, payload, _) in self._in_class_order():  # everything unreceipted goes again, alarms first
-            await client.publish(topic, payload, qos=1)
-        tasks = [asyncio.create_task(c) for c in (self._receipts(client), self._heartbeats(client),
-                                                  self._events(client), self._resends(client))]
+        await client.subscribe([(Topics.receipts(self.id), 1), (Topics.HUB_STATUS, 1)])
+        self.sender.reset()  # everything unreceipted goes again, alarms first, within the window
+        self._wake.set()
+        tasks = [asyncio.create_task(c) for c in (self._messages(client), self._heartbeats(client),
+                                                  self._events(), self._pump(client))]
         stopper = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -84,22 +134,39 @@ class VirtualNode:
             for t in [*tasks, stopper]:
                 t.cancel()
 
-    async def _receipts(self, client: aiomqtt.Client) -> None:
+    async def _messages(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            receipt = Receipt.model_validate_json(message.payload)  # type: ignore[arg-type]
-            for event_id in receipt.ids + [r.id for r in receipt.rejected]:
-                if self.pending.pop(event_id, None) is not None:
-                    self.alarm_ids.discard(event_id)
-                    self.stats.receipted += 1
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            if message.topic.matches(Topics.HUB_STATUS):
+                self.sender.hub_online = HubStatus.model_validate_json(payload).state == "online"
+            else:
+                receipt = Receipt.model_validate_json(payload)
+                self.stats.receipted += self.sender.receipted([event_key(i) for i in receipt.ids])
+                for item in receipt.rejected:
+                    if self.sender.rejected(event_key(item.id), item.reason) is not None:
+                        self.stats.receipted += 1
+            self._wake.set()
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=RESEND_AFTER_S / 4)
+            self._wake.clear()
+            before = self.sender.resent_total
+            self.sender.pump()
+            self.stats.resent += self.sender.resent_total - before
+            outgoing, self._outgoing = self._outgoing, []
+            # handed to paho in order, PUBACKs awaited together: the agent never waits for one before the next
+            await asyncio.gather(*(client.publish(t, p, qos=q) for t, p, q in outgoing))
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
         await asyncio.sleep(random.random() * self.heartbeat_s)
         while True:
-            hb = Heartbeat(ts=utcnow(), uptime_s=time.monotonic() - self.started, outbox_depth=len(self.pending))
+            hb = Heartbeat(ts=utcnow(), uptime_s=time.monotonic() - self.started, outbox_depth=self.pending)
             await client.publish(Topics.heartbeat(self.id), hb.to_bytes(), qos=0)
             await asyncio.sleep(self.heartbeat_s)
 
-    async def _events(self, client: aiomqtt.Client) -> None:
+    async def _events(self) -> None:
         if self.kind == "rental_door":
             mean_gap = 86400 / DOOR_EVENTS_PER_DAY / self.speedup
         elif self.kind == "camera":
@@ -108,8 +175,10 @@ class VirtualNode:
             mean_gap = self.press_every_s
         else:
             return
-        while True:
+        while self.making:
             await asyncio.sleep(random.expovariate(1 / mean_gap))
+            if not self.making:
+                return
             if self.kind == "rental_door":
                 kind = "door.granted" if random.random() > 0.05 else "door.denied"
                 event = Event.make(self.id, kind, {"slot": random.randint(0, 40), "sim": True})
@@ -118,29 +187,12 @@ class VirtualNode:
             else:
                 event = Event.make(self.id, "alarm.pressed", {"count": 1, "sim": True})
                 self.stats.alarms.append((str(event.id), time.time()))
-            await self._send(client, event)
+            self._send(event)
 
-    def _in_class_order(self) -> list[tuple[str, tuple[str, bytes, float]]]:
-        """Pending events, alarms before everything else, oldest first within each."""
-        return sorted(self.pending.items(), key=lambda kv: (kv[0] not in self.alarm_ids, kv[1][2]))
-
-    async def _send(self, client: aiomqtt.Client, event: Event) -> None:
-        topic, payload = Topics.events(self.id), event.to_bytes()
-        if event.kind.startswith("alarm."):
-            self.alarm_ids.add(str(event.id))
-        self.pending[str(event.id)] = (topic, payload, time.monotonic())
+    def _send(self, event: Event) -> None:
+        self.outbox.put(event_key(str(event.id)), Topics.events(self.id), event.to_bytes(), priority_of(event.kind))
         self.stats.made += 1
-        await client.publish(topic, payload, qos=1)
-
-    async def _resends(self, client: aiomqtt.Client) -> None:
-        while True:
-            await asyncio.sleep(RESEND_AFTER_S / 2)
-            now = time.monotonic()
-            for event_id, (topic, payload, sent) in self._in_class_order():
-                if now - sent >= RESEND_AFTER_S:
-                    self.pending[event_id] = (topic, payload, now)
-                    self.stats.resent += 1
-                    await client.publish(topic, payload, qos=1)
+        self._wake.set()
 
 
 async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, cameras: int = 0, prefix: str = "",
@@ -170,7 +222,7 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
             report(stats)
     # stop making events, give the last receipts time to come
     for n in nodes:
-        n.press_every_s = None
+        n.making = False
     drain_deadline = time.monotonic() + 30
     while any(n.pending for n in nodes) and time.monotonic() < drain_deadline:
         await asyncio.sleep(0.5)
