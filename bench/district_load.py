@@ -93,6 +93,15 @@ def hist_quantile(text: str, name: str, q: float, labels: dict[str, str] | None 
     return None
 
 
+def counter_value(text: str, name: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        if family.name == name.removesuffix("_total"):
+            return sum(s.value for s in family.samples if s.name == name)
+    return None
+
+
 def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
         restart_broker_every: float = 0, cameras: int = 0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-district-"))
@@ -151,6 +160,7 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                                                               {"lane": "urgent"}),
                   "one commit": hist_quantile(scraped, "pingan_hub_batch_seconds", 0.99),
                   "event loop lag": hist_quantile(scraped, "pingan_hub_loop_lag_seconds", 0.99)}
+        superseded = counter_value(scraped, "pingan_hub_heartbeats_superseded_total")
         results = [json.loads(p.communicate(timeout=120)[0] or b"{}") for p in sims]
         wall = time.time() - t0
         cpu1 = hub_ps.cpu_times()
@@ -197,7 +207,7 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 "p99_ms": pct(latencies, 99) * 1000 if latencies else None,
                 "steady_p50_ms": pct(steady, 50) * 1000 if steady else None,
                 "steady_p99_ms": pct(steady, 99) * 1000 if steady else None,
-                "slow": sorted(slow, reverse=True)[:12], "stages": stages,
+                "slow": sorted(slow, reverse=True)[:12], "stages": stages, "superseded": superseded,
                 "clear_n": len(clear), "clear_p50_ms": pct(clear, 50) * 1000 if clear else None,
                 "clear_p99_ms": pct(clear, 99) * 1000 if clear else None,
                 "crossed_n": len(crossed), "crossed_p99_s": pct(crossed, 99) if crossed else None,
@@ -241,6 +251,8 @@ def main() -> None:
           f" database {r['db_mb']:.1f} MB")
     print("  hub stages p99 (<=)   : " + ", ".join(f"{k} {v * 1000:.0f} ms" if v is not None else f"{k} -"
                                                  for k, v in r["stages"].items()))
+    if r["superseded"]:
+        print(f"  heartbeats superseded : {r['superseded']:.0f} (the writer was behind; each node's newest was kept)")
     if r["restarts"]:
         print(f"  soak                  : broker restarted {r['restarts']} times (down 3 s each); hub RSS after "
               f"start-up {r['rss_first_mb']:.0f} MB -> {r['rss_last_mb']:.0f} MB at the end")

@@ -153,6 +153,11 @@ class HubProc(Proc):
     def ws_url(self, path: str = "/api/live") -> str:
         return self.url.replace("http://", "ws://") + path + ("&" if "?" in path else "?") + f"token={self.token}"
 
+    def wait_online(self, node: str, timeout: float = 30) -> None:
+        """Until the hub lists ``node`` online: its birth went through the broker and the ingest."""
+        wait_for(lambda: any(n["id"] == node and n["state"] == "online" for n in self.get("/api/nodes")), timeout,
+                 0.1, f"{node} online at the hub")
+
     def metrics(self) -> str:
         r = httpx.get(f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
         r.raise_for_status()

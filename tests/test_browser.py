@@ -50,8 +50,7 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
                                            tmp_path: Path) -> None:
     hub = hub_factory(broker.url)
     node = node_factory("pole-07", broker.url, hub.register("pole-07"))
-    wait_for(lambda: any(n["id"] == "pole-07" and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="pole-07 online")
+    hub.wait_online("pole-07")
     ensure_user(hub.data_dir, *OPERATOR, "operator")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

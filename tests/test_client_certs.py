@@ -6,19 +6,14 @@ installed from an `--auth cert` bundle comes online and delivers a press to a re
 from __future__ import annotations
 
 import os
-import ssl
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.install import install_bundle
-from edge.link.mqtt import tls_context
 from edge.protocol import Event, Topics
 from hub.app import HubState
 from hub.broker import free_port, port_open
@@ -26,42 +21,7 @@ from hub.config import load_settings
 from hub.fleet import Fleet
 from hub.pki import ensure_ca, issue_client_cert
 from tests.conftest import NodeProc, wait_for
-
-
-def _connect(port: int, *, ca: Path | None = None, cert: tuple[bytes, bytes] | None = None, tmp: Path | None = None,
-             user: str | None = None, password: str | None = None, client_id: str = "") -> tuple[mqtt.Client, int]:
-    """Connect and wait for CONNACK; rc -1 when the TLS handshake or the connection was refused."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"c-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    if ca is not None:
-        cert_path = None
-        if cert is not None:
-            assert tmp is not None
-            cert_path = tmp / f"client-{time.time_ns()}.crt"
-            cert_path.write_bytes(cert[1])
-        c.tls_set_context(tls_context(str(ca), str(cert_path) if cert_path else None, cert[0] if cert else None))
-    if user:
-        c.username_pw_set(user, password)
-    result: dict[str, int] = {}
-    done = threading.Event()
-
-    def on_connect(client, userdata, flags, rc, props) -> None:
-        result["rc"] = rc.value
-        done.set()
-
-    c.on_connect = on_connect
-    try:
-        c.connect("127.0.0.1", port)
-    except (ssl.SSLError, OSError):
-        return c, -1
-    c.loop_start()
-    done.wait(3)
-    return c, result.get("rc", -1)
-
-
-def _close(*clients: mqtt.Client) -> None:
-    for c in clients:
-        c.disconnect()
-        c.loop_stop()
+from tests.mqtt_client import close, mqtt_connect
 
 
 @pytest.fixture()
@@ -90,13 +50,13 @@ def cert_broker(tmp_path: Path, mosquitto_exe: str):
 def test_node_certificate_logs_in_as_the_node_and_is_confined(tmp_path: Path, cert_broker) -> None:
     fleet, port, cert_port, a, b, (hub_user, hub_pw), broker_dir = cert_broker
     got: list[str] = []
-    hub, rc = _connect(port, user=hub_user, password=hub_pw, client_id=hub_user)
+    hub, rc = mqtt_connect(port, user=hub_user, password=hub_pw, client_id=hub_user)
     assert rc == 0
     hub.on_message = lambda c, u, m: got.append(m.topic)
     hub.subscribe("pingan/v1/nodes/+/events", qos=1)
     time.sleep(0.3)
     # no username sent: the broker takes "pole-31" from the certificate
-    node, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path,
+    node, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path,
                         client_id="pole-31")
     assert rc == 0
     for target in ("pole-32", "pole-31"):  # tries to speak for pole-32 too
@@ -104,7 +64,7 @@ def test_node_certificate_logs_in_as_the_node_and_is_confined(tmp_path: Path, ce
     wait_for(lambda: Topics.events("pole-31") in got, message="pole-31's own event delivered")
     time.sleep(0.3)
     assert got == [Topics.events("pole-31")]  # the spoofed one was PUBACKed but never delivered
-    _close(hub, node)
+    close(hub, node)
 
 
 def test_other_ca_or_no_certificate_is_refused(tmp_path: Path, cert_broker) -> None:
@@ -112,13 +72,13 @@ def test_other_ca_or_no_certificate_is_refused(tmp_path: Path, cert_broker) -> N
     other = tmp_path / "other-ca"
     ensure_ca(other, name="Somebody else's CA")
     key, crt, _ = issue_client_cert(other, "pole-31")  # right name, wrong issuer
-    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(key, crt), tmp=tmp_path)
+    c, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt", cert=(key, crt), tmp=tmp_path)
     assert rc != 0
-    c2, rc = _connect(cert_port, ca=broker_dir / "ca.crt")  # TLS without a client certificate
+    c2, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt")  # TLS without a client certificate
     assert rc != 0
-    c3, rc = _connect(cert_port, ca=broker_dir / "ca.crt", user="pole-31", password="guess")  # a password won't do
+    c3, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt", user="pole-31", password="guess")  # a password won't do
     assert rc != 0
-    c4, rc = _connect(port, user="pole-31", password="anything")  # and a cert node has no password user
+    c4, rc = mqtt_connect(port, user="pole-31", password="anything")  # and a cert node has no password user
     assert rc != 0
     for client in (c, c2, c3, c4):
         client.loop_stop()
@@ -126,18 +86,18 @@ def test_other_ca_or_no_certificate_is_refused(tmp_path: Path, cert_broker) -> N
 
 def test_removed_nodes_certificate_is_revoked(tmp_path: Path, cert_broker) -> None:
     fleet, port, cert_port, a, b, _, broker_dir = cert_broker
-    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert), tmp=tmp_path)
+    c, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert), tmp=tmp_path)
     assert rc == 0
-    _close(c)
+    close(c)
     fleet.remove("pole-32")
     fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1", cert_port=cert_port)
     # mosquitto re-reads certificates and the CRL on SIGHUP
     assert Fleet.reload_broker(broker_dir)
-    wait_for(lambda: _connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert),
+    wait_for(lambda: mqtt_connect(cert_port, ca=broker_dir / "ca.crt", cert=(b.client_key, b.client_cert),
                               tmp=tmp_path)[1] != 0, 10, message="the revoked certificate refused")
-    c, rc = _connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path)
+    c, rc = mqtt_connect(cert_port, ca=broker_dir / "ca.crt", cert=(a.client_key, a.client_cert), tmp=tmp_path)
     assert rc == 0
-    _close(c)
+    close(c)
 
 
 def test_real_node_from_a_cert_bundle_reaches_the_hub(tmp_path: Path, cert_broker, hub_factory, sim_dir) -> None:
@@ -159,8 +119,7 @@ def test_real_node_from_a_cert_bundle_reaches_the_hub(tmp_path: Path, cert_broke
     node.env["PINGAN_MQTT_CLIENT_KEY"] = (etc / "credentials" / "mqtt-client-key").read_text()
     try:
         node.start()
-        wait_for(lambda: any(n["id"] == "pole-41" and n["state"] == "online" for n in hub.get("/api/nodes")),
-                 message="pole-41 online over its certificate")
+        hub.wait_online("pole-41")
         node.control(cmd="press")
         wait_for(lambda: hub.event_ids(node="pole-41", kind="alarm.pressed"), message="the press at the hub")
     finally:

@@ -64,8 +64,7 @@ def _press_place(hub, node) -> str:
 
 
 def _online(hub, node: str) -> None:
-    wait_for(lambda: any(n["id"] == node and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message=f"{node} online")
+    hub.wait_online(node)
 
 
 def test_good_update_is_applied_confirmed_and_kept(broker: Broker, hub_factory, node_factory) -> None:

@@ -29,8 +29,7 @@ def _press_to_ack(broker_url: str, hub_factory, node_factory) -> None:
     hub = hub_factory(broker_url)
     key = hub.register("pole-07")
     node = node_factory("pole-07", broker_url, key)
-    wait_for(lambda: any(n["id"] == "pole-07" and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="pole-07 online at the hub")
+    hub.wait_online("pole-07")
 
     msg = asyncio.run(_next_alarm_message(hub.ws_url(), lambda: node.control(cmd="press")))
     assert msg["event"]["kind"] == "alarm.pressed"

@@ -228,8 +228,7 @@ def test_lease_ends_at_the_door_while_the_network_is_down(broker: Broker, hub_fa
     door = door_factory(node, broker.url, register_door(hub, node), **DOOR)
     hub.post("/api/doors/blocks", {"id": "b05"})
     hub.post("/api/doors", {"node": node, "block": "b05"})
-    wait_for(lambda: any(n["id"] == node and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="door online")
+    hub.wait_online(node)
     now = datetime.now(UTC)
     lease_end = now + timedelta(seconds=20)
     tid = hub.post("/api/doors/tenants", {"name": "Short Stay", "phone": "13800000009", "block": "b05",

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 import subprocess
 import tarfile
-import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.protocol import Event, Topics
 from hub.app import HubState
@@ -19,27 +15,7 @@ from hub.broker import free_port, port_open
 from hub.config import load_settings
 from hub.fleet import Fleet, node_config_for, write_bundle
 from tests.conftest import wait_for
-
-
-def connect(port: int, user: str | None, password: str | None, client_id: str = "",
-            ca: Path | None = None) -> tuple[mqtt.Client, int]:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"c-{time.time_ns()}", protocol=mqtt.MQTTv311)
-    if ca is not None:
-        c.tls_set_context(ssl.create_default_context(cafile=str(ca)))
-    result: dict[str, int] = {}
-    done = threading.Event()
-
-    def on_connect(client, userdata, flags, rc, props) -> None:
-        result["rc"] = rc.value
-        done.set()
-
-    c.on_connect = on_connect
-    if user:
-        c.username_pw_set(user, password)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    done.wait(5)
-    return c, result.get("rc", -1)
+from tests.mqtt_client import mqtt_connect
 
 
 @pytest.fixture()
@@ -64,13 +40,14 @@ def fleet_broker(tmp_path: Path, mosquitto_exe: str):
 def test_acl_confines_each_node_to_its_own_topics(fleet_broker) -> None:
     fleet, port, a, b, (hub_user, hub_pw), _ = fleet_broker
     got: list[str] = []
-    hub, rc = connect(port, hub_user, hub_pw, client_id=hub_user)
+    hub, rc = mqtt_connect(port, user=hub_user, password=hub_pw, client_id=hub_user)
     assert rc == 0
     hub.on_message = lambda c, u, m: got.append(m.topic)
     hub.subscribe("pingan/v1/nodes/+/events", qos=1)
     time.sleep(0.3)
 
-    node_a, rc = connect(port, "pole-21", a.mqtt_password, client_id="pole-22")  # tries another's session
+    # pole-21 tries another node's session
+    node_a, rc = mqtt_connect(port, user="pole-21", password=a.mqtt_password, client_id="pole-22")
     assert rc == 0
     for node in ("pole-22", "pole-21"):
         event = Event.make(node, "alarm.pressed").to_bytes()
@@ -80,7 +57,7 @@ def test_acl_confines_each_node_to_its_own_topics(fleet_broker) -> None:
     assert got == [Topics.events("pole-21")]  # the spoofed one was PUBACKed but never delivered
 
     for user, password in ((None, None), ("pole-21", "wrong"), ("pole-99", "x")):
-        c, rc = connect(port, user, password)
+        c, rc = mqtt_connect(port, user=user, password=password)
         assert rc != 0, f"{user} should be refused"
         c.loop_stop()
     for c in (hub, node_a):
@@ -90,15 +67,16 @@ def test_acl_confines_each_node_to_its_own_topics(fleet_broker) -> None:
 
 def test_removed_node_cannot_connect_after_reload(fleet_broker) -> None:
     fleet, port, a, b, _, broker_dir = fleet_broker
-    c, rc = connect(port, "pole-22", b.mqtt_password)
+    c, rc = mqtt_connect(port, user="pole-22", password=b.mqtt_password)
     assert rc == 0
     c.disconnect()
     c.loop_stop()
     fleet.remove("pole-22")
     fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1")
     assert Fleet.reload_broker(broker_dir)
-    wait_for(lambda: connect(port, "pole-22", b.mqtt_password)[1] != 0, 10, message="removed node refused")
-    assert connect(port, "pole-21", a.mqtt_password)[1] == 0
+    wait_for(lambda: mqtt_connect(port, user="pole-22", password=b.mqtt_password)[1] != 0, 10,
+             message="removed node refused")
+    assert mqtt_connect(port, user="pole-21", password=a.mqtt_password)[1] == 0
 
 
 def test_bundle_holds_a_valid_config_and_the_secrets(tmp_path: Path, fleet_broker) -> None:
@@ -117,27 +95,26 @@ def test_tls_listener_accepts_our_ca_and_refuses_another(tmp_path: Path, fleet_b
     from hub.pki import ensure_ca
 
     fleet, port, a, b, _, broker_dir = fleet_broker
-    c, rc = connect(fleet.tls_port, "pole-21", a.mqtt_password, ca=broker_dir / "ca.crt")
+    c, rc = mqtt_connect(fleet.tls_port, user="pole-21", password=a.mqtt_password, ca=broker_dir / "ca.crt")
     assert rc == 0
     c.disconnect()
     c.loop_stop()
     _, other_ca = ensure_ca(tmp_path / "other")
-    with pytest.raises(ssl.SSLError):
-        connect(fleet.tls_port, "pole-21", a.mqtt_password, ca=other_ca)
+    assert mqtt_connect(fleet.tls_port, user="pole-21", password=a.mqtt_password, ca=other_ca)[1] == -1
 
 
 def test_a_node_cannot_read_another_nodes_commands(fleet_broker) -> None:
     fleet, port, a, b, (hub_user, hub_pw), _ = fleet_broker
     got: list[str] = []
-    spy, rc = connect(port, "pole-21", a.mqtt_password)
+    spy, rc = mqtt_connect(port, user="pole-21", password=a.mqtt_password)
     assert rc == 0
     spy.on_message = lambda c, u, m: got.append(m.topic)
     spy.subscribe([(Topics.commands("pole-22"), 1), (Topics.receipts("pole-22"), 1), ("pingan/v1/#", 1)])
-    own, rc = connect(port, "pole-22", b.mqtt_password)
+    own, rc = mqtt_connect(port, user="pole-22", password=b.mqtt_password)
     own.on_message = lambda c, u, m: got.append("own:" + m.topic)
     own.subscribe(Topics.commands("pole-22"), qos=1)
     time.sleep(0.3)
-    hub, rc = connect(port, hub_user, hub_pw, client_id=hub_user)
+    hub, rc = mqtt_connect(port, user=hub_user, password=hub_pw, client_id=hub_user)
     hub.publish(Topics.commands("pole-22"), b'{"x": 1}', qos=1).wait_for_publish(5)
     hub.publish(Topics.receipts("pole-22"), b'{"ids": []}', qos=1).wait_for_publish(5)
     wait_for(lambda: "own:" + Topics.commands("pole-22") in got, message="pole-22 gets its own command")

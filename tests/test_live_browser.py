@@ -40,8 +40,7 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     node = node_factory("pole-51", broker.url, hub.register("pole-51"),
                         camera={"source": str(scene(tmp_path / "scene.png")), "width": 320, "height": 240},
                         live={"audio_in": "tone:440", "audio_out": "analyse"})
-    wait_for(lambda: any(n["id"] == "pole-51" and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="pole-51 online")
+    hub.wait_online("pole-51")
     ensure_user(hub.data_dir, *OPERATOR, "operator")
     page = media_browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

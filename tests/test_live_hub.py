@@ -28,8 +28,7 @@ def street(broker: Broker, hub_factory, node_factory, tmp_path: Path):
     node = node_factory("pole-41", broker.url, hub.register("pole-41"),
                         camera={"source": str(scene(tmp_path / "scene.png")), "width": 320, "height": 240},
                         live={"audio_in": "tone:440", "audio_out": "analyse"})
-    wait_for(lambda: any(n["id"] == "pole-41" and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="pole-41 online")
+    hub.wait_online("pole-41")
     ensure_user(hub.data_dir, *OPERATOR, "operator")
     ensure_user(hub.data_dir, *INSTALLER, "installer")
     return hub, node
@@ -171,8 +170,7 @@ def test_max_session_time_ends_it_on_the_node_and_in_the_audit(broker: Broker, h
     node = node_factory("pole-42", broker.url, hub.register("pole-42"),
                         camera={"source": str(scene(tmp_path / "scene.png")), "width": 320, "height": 240},
                         live={"max_session_s": 10})
-    wait_for(lambda: any(n["id"] == "pole-42" and n["state"] == "online" for n in hub.get("/api/nodes")),
-             message="pole-42 online")
+    hub.wait_online("pole-42")
 
     async def main() -> None:
         viewer, r = await watch(hub, hub.headers, "/api/nodes/pole-42/live")
