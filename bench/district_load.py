@@ -63,6 +63,11 @@ def rss_curve(samples: list[tuple[float, int]], every_s: float = 300) -> list[tu
     return out
 
 
+def rss_at(samples: list[tuple[float, int]], t: float) -> float | None:
+    """The hub's RSS (MB) at the first sample from ``t`` seconds into the run."""
+    return next((rss / 2**20 for at, rss in samples if at >= t), samples[-1][1] / 2**20 if samples else None)
+
+
 def rss_slope(samples: list[tuple[float, int]]) -> float | None:
     """Least-squares slope of RSS over the second half of the run, in MB per hour (flat is ~0)."""
     half = [(t, r / 2**20) for t, r in samples if t >= samples[-1][0] / 2] if samples else []
@@ -213,6 +218,7 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 "crossed_n": len(crossed), "crossed_p99_s": pct(crossed, 99) if crossed else None,
                 "crossed_max_s": max(crossed) if crossed else None,
                 "rss_curve": rss_curve(rss_samples), "rss_slope_mb_h": rss_slope(rss_samples),
+                "rss_half_mb": rss_at(rss_samples, seconds / 2), "rss_end_mb": rss_at(rss_samples, seconds),
                 "hub_cpu": hub_cpu, "hub_peak_rss_mb": peak_rss / 2**20, "db_mb": db_bytes / 2**20}
     finally:
         for p in sims:
@@ -273,6 +279,12 @@ def main() -> None:
     p99_judged = r["clear_p99_ms"] if r["restarts"] else r["p99_ms"]  # a soak judges alarms clear of outages
     ok = r["lost"] == 0 and p99_judged is not None and p99_judged <= 200
     print(f"  target p99 <= 200 ms and nothing lost: {'MET' if ok else 'NOT MET'}")
+    if r["restarts"] and r["rss_half_mb"] and r["rss_end_mb"]:
+        # flat: the second half of the run (start-up and warm caches behind it) adds at most 5 % to the RSS
+        grew = r["rss_end_mb"] - r["rss_half_mb"]
+        flat = grew <= 0.05 * r["rss_half_mb"]
+        print(f"  soak memory flat (second half adds <= 5 %): {'MET' if flat else 'NOT MET'} "
+              f"({r['rss_half_mb']:.1f} MB at half time -> {r['rss_end_mb']:.1f} MB at the end, {grew:+.1f} MB)")
 
 
 if __name__ == "__main__":

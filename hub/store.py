@@ -235,12 +235,8 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # a small pool: reopening SQLite (and its pragmas) per batch costs more than the batch
-        # Multi-row INSERTs go in pages of at most 32 rows, so SQLite sees at most 32 texts of each (the
-        # last page's row count varies) and keeps them all in its statement cache instead of preparing
-        # a new one for nearly every batch (see ids_in).
-        engine = create_engine(url, pool_size=8, max_overflow=8, insertmanyvalues_page_size=32,
-                               connect_args={"check_same_thread": False, "timeout": 30,
-                                             "cached_statements": 256})
+        engine = create_engine(url, pool_size=8, max_overflow=8,
+                               connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -354,21 +350,13 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
 
 
 def ids_in(conn: Connection, column: Any, ids: list[str]) -> Any:
-    """``column IN ids`` with the ids as one parameter: ``= ANY(array)`` on PostgreSQL (for the same reason as
-    insert_new), ``IN (SELECT value FROM json_each(?))`` on SQLite. One SQL text for any number of ids, so
-    SQLite prepares it once per connection: an ``IN (?, ?, ...)`` per batch size filled the statement
-    cache with a new, large statement at nearly every batch (heap churn in a hub that runs for months)."""
-    from sqlalchemy import String, bindparam
-
+    """``column IN ids`` as one array parameter on PostgreSQL (``= ANY``), for the same reason as insert_new."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy import any_
+        from sqlalchemy import String, any_, bindparam
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return column == any_(bindparam(None, ids, type_=ARRAY(String)))
-    from sqlalchemy import func, select
-
-    return column.in_(select(func.json_each(bindparam(None, json.dumps(ids), type_=String)).table_valued("value")
-                             .c.value))
+    return column.in_(ids)
 
 
 def set_last_seen(conn: Connection, seen: list[tuple[str, datetime]]) -> None:
