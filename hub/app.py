@@ -28,6 +28,7 @@ from hub.live import LiveHub, watch_loop_lag
 from hub.liveview.mjpeg import MjpegRelays
 from hub.liveview.routes import router as liveview_router
 from hub.liveview.service import LiveService
+from hub.memtrim import trim_forever
 from hub.service import HubService
 from hub.store import init_db, make_engine
 
@@ -102,6 +103,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
         lag_watch = asyncio.create_task(watch_loop_lag())
+        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/memtrim.py)
         live_sweeper = asyncio.create_task(state.liveview.run())
         console_tasks = start_console_tasks(state)
         try:
@@ -111,6 +113,7 @@ def create_app(settings: HubSettings) -> FastAPI:
                 task.cancel()
             resender.cancel()
             lag_watch.cancel()
+            trimmer.cancel()
             live_sweeper.cancel()
             await state.mjpeg.close()
             with contextlib.suppress(asyncio.CancelledError):

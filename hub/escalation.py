@@ -51,11 +51,16 @@ class Escalator:
         """Escalate every open, unacknowledged alarm older than the limit; returns the escalated alarms."""
         now = now or self.clock()
         done = select(escalations.c.alarm_id)
+        due = (select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
+               .where(alarms.c.state == "open", alarms.c.raised_at <= now - self.after,
+                      alarms.c.kind.not_in(NO_ESCALATION), alarms.c.id.not_in(done)))
+        # Look first without the write lock: this runs every second, and on SQLite a write transaction
+        # would stop the ingest writer (and every alarm behind it) for the length of the query.
+        with self.engine.connect() as conn:
+            if conn.execute(due.limit(1)).first() is None:
+                return []
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
-                .where(alarms.c.state == "open", alarms.c.raised_at <= now - self.after,
-                       alarms.c.kind.not_in(NO_ESCALATION), alarms.c.id.not_in(done))).all()
+            rows = conn.execute(due).all()
             out = []
             for row in rows:
                 conn.execute(escalations.insert().values(alarm_id=row.id, escalated_at=now))

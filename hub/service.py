@@ -147,11 +147,14 @@ class HubService:
         """alarm.ack is sent again (freshly signed, new nonce) until the node replies."""
         now = now_utc()
         resent = 0
+        answered = select(commands.c.delivery).where(commands.c.ok.is_(True)).scalar_subquery()
+        waiting = select(commands).where(and_(commands.c.name == "alarm.ack", commands.c.replied_at.is_(None),
+                                              commands.c.delivery.not_in(answered)))
+        with self.engine.connect() as conn:  # no write lock unless there is work (see Escalator.check)
+            if conn.execute(waiting.limit(1)).first() is None:
+                return 0
         with self.engine.begin() as conn:
-            answered = select(commands.c.delivery).where(commands.c.ok.is_(True)).scalar_subquery()
-            rows = conn.execute(select(commands).where(and_(
-                commands.c.name == "alarm.ack", commands.c.replied_at.is_(None),
-                commands.c.delivery.not_in(answered))).order_by(commands.c.issued_at)).all()
+            rows = conn.execute(waiting.order_by(commands.c.issued_at)).all()
             latest: dict[str, Any] = {}
             for row in rows:
                 latest[row.delivery] = row
