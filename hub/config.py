@@ -27,7 +27,8 @@ class HubSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=1, le=65535)
     replica: str = Field(default="1", pattern=r"^[a-z0-9-]{1,32}$", description="Replica name")
     offline_after_s: float = Field(default=35, ge=5, description="Silence that makes a node offline")
-    offline_grace_s: float = Field(default=60, ge=0, description="No offline alarms this soon after start")
+    offline_grace_s: float = Field(default=60, ge=0,
+                                   description="No offline alarms this soon after (re)connecting to the broker")
     ack_resend_s: float = Field(default=5, ge=0.5, description="Resend alarm.ack until the node replies")
     delayed_after_s: float = Field(default=30, ge=1, description="Events older than this on arrival are 'delayed'")
     secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")

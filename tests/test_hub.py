@@ -231,6 +231,35 @@ def test_a_writer_that_is_behind_keeps_only_each_nodes_newest_heartbeat(hub) -> 
     assert "pingan_hub_heartbeats_superseded_total 98.0" in scrape(client)
 
 
+def test_a_last_will_shows_offline_at_once_but_alarms_only_after_the_silence(hub) -> None:
+    """A broker restart delivers every node's will at once and the nodes are back seconds later: that must
+    not raise an alarm per node (design.md); a node that stays silent still gets one."""
+    state, ingest, fake, live, client = hub
+    feed(ingest, (Topics.status("pole-06"), b'{"state": "online", "kind": "alarm_post"}'))
+    feed(ingest, (Topics.status("pole-06"), b'{"state": "offline", "kind": "alarm_post"}'))  # its last will
+    from hub.ingest import BatchResult
+
+    def check(after_s: float) -> None:
+        with state.engine.begin() as conn:
+            ingest.processor.raise_offline(conn, utcnow() + timedelta(seconds=after_s), BatchResult())
+
+    check(1)
+    assert client.get("/api/nodes").json()[0]["state"] == "offline"  # the console shows it at once
+    assert client.get("/api/alarms").json() == []
+    check(10)  # offline_after_s is 5: still silent, so now it is an outage
+    assert [(a["kind"], a["node"]) for a in client.get("/api/alarms").json()] == [("node.offline", "pole-06")]
+
+
+def test_no_offline_checks_while_the_hub_has_no_broker_nor_just_after_it_returns(hub) -> None:
+    state, ingest, fake, live, client = hub
+    ingest.settings.offline_grace_s = 30
+    ingest.connected, ingest.connected_since = False, 1000.0
+    assert not ingest.offline_check_allowed(now=5000.0)  # it hears nobody: it cannot tell who is silent
+    ingest.connected = True
+    assert not ingest.offline_check_allowed(now=1010.0)  # reconnected 10 s ago: births still coming in
+    assert ingest.offline_check_allowed(now=1031.0)
+
+
 def test_alarms_are_sorted_loudest_first(hub) -> None:
     state, ingest, fake, live, client = hub
     for kind in ("detection.loitering", "tamper.opened", "alarm.pressed", "door.forced"):
