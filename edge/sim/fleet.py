@@ -90,7 +90,6 @@ class VirtualNode:
         self.sender = Sender(self.outbox, self._queue_publish, SystemClock(),  # type: ignore[arg-type]
                              window=WINDOW, resend_after=RESEND_AFTER_S)
         self._wake = asyncio.Event()
-        self._publishing: set[asyncio.Task[None]] = set()
         self.started = time.monotonic()
 
     @property
@@ -132,7 +131,7 @@ class VirtualNode:
                 if t is not stopper and t.exception():
                     raise t.exception()  # type: ignore[misc]
         finally:
-            for t in [*tasks, stopper, *self._publishing]:
+            for t in [*tasks, stopper]:
                 t.cancel()
 
     async def _messages(self, client: aiomqtt.Client) -> None:
@@ -157,18 +156,8 @@ class VirtualNode:
             self.sender.pump()
             self.stats.resent += self.sender.resent_total - before
             outgoing, self._outgoing = self._outgoing, []
-            # Handed to paho in order and not awaited: the agent's paho publish returns at once, and the hub's
-            # receipt, not the PUBACK, retires an entry. Awaiting PUBACKs here held a new alarm behind the
-            # previous pump's resends for 10 s after a broker restart (the soak's slow alarms).
-            for topic, payload, qos in outgoing:
-                task = asyncio.create_task(client.publish(topic, payload, qos=qos))
-                self._publishing.add(task)
-                task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishing.discard(task)
-        if not task.cancelled():
-            task.exception()  # a lost connection ends the session through _messages; the Sender resends
+            # handed to paho in order, PUBACKs awaited together (a lost connection ends the session: reset, resend)
+            await asyncio.gather(*(client.publish(t, p, qos=q) for t, p, q in outgoing))
 
     async def _heartbeats(self, client: aiomqtt.Client) -> None:
         await asyncio.sleep(random.random() * self.heartbeat_s)
