@@ -412,8 +412,8 @@ class Ingest:
         if rc.is_failure:
             log.error("broker refused the hub: %s (check PINGAN_MQTT_USERNAME/PASSWORD)", rc)
             return
+        self.connected_since = time.monotonic()  # before `connected`: the writer reads both, unlocked
         self.connected = True
-        self.connected_since = time.monotonic()
         client.subscribe(Topics.hub_subscriptions(self.settings.share_group or None))
         client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
         log.info("hub connected to broker %s", self.settings.mqtt_url)
