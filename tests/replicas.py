@@ -96,8 +96,14 @@ class Crowd:
         self.client.max_queued_messages_set(0)
         self.client.on_message = self._on_receipt
         self.client.on_connect = self._on_connect
+        self._subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        # no event before the receipts subscription holds: a receipt published earlier is dropped by the
+        # broker, and with resends off the test would wait for it forever (seen once in CI under load)
+        if not self._subscribed.wait(10):
+            raise AssertionError("the crowd's receipts subscription was not acknowledged in 10 s")
         self._resender = threading.Thread(target=self._resend_loop, daemon=True)
         self._resender.start()
 
