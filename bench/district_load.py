@@ -27,6 +27,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.alarm_latency import pct  # noqa: E402
+from edge.protocol import ROOT  # noqa: E402
 from hub.broker import Broker  # noqa: E402
 from tests.conftest import HubProc  # noqa: E402
 
@@ -51,6 +52,31 @@ async def watch_alarms(hub: HubProc, until: float, arrivals: dict[str, float]) -
                         arrivals.setdefault(msg["event"]["id"], time.time() - made)
         except (websockets.ConnectionClosed, OSError):
             await asyncio.sleep(0.5)
+
+
+class BrokerTap:
+    """A clean-session subscriber to every node's events that notes when each alarm first came out of the
+    broker: a slow alarm then shows whether it was late reaching the broker or late leaving it for the hub."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.first: dict[str, float] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-tap", protocol=mqtt.MQTTv311)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{ROOT}/nodes/+/events", qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect_async("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if b'"alarm.pressed"' in msg.payload:
+            self.first.setdefault(json.loads(msg.payload)["id"], time.time())
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def rss_curve(samples: list[tuple[float, int]], every_s: float = 300) -> list[tuple[int, float]]:
@@ -108,12 +134,13 @@ def counter_value(text: str, name: str) -> float | None:
 
 
 def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
-        restart_broker_every: float = 0, cameras: int = 0) -> dict:
+        restart_broker_every: float = 0, cameras: int = 0, tap: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-district-"))
     broker = Broker(tmp / "broker").start()
     hub = HubProc(tmp, broker.url, offline_after_s="60").start()
     sims: list[subprocess.Popen] = []
     hub_ps = psutil.Process(hub.proc.pid)
+    broker_tap = BrokerTap(broker.port) if tap else None
     try:
         cpu0 = hub_ps.cpu_times()
         t0 = time.time()
@@ -200,7 +227,9 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 clear.append(lat)
                 if lat > 1:  # why was it slow: before the hub had it, or between the hub and the console?
                     since_up = min((made_at - u for _, u in outages if made_at >= u), default=None)
-                    slow.append((lat, made_at - t0, received.get(event_id, made_at) - made_at, since_up))
+                    out_of_broker = broker_tap.first.get(event_id) if broker_tap else None
+                    slow.append((lat, made_at - t0, received.get(event_id, made_at) - made_at, since_up,
+                                 out_of_broker - made_at if out_of_broker else None))
         return {"restarts": restarts,
                 "rss_first_mb": rss_steady[0] / 2**20 if rss_steady else None,
                 "rss_last_mb": rss_steady[-1] / 2**20 if rss_steady else None,
@@ -221,6 +250,8 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 "rss_half_mb": rss_at(rss_samples, seconds / 2), "rss_end_mb": rss_at(rss_samples, seconds),
                 "hub_cpu": hub_cpu, "hub_peak_rss_mb": peak_rss / 2**20, "db_mb": db_bytes / 2**20}
     finally:
+        if broker_tap:
+            broker_tap.stop()
         for p in sims:
             if p.poll() is None:
                 p.kill()
@@ -238,9 +269,11 @@ def main() -> None:
     ap.add_argument("--press-every", type=float, default=30, help="mean seconds between presses per pole")
     ap.add_argument("--restart-broker-every", type=float, default=0,
                     help="soak: stop and start the broker this often (seconds); 0 = never")
+    ap.add_argument("--tap", action="store_true",
+                    help="also subscribe to every node's events, to tell for each slow alarm when it left the broker")
     args = ap.parse_args()
     r = run(args.poles, args.doors, args.seconds, args.procs, args.press_every, args.restart_broker_every,
-            args.cameras)
+            args.cameras, args.tap)
     print(f"bench/district_load: {r['nodes']} nodes ({args.poles} poles, {args.doors} doors, {args.cameras} cameras)"
           f" in {args.procs} "
           f"simulator processes for {r['seconds']:.0f} s; heartbeats every 10 s; door events 50/day x100")
@@ -269,9 +302,10 @@ def main() -> None:
         if r["clear_p99_ms"] is not None:
             print(f"  alarms clear of outages: {r['clear_n']}, press->WebSocket p50 {r['clear_p50_ms']:.1f} ms  "
                   f"p99 {r['clear_p99_ms']:.1f} ms")
-        for lat, at, to_hub, since_up in r["slow"]:
+        for lat, at, to_hub, since_up, out_of_broker in r["slow"]:
             up = f"{since_up:.1f} s after the broker came back" if since_up is not None else "before any restart"
-            print(f"    slow alarm          : {lat:.1f} s (hub stored it after {to_hub:.1f} s), pressed at "
+            tapped = f", out of the broker after {out_of_broker:.1f} s" if out_of_broker is not None else ""
+            print(f"    slow alarm          : {lat:.1f} s (hub stored it after {to_hub:.1f} s{tapped}), pressed at "
                   f"{at:.0f} s, {up}")
         if r["crossed_max_s"] is not None:
             print(f"  alarms across outages : {r['crossed_n']}, arrived after the broker came back: "

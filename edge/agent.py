@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from edge.access import AccessList
+from edge.aio import wait_event
 from edge.clock import Clock, SystemClock
 from edge.config import NodeConfig
 from edge.errors import HardwareError, PinganError
@@ -231,8 +232,7 @@ class NodeAgent:
     # --- tasks -------------------------------------------------------------------------------
     async def _pump(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            await wait_event(self._wake, 0.5)
             self._wake.clear()
             if self.link.connected:
                 self.sender.pump()

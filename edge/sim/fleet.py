@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import random
@@ -27,6 +26,7 @@ from urllib.parse import urlparse
 
 import aiomqtt
 
+from edge.aio import cancel_and_wait, wait_event
 from edge.clock import SystemClock
 from edge.link.outbox import Entry, event_key
 from edge.link.sender import Sender
@@ -131,8 +131,8 @@ class VirtualNode:
                 if t is not stopper and t.exception():
                     raise t.exception()  # type: ignore[misc]
         finally:
-            for t in [*tasks, stopper]:
-                t.cancel()
+            # no task may outlive its session: a send loop left running took presses onto the dead connection
+            await cancel_and_wait([*tasks, stopper])
 
     async def _messages(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -149,8 +149,7 @@ class VirtualNode:
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=RESEND_AFTER_S / 4)
+            await wait_event(self._wake, RESEND_AFTER_S / 4)
             self._wake.clear()
             before = self.sender.resent_total
             self.sender.pump()

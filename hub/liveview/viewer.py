@@ -9,7 +9,6 @@ audio from the pole goes to an analyser so its frequency can be measured.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+from edge.aio import wait_event
 from edge.live.audio import AnalyserSpeaker, ToneTrack
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,7 @@ class Viewer:
             if left <= 0:
                 raise TimeoutError(f"{self.frames} of {n} video frames within {timeout} s")
             self._got_frame.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._got_frame.wait(), left)
+            await wait_event(self._got_frame, left)
 
     async def close(self) -> None:
         for task in self._tasks:
