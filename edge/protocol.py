@@ -183,12 +183,18 @@ EVENT_KINDS: dict[str, Priority] = {
     "detection.loitering": Priority.DETECTION,
     "node.fault": Priority.ALARM,
     "node.offline": Priority.ALARM,  # raised by the hub itself, never by a node
+    # the hub's one incident for many nodes gone silent together (design.md), node = HUB_NODE,
+    # data.nodes = the first ones; each node's own node.offline joins it instead of alarming alone
+    "nodes.offline": Priority.ALARM,
 }
+
+HUB_NODE = "hub"  # the node id of the hub's own incidents; no node may be registered under it
+RAISED_BY_HUB: tuple[str, ...] = ("node.offline", "nodes.offline")
 
 # Kinds the hub turns into an alarm that staff must work, loudest first.
 ALARM_KINDS: tuple[str, ...] = (
     "alarm.pressed", "door.forced", "tamper.opened", "tamper.camera", "door.held_open",
-    "door.fire_release", "door.lockout", "node.offline", "node.fault", "alarm.test",
+    "door.fire_release", "door.lockout", "nodes.offline", "node.offline", "node.fault", "alarm.test",
     "detection.loitering",
 )
 

@@ -29,6 +29,8 @@ class HubSettings(BaseSettings):
     offline_after_s: float = Field(default=35, ge=5, description="Silence that makes a node offline")
     offline_grace_s: float = Field(default=60, ge=0,
                                    description="No offline alarms this soon after (re)connecting to the broker")
+    outage_min_nodes: int = Field(default=10, ge=2, description=(
+        "This many nodes going silent together raise one nodes.offline incident, not an alarm each"))
     ack_resend_s: float = Field(default=5, ge=0.5, description="Resend alarm.ack until the node replies")
     delayed_after_s: float = Field(default=30, ge=1, description="Events older than this on arrival are 'delayed'")
     secret_key: str | None = Field(default=None, description="Fernet key for node keys at rest")

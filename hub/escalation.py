@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Column, Integer, String, Table, Text, select, update
 from sqlalchemy.engine import Engine
 
-from hub.store import UTCDateTime, add_audit, alarms, jsonable, metadata, nodes, now_utc
+from hub.store import UTCDateTime, add_audit, alarms, has_rows, jsonable, metadata, nodes, now_utc
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,10 @@ class Escalator:
         done = select(escalations.c.alarm_id)
         due = (select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
                .where(alarms.c.state == "open", alarms.c.raised_at <= now - self.after,
-                      alarms.c.kind.not_in(NO_ESCALATION), alarms.c.id.not_in(done)))
-        # Look first without the write lock: this runs every second, and on SQLite a write transaction
-        # would stop the ingest writer (and every alarm behind it) for the length of the query.
-        with self.engine.connect() as conn:
-            if conn.execute(due.limit(1)).first() is None:
-                return []
+                      alarms.c.kind.not_in(NO_ESCALATION), alarms.c.id.not_in(done),
+                      alarms.c.incident.is_(None)))  # an outage's nodes escalate as its one incident
+        if not has_rows(self.engine, due):  # this runs every second: no write lock unless there is work
+            return []
         with self.engine.begin() as conn:
             rows = conn.execute(due).all()
             out = []

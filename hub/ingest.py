@@ -24,14 +24,16 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.link.sockopts import nodelay
 from edge.protocol import (
     ALARM_KINDS,
+    HUB_NODE,
     MAX_JSON_PAYLOAD_BYTES,
     MAX_SNAPSHOT_BYTES,
+    RAISED_BY_HUB,
     Event,
     Heartbeat,
     HubStatus,
@@ -64,7 +66,9 @@ from hub.store import (
 log = logging.getLogger(__name__)
 Notify = Callable[[list[dict[str, Any]]], None]
 MAX_CLIP_FRAMES = 100
-MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit
+MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit, in events' worth of work
+# a status, heartbeat or reply is one row at a time (~0.75 ms), an event one row of a bulk insert (~0.1 ms)
+ONE_BY_ONE_COST = 8
 LIVE_BURST = 20  # more non-alarm events than this in one commit go live as one summary per node
 
 
@@ -159,14 +163,24 @@ class Processor:
             out.live.append({"type": "node", "node": node, "state": "online"})
 
     def _resolve_offline(self, conn: Connection, node: str, at: datetime) -> list[dict[str, Any]]:
-        rows = conn.execute(select(alarms.c.id).where(
+        rows = conn.execute(select(alarms.c.id, alarms.c.incident).where(
             alarms.c.node == node, alarms.c.kind == "node.offline", alarms.c.state != "resolved")).all()
-        for (alarm_id,) in rows:
+        for alarm_id, _ in rows:
             conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(
                 state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
                 note="node back online"))
             add_audit(conn, "system", "alarm.resolve", alarm_id, {"outcome": "recovered"})
-        return [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for (a,) in rows]
+        live = [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for a, _ in rows]
+        for incident in {i for _, i in rows if i}:  # the outage is over when its last node is back
+            left = conn.execute(select(func.count()).select_from(alarms).where(
+                alarms.c.incident == incident, alarms.c.state != "resolved")).scalar()
+            done = conn.execute(update(alarms).where(alarms.c.id == incident, alarms.c.state != "resolved").values(
+                state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
+                note="every node back online")).rowcount if left == 0 else 0
+            if done:
+                add_audit(conn, "system", "alarm.resolve", incident, {"outcome": "recovered"})
+                live.append({"type": "alarm", "alarm": {"id": incident, "state": "resolved"}})
+        return live
 
     # --- events --------------------------------------------------------------------------------
     def validate_event(self, node: str, msg: Incoming) -> Event:
@@ -181,14 +195,15 @@ class Processor:
                            self._peek_id(msg.payload)) from None
         if event.node != node:
             raise Rejected(f"node mismatch: topic {node}, payload {event.node}", str(event.id))
-        if event.kind == "node.offline":
-            raise Rejected("node.offline is raised by the hub only", str(event.id))
+        if event.kind in RAISED_BY_HUB:
+            raise Rejected(f"{event.kind} is raised by the hub only", str(event.id))
         return event
 
     def _event(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
         self.store_events(conn, [(self.validate_event(node, msg), msg)], out)
 
-    def store_events(self, conn: Connection, items: list[tuple[Event, Incoming]], out: BatchResult) -> int:
+    def store_events(self, conn: Connection, items: list[tuple[Event, Incoming]], out: BatchResult,
+                     incident: str | None = None) -> int:
         """Store a batch of valid events once each (bulk: ingest speed lives here); returns new ones."""
         rows: dict[str, dict[str, Any]] = {}
         by_id: dict[str, Event] = {}
@@ -223,7 +238,7 @@ class Processor:
             live: dict[str, Any] = {"type": "event", "cursor": seqs.get(row["id"]),
                                     "event": {**row, "ts": row["ts"].isoformat(),
                                               "received_at": row["received_at"].isoformat()}}
-            alarm = self._alarm_for(conn, event, row["received_at"])
+            alarm = self._alarm_for(conn, event, row["received_at"], incident)
             if alarm is not None:
                 live["alarm"] = alarm
                 out.live.append(live)
@@ -247,9 +262,16 @@ class Processor:
                 "delayed": (received_at - event.ts).total_seconds() > self.settings.delayed_after_s,
                 "clock_synced": event.clock_synced}
 
-    def store_event(self, conn: Connection, event: Event, received_at: datetime, out: BatchResult) -> bool:
+    def store_event(self, conn: Connection, event: Event, received_at: datetime, out: BatchResult,
+                    incident: str | None = None) -> bool:
+        """An event the hub raises itself (no receipt goes out for it: no node sent it)."""
         msg = Incoming(Topics.events(event.node), b"", 0, 0, received_at)
-        return self.store_events(conn, [(event, msg)], out) == 1
+        stored = self.store_events(conn, [(event, msg)], out, incident) == 1
+        out.touched.pop(event.node, None)  # nor does the node count as heard from
+        out.stored[event.node].remove(str(event.id))
+        if not out.stored[event.node]:
+            del out.stored[event.node]
+        return stored
 
     def touch_nodes(self, conn: Connection, out: BatchResult) -> None:
         """Once per node per batch: register unknown nodes, note when each was last heard."""
@@ -260,7 +282,9 @@ class Processor:
                    "id", ("id",))
         set_last_seen(conn, touched)
 
-    def _alarm_for(self, conn: Connection, event: Event, received_at: datetime) -> dict[str, Any] | None:
+    def _alarm_for(self, conn: Connection, event: Event, received_at: datetime,
+                   incident: str | None = None) -> dict[str, Any] | None:
+        """The alarm an event raises, for the live push; ``incident``: it joins that outage, no alarm alone."""
         if event.kind == "alarm.repeat":
             target = str(event.data.get("alarm_id", ""))
             count = int(event.data.get("count", 1)) if str(event.data.get("count", "")).isdigit() else 1
@@ -273,8 +297,10 @@ class Processor:
         if event.kind == "node.fault" and event.data.get("severity") == "info":
             return None
         row = {"id": str(event.id), "node": event.node, "kind": event.kind, "state": "open",
-               "count": 1, "node_ts": event.ts, "raised_at": received_at}
+               "count": 1, "node_ts": event.ts, "raised_at": received_at, "incident": incident}
         insert_ignore(conn, alarms, row, "id")
+        if incident:
+            return None
         return {**row, "node_ts": event.ts.isoformat(), "raised_at": received_at.isoformat()}
 
     @staticmethod
@@ -342,27 +368,64 @@ class Processor:
 
     # --- node silence --------------------------------------------------------------------------
     def raise_offline(self, conn: Connection, now: datetime, out: BatchResult) -> None:
-        """Nodes silent past their deadline get one alarm each.
+        """Nodes silent past their deadline get one alarm each, or join one outage incident.
 
         A last will marks a node offline on the console at once, but raises no alarm by itself: the node
         must also have been silent for ``offline_after_s``. A broker restart delivers every node's will at
         the same moment and the nodes are back seconds later; the soak saw 2,000 offline alarms (and 2,000
         resolutions) per restart, and residents' presses queued behind them (design.md: after a broker
-        restart offline alarms wait a grace period)."""
-        deadline = now - timedelta(seconds=self.settings.offline_after_s)
+        restart offline alarms wait a grace period). And when a street loses power or its uplink, its
+        nodes go silent together: that is one incident (``nodes.offline``), not one alarm per node."""
+        after = timedelta(seconds=self.settings.offline_after_s)
         silent = conn.execute(select(nodes.c.id, nodes.c.state, nodes.c.last_seen).where(
-            nodes.c.state.in_(("online", "offline")) & (nodes.c.last_seen < deadline))).all()
+            nodes.c.state.in_(("online", "offline")) & (nodes.c.last_seen < now - after))).all()
+        if not silent:
+            return
+        alarmed = set(conn.execute(select(alarms.c.node).where(
+            alarms.c.kind == "node.offline", alarms.c.state != "resolved")).scalars())
+        crossed = []
         for node, state, last_seen in silent:
             if state == "online":
                 conn.execute(update(nodes).where(nodes.c.id == node).values(state="offline"))
                 out.live.append({"type": "node", "node": node, "state": "offline"})
-            already = conn.execute(select(alarms.c.id).where(
-                alarms.c.node == node, alarms.c.kind == "node.offline", alarms.c.state != "resolved")).first()
-            if already:
-                continue
+            if node not in alarmed:
+                crossed.append((node, last_seen))
+        if not crossed:
+            return
+        incident = self._outage(conn, now, out)
+        for node, last_seen in crossed:
             event = Event.make(node, "node.offline", {"last_seen": last_seen.isoformat() if last_seen else None,
                                                       "raised_by": "hub"}, ts=now)
-            self.store_event(conn, event, now, out)
+            self.store_event(conn, event, now, out, incident)
+        if incident:
+            count = conn.execute(select(func.count()).select_from(alarms).where(alarms.c.incident == incident)).scalar()
+            conn.execute(update(alarms).where(alarms.c.id == incident).values(count=count))
+            out.live.append({"type": "alarm", "alarm": {"id": incident, "count": count}})
+
+    def _outage(self, conn: Connection, now: datetime, out: BatchResult) -> str | None:
+        """The outage incident nodes crossing their deadline now belong to, if any: one raised less than
+        ``offline_after_s`` ago, or a new one when ``outage_min_nodes`` nodes are going silent together
+        (silent for half the deadline: they have missed heartbeats too, and cross it within seconds)."""
+        after = timedelta(seconds=self.settings.offline_after_s)
+        gathering = conn.execute(select(alarms.c.id).where(
+            alarms.c.kind == "nodes.offline", alarms.c.state != "resolved", alarms.c.raised_at >= now - after)
+            .order_by(alarms.c.raised_at.desc()).limit(1)).scalar()
+        if gathering:
+            return gathering
+        alarmed = select(alarms.c.node).where(alarms.c.kind == "node.offline", alarms.c.state != "resolved")
+        going = conn.execute(select(func.count()).select_from(nodes).where(
+            nodes.c.state.in_(("online", "offline")), nodes.c.last_seen < now - after / 2,
+            nodes.c.id.not_in(alarmed))).scalar() or 0
+        if going < self.settings.outage_min_nodes:
+            return None
+        event = Event.make(HUB_NODE, "nodes.offline", {"raised_by": "hub", "going_silent": going}, ts=now)
+        self.store_event(conn, event, now, out)
+        log.warning("%d nodes going silent together: one outage incident %s", going, event.id)
+        return str(event.id)
+
+
+def _cost(msg: Incoming) -> int:
+    return 1 if msg.topic.endswith("/events") else ONE_BY_ONE_COST
 
 
 def _parse(model: Any, payload: bytes) -> Any:
@@ -428,9 +491,16 @@ class Ingest:
             return
         payload = bytes(msg.payload)
         urgent = is_alarm_event(msg.topic, payload)
+        qos = msg.qos
+        if qos > 0 and msg.topic.endswith("/status"):
+            # A node's status is retained: the broker hands it over again on every subscribe, so it need not
+            # hold one of the broker's in-flight slots until committed. Those slots are then left to events:
+            # after a broker restart 2,000 births filled them and a press waited behind them.
+            client.ack(msg.mid, qos)
+            qos = 0
         # a QoS 0 heartbeat still waiting is stale once the node's next one arrives (hub/ingest_queue.py)
-        latest_of = msg.topic if msg.qos == 0 and msg.topic.endswith("/heartbeat") else None
-        if not self.queue.put(Incoming(msg.topic, payload, msg.mid, msg.qos, now_utc(), urgent), urgent=urgent,
+        latest_of = msg.topic if qos == 0 and msg.topic.endswith("/heartbeat") else None
+        if not self.queue.put(Incoming(msg.topic, payload, msg.mid, qos, now_utc(), urgent), urgent=urgent,
                               latest_of=latest_of):
             metrics.superseded.inc()
 
@@ -454,7 +524,7 @@ class Ingest:
             # group commit: take what is already waiting, never wait for more (latency first); under load
             # the queue fills during each commit, so batches grow by themselves. Alarms go at the head of
             # the next batch, so one waits at most for the commit already running, never for the backlog.
-            batch = self.queue.get_batch(MAX_BATCH, timeout=0.25)
+            batch = self.queue.get_batch(MAX_BATCH, timeout=0.25, cost=_cost)
             check_offline = time.monotonic() - last_offline_check >= 1.0 and self.offline_check_allowed()
             if not batch and not check_offline:
                 continue

@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from edge.protocol import Priority, priority_of
@@ -54,7 +55,6 @@ class TwoLaneQueue(Generic[T]):
         self._routine: deque[T | _Latest] = deque()
         self._latest: dict[str, T] = {}
         self._cond = threading.Condition()
-        self.replaced = 0  # items superseded before the writer took them
 
     def qsize(self) -> int:
         return len(self._urgent) + len(self._routine)
@@ -67,7 +67,6 @@ class TwoLaneQueue(Generic[T]):
             if latest_of is not None:
                 if latest_of in self._latest:
                     self._latest[latest_of] = item
-                    self.replaced += 1
                     return False
                 self._latest[latest_of] = item
                 self._routine.append(_Latest(latest_of))
@@ -86,12 +85,14 @@ class TwoLaneQueue(Generic[T]):
                 self._cond.wait(left)
             return self._pop()
 
-    def get_batch(self, limit: int, timeout: float) -> list[T]:
-        """What is waiting, up to ``limit``: every alarm first, then the oldest of the rest.
+    def get_batch(self, limit: int, timeout: float, cost: Callable[[T], int] | None = None) -> list[T]:
+        """What is waiting, up to ``limit`` (in ``cost`` units, 1 each by default): every alarm first, then
+        the oldest of the rest.
 
         Alarms share the commit with routine messages rather than getting commits of their own: with
         2,000 nodes resending after a broker restart, alarm-only commits (an fsync each) took the
         writer's whole time and the routine lane grew without bound (the soak saw 495,000 queued).
+        The cost bounds the commit an alarm arriving now must wait for: 500 births took ~1 s under load.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -101,7 +102,11 @@ class TwoLaneQueue(Generic[T]):
                     return []
                 self._cond.wait(left)
             batch = [self._urgent.popleft() for _ in range(min(limit, len(self._urgent)))]
-            batch += [self._pop_routine() for _ in range(min(limit - len(batch), len(self._routine)))]
+            spent = len(batch)
+            while self._routine and spent < limit:
+                item = self._pop_routine()
+                batch.append(item)
+                spent += cost(item) if cost else 1
             return batch
 
     def _pop_routine(self) -> T:

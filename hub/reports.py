@@ -8,6 +8,8 @@ stage's time, as design.md "Time" requires. Definitions:
 * median: the usual median; p90: nearest rank (the ceil(0.9·n)-th smallest value);
 * resolve time: only alarms resolved by staff (``node.offline`` closed by the node's return is not
   a response);
+* an outage (``nodes.offline``, many nodes silent together) counts as one alarm; the nodes'
+  ``node.offline`` alarms inside it are not counted again, but still make each node's downtime;
 * uptime: the share of the range (from the node's registration if later) not covered by one of the
   node's ``node.offline`` alarms (raised → recovered, or → the end of the range if still open);
 * door figures: ``door.granted``/``denied``/``forced``/``held_open``/``lockout`` events by hub time.
@@ -132,7 +134,7 @@ class Reports:
         q = (select(alarms, nodes.c.place, nodes.c.grid, escalations.c.escalated_at)
              .join(nodes, nodes.c.id == alarms.c.node, isouter=True)
              .join(escalations, escalations.c.alarm_id == alarms.c.id, isouter=True)
-             .where(alarms.c.raised_at >= start, alarms.c.raised_at < end)
+             .where(alarms.c.raised_at >= start, alarms.c.raised_at < end, alarms.c.incident.is_(None))
              .order_by(alarms.c.raised_at))
         with self.engine.connect() as conn:
             return conn.execute(q).all()
@@ -153,7 +155,7 @@ class Reports:
                     escalations.c.alarm_id.is_not(None), alarms.c.state)
              .join(nodes, nodes.c.id == alarms.c.node, isouter=True)
              .join(escalations, escalations.c.alarm_id == alarms.c.id, isouter=True)
-             .where(alarms.c.raised_at >= start, alarms.c.raised_at < end))
+             .where(alarms.c.raised_at >= start, alarms.c.raised_at < end, alarms.c.incident.is_(None)))
         with self.engine.connect() as conn:
             return conn.execute(q).all()
 

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import and_, case, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from edge.protocol import ALARM_KINDS, Command, Topics
+from edge.protocol import ALARM_KINDS, HUB_NODE, Command, Topics
 from hub import metrics
 from hub.errors import Conflict, NotFound
 from hub.keys import KeyVault
-from hub.store import add_audit, alarms, commands, jsonable, nodes, now_utc
+from hub.store import add_audit, alarms, commands, has_rows, jsonable, nodes, now_utc
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes, int], bool]
@@ -26,6 +26,7 @@ Publish = Callable[[str, bytes, int], bool]
 STAGES = ("open", "acknowledged", "dispatched", "on_scene", "resolved")
 OUTCOMES = ("assisted", "false_alarm", "crime", "test", "recovered", "other")
 ALARM_RANK = {kind: i for i, kind in enumerate(ALARM_KINDS)}
+MAX_MEMBERS = 200  # node ids an outage incident lists; its count says how many there are
 
 
 class HubService:
@@ -38,6 +39,8 @@ class HubService:
     def register_node(self, node_id: str, *, kind: str = "alarm_post", place: str = "", grid: str = "",
                       lat: float | None = None, lon: float | None = None, actor: str = "installer") -> str:
         """Create (or re-key) a node; returns its new command-signing key, shown once."""
+        if node_id == HUB_NODE:
+            raise Conflict(f"'{HUB_NODE}' is the hub's own name (its outage incidents carry it); pick another id")
         key = self.vault.new_node_key()
         now = now_utc()
         with self.engine.begin() as conn:
@@ -69,20 +72,37 @@ class HubService:
     def list_alarms(self, state: str = "open", limit: int = 200) -> list[dict[str, Any]]:
         rank = case(ALARM_RANK, value=alarms.c.kind, else_=len(ALARM_RANK))
         q = select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
+        q = q.where(alarms.c.incident.is_(None))  # an outage's nodes are listed inside its one incident
         if state == "open":
             q = q.where(alarms.c.state != "resolved")
         elif state != "all":
             q = q.where(alarms.c.state == state)
         q = q.order_by(rank, alarms.c.raised_at.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [jsonable(r) for r in conn.execute(q).all()]
+            return self._with_members(conn, [jsonable(r) for r in conn.execute(q).all()])
 
     def get_alarm(self, alarm_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
             row = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
-        if row is None:
-            raise NotFound(f"no alarm {alarm_id}")
-        return jsonable(row)
+            if row is None:
+                raise NotFound(f"no alarm {alarm_id}")
+            return self._with_members(conn, [jsonable(row)])[0]
+
+    @staticmethod
+    def _with_members(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An outage incident names its nodes (``nodes``, at most MAX_MEMBERS shown) and how many are back."""
+        incidents = {r["id"]: r for r in rows if r["kind"] == "nodes.offline"}
+        for r in incidents.values():
+            r["nodes"], r["nodes_back"] = [], 0
+        if incidents:
+            for incident, node, state in conn.execute(
+                    select(alarms.c.incident, alarms.c.node, alarms.c.state)
+                    .where(alarms.c.incident.in_(list(incidents))).order_by(alarms.c.node)):
+                r = incidents[incident]
+                r["nodes_back"] += state == "resolved"
+                if len(r["nodes"]) < MAX_MEMBERS:
+                    r["nodes"].append(node)
+        return rows
 
     def advance(self, alarm_id: str, stage: str, operator: str, *, to: str | None = None,
                 outcome: str | None = None, note: str | None = None) -> dict[str, Any]:
@@ -150,9 +170,8 @@ class HubService:
         answered = select(commands.c.delivery).where(commands.c.ok.is_(True)).scalar_subquery()
         waiting = select(commands).where(and_(commands.c.name == "alarm.ack", commands.c.replied_at.is_(None),
                                               commands.c.delivery.not_in(answered)))
-        with self.engine.connect() as conn:  # no write lock unless there is work (see Escalator.check)
-            if conn.execute(waiting.limit(1)).first() is None:
-                return 0
+        if not has_rows(self.engine, waiting):
+            return 0
         with self.engine.begin() as conn:
             rows = conn.execute(waiting.order_by(commands.c.issued_at)).all()
             latest: dict[str, Any] = {}

@@ -123,7 +123,11 @@ alarms = Table(
     Column("resolved_at", UTCDateTime()), Column("resolved_by", String(64)),
     Column("outcome", String(32)), Column("note", Text),
     Column("node_stage", String(16)),  # the last stage the node confirmed showing
+    # a node.offline that is part of a nodes.offline incident (its id): worked, listed and escalated as
+    # that one incident, still counted in the node's own downtime
+    Column("incident", String(36)),
     Index("alarms_state", "state", "raised_at"),
+    Index("alarms_incident", "incident"),
 )
 
 quarantine = Table(
@@ -269,6 +273,14 @@ def init_db(engine: Engine) -> None:
     from hub.db import ensure_schema
 
     ensure_schema(engine)
+
+
+def has_rows(engine: Engine, query: Any) -> bool:
+    """Whether ``query`` finds anything, read without the write lock. Jobs that poll every second look
+    first: on SQLite a write transaction would stop the ingest writer (and every alarm behind it) for the
+    length of a query that mostly finds nothing."""
+    with engine.connect() as conn:
+        return conn.execute(query.limit(1)).first() is not None
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any], key: str) -> int:

@@ -118,3 +118,40 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
     page.screenshot(path=str(tmp_path / "console-after-restart.png"))
     assert not errors, errors
     assert (tmp_path / "console-alarm.png").stat().st_size > 10_000
+
+
+def test_a_street_gone_silent_is_one_outage_card_until_its_nodes_return(broker: Broker, hub_factory, browser) -> None:
+    """design.md: many nodes going offline at once is one incident, not thousands. Three nodes (the minimum
+    here) stop talking together: the console shows one card naming them, and it goes when they are back."""
+    from edge.protocol import NodeStatus, Topics
+    from tests.mqtt_client import close, mqtt_connect
+
+    hub = hub_factory(broker.url, offline_after_s="5", outage_min_nodes="3")
+    street = ["door-31", "door-32", "door-33"]
+
+    def say(state: str) -> None:
+        client, rc = mqtt_connect(broker.port)
+        assert rc == 0
+        for node in street:
+            client.publish(Topics.status(node), NodeStatus(state=state, kind="rental_door").to_bytes(),
+                           qos=1).wait_for_publish(5)
+        close(client)
+
+    say("online")
+    for node in street:
+        hub.wait_online(node)
+    ensure_user(hub.data_dir, *OPERATOR, "operator")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    login(page, hub.url, *OPERATOR)
+
+    card = page.wait_for_selector('.alarm[data-kind="nodes.offline"]', timeout=30000)  # after 5 s of silence
+    text = card.text_content()
+    assert "多台设备同时离线" in text and "3 台设备" in text and all(n in text for n in street)
+    assert len(page.query_selector_all("article.alarm")) == 1  # one card, not three
+    say("online")
+    page.wait_for_selector("article.alarm", state="detached", timeout=20000)
+    resolved = hub.get("/api/alarms", state="resolved")
+    assert [(a["kind"], a["outcome"], a["nodes_back"]) for a in resolved] == [("nodes.offline", "recovered", 3)]
+    assert not errors, errors

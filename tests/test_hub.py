@@ -368,3 +368,113 @@ def test_the_hub_loads_no_video_libraries_until_someone_watches() -> None:
             "print(sorted(m for m in ('av', 'aiortc', 'cv2', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _online(ingest: Ingest, *nodes: str) -> None:
+    feed(ingest, *((Topics.status(n), b'{"state": "online", "kind": "rental_door"}') for n in nodes))
+
+
+def _check_offline(state, ingest: Ingest, after_s: float) -> None:
+    from hub.ingest import BatchResult
+
+    out = BatchResult()
+    with state.engine.begin() as conn:
+        ingest.processor.raise_offline(conn, utcnow() + timedelta(seconds=after_s), out)
+    ingest._send_receipts(out)
+
+
+def test_many_nodes_silent_together_are_one_incident_until_the_last_is_back(hub) -> None:
+    """design.md: many nodes going offline at once is one incident, not thousands (a street's uplink or power).
+    Each node still shows offline and still counts its own downtime; staff see, and escalation sees, one alarm."""
+    state, ingest, fake, live, client = hub
+    street = [f"door-{i:02d}" for i in range(12)]  # outage_min_nodes is 10
+    _online(ingest, *street)
+    published_before = len(fake.published)
+    _check_offline(state, ingest, 10)  # offline_after_s is 5: all twelve went silent together
+    _check_offline(state, ingest, 11)  # the next check adds nothing
+    listed = client.get("/api/alarms").json()
+    assert [(a["kind"], a["node"], a["count"], a["nodes_back"]) for a in listed] == [("nodes.offline", "hub", 12, 0)]
+    assert listed[0]["nodes"] == street
+    incident = listed[0]["id"]
+    nodes = client.get("/api/nodes").json()
+    assert {n["id"]: n["state"] for n in nodes} == dict.fromkeys(street, "offline")
+    assert all(n["open_alarm"] for n in nodes)  # each node's own offline alarm, inside the incident
+    assert len(fake.published) == published_before  # no receipts for what the hub raised itself
+    assert [a["id"] for a in state.escalator.check(utcnow() + timedelta(hours=1))] == [incident]
+
+    for node in street[:-1]:
+        hb = {"ts": utcnow().isoformat(), "uptime_s": 5, "outbox_depth": 0}
+        feed(ingest, (Topics.heartbeat(node), json.dumps(hb).encode()))
+    still = client.get(f"/api/alarms/{incident}").json()
+    assert (still["state"], still["nodes_back"]) == ("open", 11)
+    feed(ingest, (Topics.status(street[-1]), b'{"state": "online", "kind": "rental_door"}'))
+    done = client.get(f"/api/alarms/{incident}").json()
+    assert (done["state"], done["outcome"], done["resolved_by"]) == ("resolved", "recovered", "system")
+    assert client.get("/api/alarms").json() == []
+
+
+def test_a_few_silent_nodes_alarm_alone_and_a_late_one_joins_the_outage(hub) -> None:
+    state, ingest, fake, live, client = hub
+    _online(ingest, *(f"pole-{i:02d}" for i in range(3)))
+    _check_offline(state, ingest, 10)  # three is below outage_min_nodes: an alarm each, as before
+    assert sorted(a["kind"] for a in client.get("/api/alarms").json()) == ["node.offline"] * 3
+
+    _online(ingest, *(f"door-{i:02d}" for i in range(10)))
+    _check_offline(state, ingest, 10)
+    listed = client.get("/api/alarms").json()
+    assert sorted((a["kind"], a["count"]) for a in listed) == [("node.offline", 1)] * 3 + [("nodes.offline", 10)]
+    _online(ingest, "door-99")  # silent a little later, within offline_after_s of the incident: it joins
+    _check_offline(state, ingest, 12)
+    outage = next(a for a in client.get("/api/alarms").json() if a["kind"] == "nodes.offline")
+    assert outage["count"] == 11 and "door-99" in outage["nodes"]
+
+
+def test_staff_resolving_an_outage_does_not_raise_its_nodes_again(hub) -> None:
+    state, ingest, fake, live, client = hub
+    _online(ingest, *(f"door-{i:02d}" for i in range(10)))
+    _check_offline(state, ingest, 10)
+    incident = client.get("/api/alarms").json()[0]["id"]
+    r = client.post(f"/api/alarms/{incident}/resolve", json={"outcome": "other", "note": "ISP fault, ticket 88"})
+    assert r.status_code == 200, r.text
+    _check_offline(state, ingest, 60)  # still silent: their own alarms stay open inside the closed incident
+    assert client.get("/api/alarms").json() == []
+    assert all(n["open_alarm"] for n in client.get("/api/nodes").json())  # their downtime still runs
+    _online(ingest, *(f"door-{i:02d}" for i in range(10)))
+    assert not any(n["open_alarm"] for n in client.get("/api/nodes").json())
+    closed = client.get(f"/api/alarms/{incident}").json()
+    assert (closed["state"], closed["outcome"], closed["nodes_back"]) == ("resolved", "other", 10)
+
+
+def test_nodes_cannot_send_or_be_named_what_only_the_hub_raises(hub) -> None:
+    state, ingest, fake, live, client = hub
+    forged = Event.make("pole-01", "nodes.offline", {"nodes": ["pole-02"]})
+    feed(ingest, (Topics.events("pole-01"), forged.to_bytes()))
+    assert receipts(fake, "pole-01")[-1].rejected[0].reason == "nodes.offline is raised by the hub only"
+    assert client.get("/api/alarms").json() == []
+    from hub.errors import Conflict
+
+    with pytest.raises(Conflict, match="the hub's own name"):
+        state.service.register_node("hub", kind="alarm_post")
+
+
+def test_a_retained_status_is_acked_at_once_and_events_only_after_commit(hub) -> None:
+    """The broker gives a retained status again on every subscribe, so it need not hold one of the hub's
+    in-flight slots until committed; an event must (it exists nowhere else once acknowledged)."""
+    import paho.mqtt.client as mqtt
+
+    state, ingest, fake, live, client = hub
+    ingest._stop.set()
+    ingest._writer.join(timeout=5)
+
+    def arrive(topic: str, payload: bytes) -> int:
+        msg = mqtt.MQTTMessage(mid=next(_mid), topic=topic.encode())
+        msg.payload, msg.qos = payload, 1
+        ingest._on_message(fake, None, msg)
+        return msg.mid
+
+    birth = arrive(Topics.status("pole-08"), b'{"state": "online", "kind": "alarm_post"}')
+    press = arrive(Topics.events("pole-08"), Event.make("pole-08", "alarm.pressed").to_bytes())
+    assert fake.acked == [birth]  # the press waits for its commit
+    ingest.handle_batch(ingest.queue.get_batch(500, timeout=1))
+    assert fake.acked == [birth, press]  # and the birth is not acked twice
+    assert client.get("/api/nodes").json()[0]["state"] == "online"

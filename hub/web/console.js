@@ -14,7 +14,7 @@ const I18N = {
     stage_on_scene: '已到场', stage_resolved: '已结案', grid: '网格', place: '位置', count: '次数',
     o_assisted: '已救助', o_false_alarm: '误报', o_crime: '刑事/治安案件', o_other: '其他',
     k_alarm_pressed: '一键报警', k_door_forced: '门被强行打开', k_tamper_opened: '机箱被打开',
-    k_tamper_camera: '摄像头被遮挡', k_node_offline: '设备离线', k_detection_person: '检测到人员',
+    k_tamper_camera: '摄像头被遮挡', k_node_offline: '设备离线', k_nodes_offline: '多台设备同时离线', outage_nodes: '台设备', outage_back: '已恢复', k_detection_person: '检测到人员',
     k_detection_vehicle: '检测到车辆', k_detection_loitering: '徘徊', k_door_held_open: '门长时间未关',
     k_door_fire_release: '消防释放', k_door_lockout: '门禁锁定', k_node_fault: '设备故障', k_alarm_test: '测试报警',
     r_alarms: '报警数', r_tests: '测试', r_escalated: '升级', r_open: '未结案', r_per_hour: '各小时报警数',
@@ -39,7 +39,7 @@ const I18N = {
     stage_resolved: 'Resolved', grid: 'Grid', place: 'Place', count: 'presses',
     o_assisted: 'assisted', o_false_alarm: 'false alarm', o_crime: 'crime', o_other: 'other',
     k_alarm_pressed: 'Alarm button', k_door_forced: 'Door forced', k_tamper_opened: 'Enclosure opened',
-    k_tamper_camera: 'Camera tampered', k_node_offline: 'Node offline', k_detection_person: 'Person detected',
+    k_tamper_camera: 'Camera tampered', k_node_offline: 'Node offline', k_nodes_offline: 'Many nodes offline at once', outage_nodes: 'nodes', outage_back: 'back', k_detection_person: 'Person detected',
     k_detection_vehicle: 'Vehicle detected', k_detection_loitering: 'Loitering', k_door_held_open: 'Door held open',
     k_door_fire_release: 'Fire release', k_door_lockout: 'Door lockout', k_node_fault: 'Node fault',
     k_alarm_test: 'Test alarm', r_alarms: 'Alarms', r_tests: 'Tests', r_escalated: 'Escalated', r_open: 'Open',
@@ -192,8 +192,8 @@ function card(a) {
   d.className = `alarm s-${a.state} k-${a.kind.split('.')[0]}${a.escalated ? ' escalated' : ''}`;
   d.innerHTML = `<h3>${esc(kindLabel(a.kind))}${a.escalated ? ` <span class="esc">${t('escalated')}</span>` : ''}
       <span class="age" data-since="${esc(a.raised_at)}"></span></h3>
-    <div class="meta">${esc(a.node)} · ${t('place')}: ${esc(a.place || '–')} · ${t('grid')}: ${esc(a.grid || '–')}
-      ${a.count > 1 ? ` · ×${a.count} ${t('count')}` : ''}</div>
+    ${a.kind === 'nodes.offline' ? outageMeta(a) : `<div class="meta">${esc(a.node)} · ${t('place')}: ${esc(a.place || '–')}
+      · ${t('grid')}: ${esc(a.grid || '–')}${a.count > 1 ? ` · ×${a.count} ${t('count')}` : ''}</div>`}
     <img alt="" data-snap="${esc(a.id)}" src="/api/events/${encodeURIComponent(a.id)}/snapshot.jpg">
     ${stageList(a)}${actions(a)}`;
   const img = d.querySelector('img');
@@ -202,11 +202,17 @@ function card(a) {
   d.querySelectorAll('[data-act]').forEach((b) => b.addEventListener('click', () => act(a, b.dataset.act, d)));
   return d;
 }
+function outageMeta(a) { // one incident for many nodes gone silent together: how many, which, how many back
+  const shown = (a.nodes || []).slice(0, 30);
+  const more = a.count > shown.length ? ` …+${a.count - shown.length}` : '';
+  return `<div class="meta outage">${a.count} ${t('outage_nodes')} · ${t('outage_back')} ${a.nodes_back || 0}</div>
+    <div class="meta members">${shown.map(esc).join(', ')}${more}</div>`;
+}
 function renderAlarms() {
   const root = $('alarms');
   const keep = new Set();
   for (const a of S.alarms) {
-    const sig = [a.state, a.count, a.escalated, a.dispatched_to, S.lang].join('|');
+    const sig = [a.state, a.count, a.nodes_back, a.escalated, a.dispatched_to, S.lang].join('|');
     let entry = S.cards.get(a.id);
     if (!entry || entry.sig !== sig) {
       const el = card(a);
