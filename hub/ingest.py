@@ -172,12 +172,12 @@ class Processor:
             add_audit(conn, "system", "alarm.resolve", alarm_id, {"outcome": "recovered"})
         live = [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for a, _ in rows]
         for incident in {i for _, i in rows if i}:  # the outage is over when its last node is back
-            left = conn.execute(select(func.count()).select_from(alarms).where(
-                alarms.c.incident == incident, alarms.c.state != "resolved")).scalar()
-            done = conn.execute(update(alarms).where(alarms.c.id == incident, alarms.c.state != "resolved").values(
-                state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
-                note="every node back online")).rowcount if left == 0 else 0
-            if done:
+            if conn.execute(select(func.count()).select_from(alarms).where(
+                    alarms.c.incident == incident, alarms.c.state != "resolved")).scalar():
+                continue
+            if conn.execute(update(alarms).where(alarms.c.id == incident, alarms.c.state != "resolved").values(
+                    state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
+                    note="every node back online")).rowcount:
                 add_audit(conn, "system", "alarm.resolve", incident, {"outcome": "recovered"})
                 live.append({"type": "alarm", "alarm": {"id": incident, "state": "resolved"}})
         return live
@@ -381,8 +381,7 @@ class Processor:
             nodes.c.state.in_(("online", "offline")) & (nodes.c.last_seen < now - after))).all()
         if not silent:
             return
-        alarmed = set(conn.execute(select(alarms.c.node).where(
-            alarms.c.kind == "node.offline", alarms.c.state != "resolved")).scalars())
+        alarmed = set(conn.execute(_nodes_with_open_offline_alarm()).scalars())
         crossed = []
         for node, state, last_seen in silent:
             if state == "online":
@@ -412,16 +411,19 @@ class Processor:
             .order_by(alarms.c.raised_at.desc()).limit(1)).scalar()
         if gathering:
             return gathering
-        alarmed = select(alarms.c.node).where(alarms.c.kind == "node.offline", alarms.c.state != "resolved")
         going = conn.execute(select(func.count()).select_from(nodes).where(
             nodes.c.state.in_(("online", "offline")), nodes.c.last_seen < now - after / 2,
-            nodes.c.id.not_in(alarmed))).scalar() or 0
+            nodes.c.id.not_in(_nodes_with_open_offline_alarm()))).scalar() or 0
         if going < self.settings.outage_min_nodes:
             return None
         event = Event.make(HUB_NODE, "nodes.offline", {"raised_by": "hub", "going_silent": going}, ts=now)
         self.store_event(conn, event, now, out)
         log.warning("%d nodes going silent together: one outage incident %s", going, event.id)
         return str(event.id)
+
+
+def _nodes_with_open_offline_alarm() -> Any:
+    return select(alarms.c.node).where(alarms.c.kind == "node.offline", alarms.c.state != "resolved")
 
 
 def _cost(msg: Incoming) -> int:
