@@ -227,6 +227,8 @@ class NodeAgent:
                 self.role.emit("node.fault", {"fault": "event_rejected", "event_id": item.id,
                                               "reason": item.reason[:200]})
         self.role.on_receipt(receipt.ids)
+        if self.updater is not None:
+            self.updater.on_receipt(receipt.ids + [item.id for item in receipt.rejected])
         self.wake()
 
     # --- tasks -------------------------------------------------------------------------------

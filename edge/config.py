@@ -7,6 +7,7 @@ what an installer copies is always valid.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -17,6 +18,26 @@ from edge.errors import ConfigError
 from edge.protocol import NODE_ID_PATTERN
 from edge.vision.config import VisionSettings
 from edge.yamlconfig import load_yaml_model, load_yaml_text
+
+# A secret's name: an environment variable or a file directly in $CREDENTIALS_DIRECTORY, never a path
+SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]*$"
+_SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
+
+# Where a node connects and where its secrets come from: set on site by the installer's bundle
+# (/etc/pingan/node.yaml), never by a pushed config.update (design.md, "Remote config never moves a
+# node"): a push that could name another broker and the key's variable as its password would hand
+# the node's command-signing key to whoever runs that broker.
+SITE_FIELDS: tuple[str, ...] = (
+    "mqtt.url", "mqtt.username", "mqtt.password_env", "mqtt.ca_file", "mqtt.client_cert",
+    "mqtt.client_key_env", "key_env", "door.block_key_env", "data_dir",
+)
+
+
+def _secret_name(value: str) -> str:
+    if not _SECRET_NAME.match(value):
+        raise ValueError("a secret's name is an environment variable or credential name matching "
+                         f"{SECRET_NAME_PATTERN} (e.g. PINGAN_NODE_KEY), never a path")
+    return value
 
 
 class _Section(BaseModel):
@@ -49,6 +70,11 @@ class MqttSettings(_Section):
         "Env variable or credential file with the client certificate's private key (PEM)"))
     keepalive_s: int = Field(default=15, ge=5, le=300, description="MQTT keepalive in seconds")
     protocol: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
+
+    @field_validator("password_env", "client_key_env")
+    @classmethod
+    def _secret_names(cls, v: str) -> str:
+        return _secret_name(v)
 
     @field_validator("url")
     @classmethod
@@ -149,6 +175,11 @@ class DoorSettings(_Section):
         "Env variable or credential file with the block key that encrypts fingerprint templates "
         "synced between the block's doors (the hub never holds it in clear)"))
 
+    @field_validator("block_key_env")
+    @classmethod
+    def _secret_names(cls, v: str) -> str:
+        return _secret_name(v)
+
     @property
     def pins(self) -> dict[str, int]:
         return {"door.lock_relay": self.lock_relay, "door.door_contact": self.door_contact,
@@ -241,6 +272,11 @@ class NodeConfig(_Section):
     updates: UpdateSettings = Field(default_factory=UpdateSettings,
                                     description="Trying a config pushed by the hub (config.update)")
 
+    @field_validator("key_env")
+    @classmethod
+    def _secret_names(cls, v: str) -> str:
+        return _secret_name(v)
+
     @model_validator(mode="after")
     def _kind_sections(self) -> NodeConfig:
         if self.node.kind == "rental_door":
@@ -294,7 +330,13 @@ class NodeConfig(_Section):
         return self.sim.control_socket or sim_socket_path(self.node.id)
 
     def secret(self, name: str) -> str | None:
-        """A secret from the environment or systemd's $CREDENTIALS_DIRECTORY, never the YAML."""
+        """A secret from the environment or systemd's $CREDENTIALS_DIRECTORY, never the YAML.
+
+        The name is checked here again, not only in the model: joined onto the credentials folder
+        unchecked, ``../../etc/hostname`` would read any file into the MQTT password."""
+        if not _SECRET_NAME.match(name):
+            raise ConfigError(f"secret name {name!r} is not an environment variable or credential name "
+                              f"({SECRET_NAME_PATTERN}): refusing to read it")
         if os.environ.get(name):
             return os.environ[name]
         cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -315,6 +357,53 @@ class NodeConfig(_Section):
             return None
         value = self.secret(self.door.block_key_env)
         return value.encode() if value else None
+
+    def site_value(self, field: str) -> object:
+        """The value of one of :data:`SITE_FIELDS` (``None`` where its section is absent)."""
+        obj: object = self
+        for part in field.split("."):
+            obj = getattr(obj, part, None) if obj is not None else None
+        return obj
+
+    def site_fields_set(self) -> list[str]:
+        """Which of :data:`SITE_FIELDS` this config's file names (a pushed config may name none)."""
+        named = []
+        for field in SITE_FIELDS:
+            section, _, name = field.rpartition(".")
+            owner = getattr(self, section, None) if section else self
+            if owner is not None and name in owner.model_fields_set:
+                named.append(field)
+        return named
+
+    def with_site_fields_of(self, site: NodeConfig) -> NodeConfig:
+        """This (pushed) config with every site field taken from ``site``, the installer's file."""
+        mqtt = self.mqtt.model_copy(update={f.split(".")[1]: site.site_value(f)
+                                            for f in SITE_FIELDS if f.startswith("mqtt.")})
+        update: dict[str, object] = {"mqtt": mqtt, "key_env": site.key_env, "data_dir": site.data_dir}
+        if self.door is not None and site.door is not None:
+            update["door"] = self.door.model_copy(update={"block_key_env": site.door.block_key_env})
+        return self.model_copy(update=update)
+
+
+def site_field_changes(site: NodeConfig, pushed: NodeConfig) -> list[str]:
+    """The site fields a pushed config names with a value other than the installer's."""
+    return [f"{f} cannot be changed remotely ({site.site_value(f)!s} -> {pushed.site_value(f)!s})"
+            for f in pushed.site_fields_set() if _same(site.site_value(f)) != _same(pushed.site_value(f))]
+
+
+def _same(value: object) -> object:
+    return Path(value).resolve() if isinstance(value, Path) else value
+
+
+def pushed_config_from_text(text: str, site: NodeConfig, source: str = "config.update") -> NodeConfig:
+    """A config pushed by the hub, as the node runs it: valid on its own, naming no site field with
+    another value than the installer's, and with every site field taken from the installer's file."""
+    pushed = node_config_from_text(text, source)
+    changes = site_field_changes(site, pushed)
+    if changes:
+        raise ConfigError(f"{source}: " + "; ".join(changes) + " (where a node connects and where its secrets "
+                          "come from are set on site: pingan-edge install with a new bundle)")
+    return pushed.with_site_fields_of(site)
 
 
 def sim_socket_path(node_id: str) -> Path:

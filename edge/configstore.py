@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.config import NodeConfig, node_config_from_text
+from edge.config import NodeConfig, pushed_config_from_text, site_field_changes
 from edge.errors import ConfigError
 from edge.yamlconfig import atomic_write
 
@@ -39,14 +39,17 @@ def sha256_text(text: str) -> str:
 
 
 def update_refusals(current: NodeConfig, new: NodeConfig) -> list[str]:
-    """What a pushed config may not change remotely (the hub checks the first two as well)."""
+    """What a pushed config may not change remotely (the hub checks the first two as well).
+
+    ``new`` comes from :func:`edge.config.pushed_config_from_text`, which has already refused any
+    change of where the node connects or where its secrets come from and taken those from the
+    installer's file; the checks on them below are the last line if that ever changed."""
     reasons = []
     if new.node.id != current.node.id:
         reasons.append(f"node.id is {new.node.id!r}, this node is {current.node.id!r}")
     if new.node.kind != current.node.kind:
         reasons.append(f"node.kind cannot change remotely ({current.node.kind} -> {new.node.kind})")
-    if new.data_dir.resolve() != current.data_dir.resolve():
-        reasons.append("data_dir cannot change remotely (the outbox and this update's state live there)")
+    reasons += site_field_changes(current, new)
     if current.signing_key() is not None and new.signing_key() is None:
         reasons.append(f"no command-signing key in ${new.key_env}: the node could never be commanded again")
     for name, path in (("mqtt.ca_file", new.mqtt.ca_file), ("mqtt.client_cert", new.mqtt.client_cert)):
@@ -131,7 +134,7 @@ class ConfigStore:
         self._write_state(state)  # counted before trying: a crash during this start still counts
         text = self.pending.read_text(encoding="utf-8", errors="replace")
         try:
-            pending = node_config_from_text(text, str(self.pending))
+            pending = pushed_config_from_text(text, base, str(self.pending))
             refusals = update_refusals(confirmed, pending)
             if refusals:
                 raise ConfigError("; ".join(refusals))
@@ -173,7 +176,7 @@ class ConfigStore:
             log.error("%s does not match its record: using %s", self.confirmed, self.base_path)
             return base
         try:
-            cfg = node_config_from_text(text, str(self.confirmed))
+            cfg = pushed_config_from_text(text, base, str(self.confirmed))
         except ConfigError as exc:
             log.error("the confirmed config no longer loads (%s): using %s", exc, self.base_path)
             return base

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.config import load_node_config, node_config_from_text
+from edge.config import load_node_config, pushed_config_from_text
 from edge.configstore import MAX_CONFIG_BYTES, Boot, ConfigStore, update_refusals
 from edge.errors import ConfigError
 from edge.link.commands import CommandRefused
@@ -44,6 +44,10 @@ class ConfigUpdater:
         self.store = store
         self.boot = boot
         self.staged: str | None = None  # command id of a config accepted in this run (restart pending)
+        # A trial start's config.trial event, and whether our hub's receipt for it came back: a broker
+        # that takes the node's publishes (PUBACK) but drops them (an ACL) must not pass a trial.
+        self.trial_event: str | None = None
+        self.trial_receipted = False
 
     @staticmethod
     def wants(payload: bytes) -> bool:
@@ -82,7 +86,7 @@ class ConfigUpdater:
         if len(text.encode()) > MAX_CONFIG_BYTES:
             return refuse(f"the config is larger than {MAX_CONFIG_BYTES} bytes")
         try:
-            new = node_config_from_text(text, "config.update")
+            new = pushed_config_from_text(text, self.agent.cfg)
         except ConfigError as exc:
             return refuse(str(exc))
         reasons = update_refusals(self.agent.cfg, new)
@@ -114,6 +118,9 @@ class ConfigUpdater:
         if trial is None:
             return
         upd = self.agent.cfg.updates
+        event = self.agent.role.emit("config.trial", {"command_id": trial.command_id, "boots": trial.boots,
+                                                      "sha256": trial.sha256})
+        self.trial_event = str(event.id)
         started = time.monotonic()
         healthy_since: float | None = None
         while True:
@@ -147,7 +154,15 @@ class ConfigUpdater:
             return "connected, but the hub's status never arrived (subscriptions refused?)"
         if now - agent._last_tick > 2:
             return "the node's loop stalled"
+        if self.trial_event is not None and not self.trial_receipted:
+            return ("connected, but no end-to-end receipt from the hub for this start's config.trial event "
+                    "(the broker takes the node's messages but they do not reach the hub: its ACL?)")
         return None
+
+    def on_receipt(self, ids: list[str]) -> None:
+        """Event ids the hub stored or refused: either way our hub has heard this node."""
+        if self.trial_event is not None and self.trial_event in ids:
+            self.trial_receipted = True
 
 
 async def run_agent(boot: Boot, store: ConfigStore) -> str | None:

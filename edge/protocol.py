@@ -178,6 +178,8 @@ EVENT_KINDS: dict[str, Priority] = {
     # config.update's outcome, after the node restarted with it: data.command_id, data.sha256, data.boots
     "config.applied": Priority.AUDIT,
     "config.rolled_back": Priority.AUDIT,  # data.command_id, data.reason, data.boots
+    # a start on a pushed config: its receipt from the hub is what confirms the trial can reach the hub
+    "config.trial": Priority.AUDIT,  # data.command_id, data.boots, data.sha256
     "detection.person": Priority.DETECTION,
     "detection.vehicle": Priority.DETECTION,
     "detection.loitering": Priority.DETECTION,

@@ -5,7 +5,10 @@ is sent, so a typo is a 422 naming the field and its YAML line, and never reache
 travels is the YAML text itself (comments kept), signed like every command; it carries no
 secrets: NodeConfig has no secret fields, only the *names* of the environment variables or
 credential files (``mqtt.password_env``, ``key_env``, ``door.block_key_env``) that hold the
-secrets installed from the node's bundle.
+secrets installed from the node's bundle. Those names, and where the node connects (broker URL,
+username, CA and certificate files), are site fields (``edge.config.SITE_FIELDS``): a push may not
+name them at all, whoever sends it; the node takes them from its installer's file and refuses a
+push that names them with other values (the last line, if a hub ever let one through).
 
 An update's state is read from what the node said, nothing is guessed: the command row (sent,
 and the node's reply: ``refused`` with its reason, or ``accepted``), then the node's
@@ -73,6 +76,12 @@ def validate_for(node: str, kind: str | None, text: str) -> NodeConfig:
     if kind is not None and cfg.node.kind != kind:
         problems.append({"loc": ["node", "kind"], "line": _line(tree, "node", "kind"), "type": "value_error",
                          "msg": f"node.kind is {cfg.node.kind!r} but {node} is registered as {kind!r}"})
+    for field in cfg.site_fields_set():
+        loc = field.split(".")
+        problems.append({"loc": loc, "line": _line(tree, *loc), "type": "value_error",
+                         "msg": f"{field} is set on site and cannot be pushed: remove it (where a node connects "
+                                "and where its secrets come from change only with pingan-edge install and a "
+                                "new bundle)"})
     for loc, value in _strings(yaml.safe_load(text)):
         if "://" in value and _has_password(value):
             problems.append({"loc": loc, "line": _line(tree, *loc), "type": "value_error",

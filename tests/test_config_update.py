@@ -7,6 +7,9 @@ and never sends it; only installers and admins may push."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ import yaml
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.config import SITE_FIELDS
 from edge.protocol import Command, Topics
 from hub.app import create_app
 from hub.broker import Broker, free_port
@@ -30,12 +34,19 @@ FAST_TRIAL = {"trial_s": 4, "settle_s": 1, "max_boots": 2}
 
 
 def _yaml_with(proc, **changes) -> str:
+    """The node's config with ``changes``, as an installer pushes it: without the site fields."""
     cfg = yaml.safe_load(proc.config_path.read_text())
     for section, values in changes.items():
         if isinstance(values, dict):
             cfg.setdefault(section, {}).update(values)
         else:
             cfg[section] = values
+    for field in SITE_FIELDS:
+        section, _, name = field.rpartition(".")
+        owner = cfg.get(section, {}) if section else cfg
+        owner.pop(name, None)
+    if cfg.get("mqtt") == {}:
+        del cfg["mqtt"]
     return yaml.safe_dump(cfg)
 
 
@@ -94,27 +105,82 @@ def test_good_update_is_applied_confirmed_and_kept(broker: Broker, hub_factory, 
     assert kinds.count("config.applied") == 1 and "config.rolled_back" not in kinds
 
 
-def test_unreachable_broker_rolls_back_even_through_a_crash(broker: Broker, hub_factory, node_factory) -> None:
+def _spy(broker: Broker, topic: str) -> tuple[mqtt.Client, list[bytes]]:
+    got: list[bytes] = []
+    spy = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"spy-{time.monotonic_ns()}", protocol=mqtt.MQTTv311)
+    spy.on_message = lambda c, u, m: got.append(m.payload)
+    subscribed = []
+    spy.on_subscribe = lambda *a: subscribed.append(True)
+    spy.connect("127.0.0.1", broker.port)
+    spy.loop_start()
+    spy.subscribe(topic, qos=1)
+    wait_for(lambda: subscribed, 5, 0.02, "the spy's SUBACK")
+    return spy, got
+
+
+def test_a_trial_that_never_reaches_the_hub_rolls_back_even_through_a_crash(
+        broker: Broker, hub_factory, node_factory) -> None:
+    """The broker takes the node's messages (PUBACK) but the hub never stores them: the trial must fail.
+
+    The hub is frozen (SIGSTOP) once the command is at the broker, so the node tries its new config
+    against a broker that acknowledges everything while nothing reaches our hub: the old trial
+    (connected + the hub's retained status seen) confirmed that; the end-to-end receipt does not."""
     hub = hub_factory(broker.url)
     node = node_factory("pole-c2", broker.url, hub.register("pole-c2"), updates=FAST_TRIAL)
     _online(hub, "pole-c2")
-    closed = free_port()  # valid config, wrong for this place: nothing listens there
-    bad = _yaml_with(node, mqtt={"url": f"mqtt://127.0.0.1:{closed}"}, node={"place": "Should not stick"})
-    r = hub.post("/api/nodes/pole-c2/config", {"yaml": bad})
-    assert r.status_code == 202, r.text
-    cid = r.json()["command_id"]
-    _wait_state(hub, "pole-c2", cid, ("accepted", "applied", "rolled_back"), timeout=15)
-    wait_for(lambda: "trying the pending config" in node.output(), 15, 0.1, "the first trial start")
-    node.kill()  # a crash in the middle of a trial start (power cut, OOM): systemd starts it again
-    node.start()
+    spy, seen = _spy(broker, Topics.commands("pole-c2"))
+    try:
+        r = hub.post("/api/nodes/pole-c2/config", {"yaml": _yaml_with(node, node={"place": "Should not stick"})})
+        assert r.status_code == 202, r.text
+        cid = r.json()["command_id"]
+        wait_for(lambda: any(cid.encode() in p for p in seen), 10, 0.01, "the command at the broker")
+        os.kill(hub.proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: "trying the pending config" in node.output(), 15, 0.05, "the first trial start")
+            node.kill()  # a crash in the middle of a trial start (power cut, OOM): systemd starts it again
+            node.start()
+            wait_for(lambda: "rolling back" in node.output(), 40, 0.2, "the node's own rollback")
+        finally:
+            os.kill(hub.proc.pid, signal.SIGCONT)
+    finally:
+        spy.disconnect()
+        spy.loop_stop()
     done = _wait_state(hub, "pole-c2", cid, ("applied", "rolled_back"), timeout=60)
     assert done["state"] == "rolled_back", done
-    assert "could not connect to the broker" in done["reason"] and str(closed) in done["reason"]
+    assert "no end-to-end receipt from the hub" in done["reason"], done
     assert done["boots"] == 3  # two starts tried (the killed one counts), the third went back
     assert node.alive()
     _online(hub, "pole-c2")
     assert _press_place(hub, node) == "Test street"  # back on the last confirmed config
     assert not (node.data_dir / "config" / "pending.yaml").exists()
+
+
+def test_the_node_refuses_a_signed_push_that_moves_it(broker: Broker, hub_factory, node_factory) -> None:
+    """The red team's attack, past the hub: a correctly signed config.update naming another broker and
+    the signing key's variable as the MQTT password. The node is the last line: it refuses."""
+    hub = hub_factory(broker.url)
+    key = hub.register("pole-c6")
+    node = node_factory("pole-c6", broker.url, key, updates=FAST_TRIAL)
+    _online(hub, "pole-c6")
+    spy, replies = _spy(broker, Topics.replies("pole-c6"))
+    try:
+        cfg = yaml.safe_load(node.config_path.read_text())
+        cfg["mqtt"] = {"url": "mqtt://127.0.0.1:1", "password_env": "PINGAN_NODE_KEY"}
+        theft = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
+        cfg["mqtt"] = {"url": broker.url, "password_env": "../../../etc/hostname"}
+        traversal = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
+        for cmd in (theft, traversal):
+            spy.publish(Topics.commands("pole-c6"), cmd.to_bytes(), qos=1).wait_for_publish(5)
+        wait_for(lambda: len(replies) >= 2, message="the node's two replies")
+    finally:
+        spy.disconnect()
+        spy.loop_stop()
+    theft_reply, traversal_reply = (json.loads(p) for p in replies)
+    assert theft_reply["ok"] is False and "mqtt.url cannot be changed remotely" in theft_reply["detail"]
+    assert "mqtt.password_env cannot be changed remotely" in theft_reply["detail"]
+    assert traversal_reply["ok"] is False and "password_env" in traversal_reply["detail"]
+    assert not (node.data_dir / "config" / "pending.yaml").exists()
+    assert "restarting" not in node.output()
 
 
 def test_a_pin_that_cannot_be_opened_rolls_back(tmp_path: Path, broker: Broker, hub_factory, node_factory) -> None:
@@ -148,7 +214,7 @@ def test_forged_config_update_is_refused_by_the_node(broker: Broker, hub_factory
     spy.loop_start()
     try:
         spy.subscribe(Topics.replies("pole-c4"), qos=1)
-        text = _yaml_with(node, mqtt={"url": "mqtt://127.0.0.1:1"})
+        text = _yaml_with(node, heartbeat_s=3)
         forged = Command.make("pole-c4", "config.update", {"yaml": text}).signed(b"not-the-node-key")
         unsigned = Command.make("pole-c4", "config.update", {"yaml": text})
         time.sleep(0.3)
