@@ -3,7 +3,8 @@
 For each of N good updates (the place name changes) it times, from the POST to the hub:
 the node's "accepted" reply, the node back with the new config (its config.applied event, minus
 the ``updates.settle_s`` the node waits on purpose before confirming), and config.applied at the hub.
-Then one update the node cannot come up with (a broker port nobody listens on) is timed to
+Then one update the node cannot come up with (a button on GPIO2, whose fixed pull-up gpiozero
+refuses) is timed to
 config.rolled_back: by design about max_boots × trial_s plus the restarts. Figures printed; the
 only target is that every update ends in the expected state.
 
@@ -23,7 +24,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.broker import Broker, free_port  # noqa: E402
+from edge.config import SITE_FIELDS  # noqa: E402
+from hub.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, NodeProc, wait_for  # noqa: E402
 
 
@@ -38,6 +40,10 @@ def push(hub: HubProc, proc: NodeProc, final: str, **changes: dict) -> tuple[flo
     cfg = yaml.safe_load(proc.config_path.read_text())
     for section, values in changes.items():
         cfg.setdefault(section, {}).update(values)
+    for field in SITE_FIELDS:  # set on site, never pushed (the hub refuses them)
+        section, _, name = field.rpartition(".")
+        (cfg.get(section, {}) if section else cfg).pop(name, None)
+    cfg = {k: v for k, v in cfg.items() if v != {}}
     t0 = time.perf_counter()
     r = hub.post(f"/api/nodes/{proc.node}/config", {"yaml": yaml.safe_dump(cfg)})
     if r.status_code != 202:
@@ -80,8 +86,7 @@ def main() -> None:
             applied.append(done)
             came_up.append(done - args.settle_s)
             print(f"  update {i + 1}/{args.updates}: applied in {done:.2f} s", flush=True)
-        closed = free_port()
-        acc, rolled, u = push(hub, node, "rolled_back", mqtt={"url": f"mqtt://127.0.0.1:{closed}"})
+        acc, rolled, u = push(hub, node, "rolled_back", pins={"alarm_button": 2, "button_pull_up": False})
     finally:
         if node is not None:
             node.stop()
@@ -97,7 +102,7 @@ def main() -> None:
     print(f"  POST -> node up with the new config  median {s(statistics.median(came_up))}  max {s(max(came_up))}"
           "   (applied minus settle_s)")
     print(f"  POST -> config.applied at the hub    median {s(statistics.median(applied))}  max {s(max(applied))}")
-    print(f"  POST -> config.rolled_back (bad port) {s(rolled)}   boots {u.get('boots')}: {u.get('reason')}")
+    print(f"  POST -> config.rolled_back (bad pin)  {s(rolled)}   boots {u.get('boots')}: {u.get('reason')}")
     print("  every update ended as expected: MET")
 
 
