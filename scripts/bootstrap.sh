@@ -12,7 +12,7 @@ fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "[bootstrap] installing pingan and its dependencies into .venv (first run takes a minute)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[hub,dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[pole,door,hub,postgres,demo,dev]'
   touch "$stamp"
 fi
 # Debian packages: mosquitto (broker), postgresql (tests), chromium + CJK fonts (the console's browser test).
