@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import psutil
 import websockets
 
@@ -36,8 +37,8 @@ async def watch_alarms(hub: HubProc, until: float, arrivals: dict[str, float]) -
     """Like the console: reconnect with ?since=<cursor> when the hub drops a slow client."""
     cursor: int | None = None
     while time.time() < until:
-        url = hub.ws_url() if cursor is None else hub.ws_url(f"/api/live?since={cursor}")
-        try:
+        try:  # a fresh single-use ticket per connection (asked off the loop: the loop is busy here)
+            url = await asyncio.to_thread(hub.ws_url, "/api/live" if cursor is None else f"/api/live?since={cursor}")
             async with websockets.connect(url, max_size=None) as ws:
                 while time.time() < until:
                     try:
@@ -50,7 +51,7 @@ async def watch_alarms(hub: HubProc, until: float, arrivals: dict[str, float]) -
                     if msg.get("type") == "event" and msg["event"]["kind"] == "alarm.pressed":
                         made = datetime.fromisoformat(msg["event"]["ts"]).timestamp()
                         arrivals.setdefault(msg["event"]["id"], time.time() - made)
-        except (websockets.ConnectionClosed, OSError):
+        except (websockets.ConnectionClosed, OSError, httpx.HTTPError):
             await asyncio.sleep(0.5)
 
 

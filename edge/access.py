@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from edge.securefs import private_sqlite
+
 Verdict = Literal["ok", "unknown", "not_yet_valid", "expired"]
 
 
@@ -66,7 +68,7 @@ def _dt(ts: float | None) -> datetime | None:
 
 class AccessList:
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(private_sqlite(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS access (slot INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, "

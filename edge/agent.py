@@ -28,6 +28,7 @@ from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
 from edge.roles.door import Door
 from edge.sdnotify import notify, watchdog_interval_s
+from edge.securefs import private_dir
 from edge.sim.control import ControlServer
 from edge.sim.reader import ReaderSimulator
 
@@ -46,7 +47,7 @@ class NodeAgent:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.data_dir)  # 0700: outbox, access list and nonces are 0600 inside (edge/securefs.py)
         self.outbox = Outbox(cfg.data_dir / "outbox.db", cfg.outbox.max_bytes, cfg.outbox.reserve_bytes)
         self.guard = CommandGuard(cfg.node.id, cfg.signing_key(), cfg.data_dir / "nonces.db", self.clock)
         if self.guard.key is None:

@@ -90,7 +90,8 @@ class ConfigStore:
     # --- state file ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())
+            state: dict[str, Any] = json.loads(self.state_path.read_text())
+            return state
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:

@@ -53,7 +53,7 @@ class ConfigUpdater:
     def wants(payload: bytes) -> bool:
         """Is this a config.update? (cheap peek; the guard checks everything else)"""
         try:
-            return json.loads(payload).get("name") == "config.update"
+            return bool(json.loads(payload).get("name") == "config.update")
         except (ValueError, AttributeError):
             return False
 

@@ -259,6 +259,7 @@ class Heartbeat(_Payload):
     outbox_depth: int = Field(ge=0)
     outbox_bytes: int | None = Field(default=None, ge=0)
     evicted: int | None = Field(default=None, ge=0)
+    dropped: int | None = Field(default=None, ge=0)  # alarms the outbox could not keep and sent from memory
     cpu_temp_c: float | None = None
     fps: float | None = None
     disk_free_bytes: int | None = None

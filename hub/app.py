@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from edge.securefs import private_dir
 from hub import __version__, metrics
 from hub.api.doors import router as doors_router
 from hub.api.nodeconfig import router as nodeconfig_router
@@ -40,7 +43,7 @@ class HubState:
 
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)  # 0700: database, keys and state (edge/securefs.py)
         self.engine = make_engine(settings.db_url)
         init_db(self.engine)
         self.live = LiveHub()
@@ -131,6 +134,9 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
     app.include_router(liveview_router)
     setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
+    if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
     state.escalator.active = state.cluster.is_leader  # replicas: one escalates
 
     @app.exception_handler(NotFound)
@@ -142,6 +148,54 @@ def create_app(settings: HubSettings) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     return app
+
+
+class SecurityHeaders:
+    """CSP, nosniff, no framing and no referrer to other sites on every HTTP answer (pure ASGI).
+
+    The console (hub/web) has no inline script, style or event-handler attribute: scripts, styles and
+    snapshots come from the hub itself, the live view's video arrives as a WebRTC ``srcObject`` (no
+    media URL) and its signalling and ``/api/live`` over fetch and the WebSocket of the same host.
+    ``Referrer-Policy: same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
+    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth.py) refuses those.
+    FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
+    only the framing and plugin limits."""
+
+    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+           "font-src 'self'; connect-src 'self'{ws}; object-src 'none'; base-uri 'none'; form-action 'self'; "
+           "frame-ancestors 'none'")
+    DOCS_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+    HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+    FIXED = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+             (b"referrer-policy", b"same-origin"))
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def _csp(self, scope: dict[str, Any]) -> bytes:
+        if scope["path"] in self.DOCS_PATHS:
+            return self.DOCS_CSP.encode()
+        host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
+        # 'self' covers ws(s) of the page's own host in CSP3 browsers; named as well for older ones
+        ws = f" ws://{host} wss://{host}" if self.HOST.fullmatch(host) else ""
+        return self.CSP.format(ws=ws).encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = self._csp(scope)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in ((b"content-security-policy", csp), *self.FIXED) if k not in have]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def _resend_loop(state: HubState) -> None:

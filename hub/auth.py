@@ -7,10 +7,33 @@ router (``app.include_router``, ``app.add_route``, a mount) is protected without
 * a route's roles come from :func:`requires` on its endpoint; without it, reads (GET/HEAD and
   WebSockets) are open to every staff role and changes (POST/PUT/PATCH/DELETE) to admins only;
 * a change made with the browser's cookie must come from our own origin (Origin header);
+* a WebSocket authenticates with the cookie, an Authorization header or a single-use ``?ticket=``
+  (``POST /api/live/ticket``), never ``?token=``: a URL lands in proxies' access logs;
 * ``/metrics`` takes ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` and nothing else.
 
 Sessions are random tokens (only their SHA-256 is stored), sliding: each use pushes the expiry
 ``session_ttl_s`` further, so an open console stays logged in through the night shift.
+
+Login limits (design.md "Login"; they hold under concurrency, across replicas and restarts):
+
+* **Failures live in the database** (``login_failures``, one row per failure). An attempt is
+  counted *before* its password is hashed: one write transaction (SQLite's BEGIN IMMEDIATE, a
+  PostgreSQL advisory lock on the IP) counts the recent failures and inserts the attempt's row;
+  a correct password deletes that (username, IP)'s rows again. So 30 concurrent guesses let at
+  most ``max_failures`` reach the hasher, on one replica or many, before and after a restart.
+  Callers already over a limit are refused (429) by a read, without the write lock.
+* **Two limits**: ``max_failures`` per (username, IP) and ``max_ip_failures`` per IP whatever the
+  username (random usernames from one address hit it). Rows older than the window are purged by
+  every new attempt, so the table holds at most ``max_ip_failures`` rows per address per window.
+* **Audit, throttled**: a failure is audited (``login.failed``) only when it is the first from its
+  IP in the window; a failure that makes a (username, IP) or the IP reach its limit is audited as
+  ``login.limited``. At most ``1 + max_ip_failures / max_failures + 1`` rows per IP per window, not
+  one per guess; the rows in ``login_failures`` hold the rest until the window ends.
+* **Hashing is bounded**: argon2 takes ~64 MiB per hash, so at most ``hash_concurrency`` hashes
+  (verify, rehash, new password) run at once; the login route admits at most ``hash_concurrency +
+  hash_queue`` logins in flight and answers 503 with Retry-After at once beyond that, without a
+  thread. An unknown username is verified against a dummy hash of the same cost through the same
+  gate: it takes as long as a known one, and no more memory.
 """
 
 from __future__ import annotations
@@ -20,8 +43,9 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections import deque
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
@@ -32,12 +56,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Boolean, Column, Index, String, Table, Text, delete, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Boolean, Column, Index, String, Table, Text, delete, func, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
 from hub.errors import HubError
-from hub.store import UTCDateTime, add_audit, metadata, now_utc
+from hub.store import BigSeq, UTCDateTime, add_audit, metadata, now_utc
 
 ROLES = ("operator", "installer", "admin")
 ALL_STAFF = frozenset(ROLES)
@@ -49,6 +74,7 @@ PUBLIC_PREFIXES = ("/static/",)
 METRICS_PATH = "/metrics"
 COOKIE = "pingan_session"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+LIVE_TICKET_TTL_S = 30  # a /api/live ticket: single use, this long (Auth.new_ticket)
 
 users = Table(
     "users", metadata,
@@ -68,6 +94,16 @@ sessions = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("ip", String(64)),
     Index("sessions_username", "username"),
+)
+
+login_failures = Table(
+    "login_failures", metadata,  # one row per failed (or in-flight) login, purged after the window
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),  # lower-cased, as typed (may be no user)
+    Column("ip", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("login_failures_ip_at", "ip", "at"),
+    Index("login_failures_at", "at"),
 )
 
 
@@ -92,29 +128,76 @@ def requires(*roles: str) -> Callable[[Any], Any]:
 class User:
     username: str
     role: str
-    via: str = "token"  # "token" (Authorization header or ?token=) or "cookie"
+    via: str = "token"  # "token" (Authorization header), "cookie", or "ticket" (a WebSocket's ?ticket=)
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _ticket_digest(ticket: str) -> str:
+    """A live ticket's key in ``sessions``: hashed apart from session tokens, so neither passes for the other."""
+    return hashlib.sha256(b"pingan-live-ticket:" + ticket.encode()).hexdigest()
+
+
+class LoginBusy(HTTPException):
+    """Too many logins in flight: 503 with Retry-After, answered at once."""
+
+    DETAIL = "too many logins at once; try again in a moment"
+
+    def __init__(self) -> None:
+        super().__init__(503, self.DETAIL, headers={"Retry-After": "1"})
+
+
 class Auth:
-    """Users, sessions and the login rate limit. ``clock`` is injectable for tests."""
+    """Users, sessions and the login limits (see the module's docstring). ``clock`` is injectable for tests."""
 
     def __init__(self, engine: Engine, *, session_ttl_s: float = 12 * 3600, max_failures: int = 5,
-                 window_s: float = 300, metrics_token: str | None = None,
+                 window_s: float = 300, max_ip_failures: int = 20, hash_concurrency: int = 1,
+                 hash_queue: int = 8, metrics_token: str | None = None,
                  clock: Callable[[], datetime] = now_utc) -> None:
         self.engine = engine
         self.session_ttl = timedelta(seconds=session_ttl_s)
         self.max_failures = max_failures
+        self.max_ip_failures = max(max_ip_failures, max_failures)
         self.window = timedelta(seconds=window_s)
         self.metrics_token = metrics_token
         self.clock = clock
         self.hasher = PasswordHasher()
-        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
-        self._failures: dict[tuple[str, str], deque[datetime]] = {}
-        metadata.create_all(engine, tables=[users, sessions])
+        self._hashing = threading.BoundedSemaphore(hash_concurrency)  # argon2: ~64 MiB each
+        self._admit_limit = hash_concurrency + hash_queue
+        self._admitted = 0
+        self._admit_lock = threading.Lock()
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))  # same cost as a user's hash
+        metadata.create_all(engine, tables=[users, sessions, login_failures])
+
+    def busy(self) -> bool:
+        """Whether a login now would get 503 (the middleware's fast path; :meth:`admit` decides)."""
+        return self._admitted >= self._admit_limit
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """One login in flight, or :class:`LoginBusy` at once when ``hash_concurrency + hash_queue`` are."""
+        with self._admit_lock:
+            if self._admitted >= self._admit_limit:
+                raise LoginBusy()
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._admit_lock:
+                self._admitted -= 1
+
+    def _hash(self, password: str) -> str:
+        with self._hashing:
+            return self.hasher.hash(password)
+
+    def _verify(self, pw_hash: str, password: str) -> bool:
+        with self._hashing:
+            try:
+                return self.hasher.verify(pw_hash, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
 
     # --- users ---------------------------------------------------------------------------------
     def add_user(self, username: str, password: str, role: str, *, actor: str = "cli", replace: bool = False) -> None:
@@ -126,7 +209,7 @@ class Auth:
             raise AuthError(f"role must be one of {', '.join(ROLES)}")
         if len(password) < 8:
             raise AuthError("the password must have at least 8 characters")
-        pw_hash = self.hasher.hash(password)
+        pw_hash = self._hash(password)
         with self.engine.begin() as conn:
             exists = conn.execute(select(users.c.username).where(users.c.username == username)).first()
             if exists and not replace:
@@ -155,41 +238,72 @@ class Auth:
                     for r in conn.execute(select(users).order_by(users.c.username))]
 
     # --- login ---------------------------------------------------------------------------------
-    def _recent_failures(self, key: tuple[str, str]) -> deque[datetime]:
-        q = self._failures.setdefault(key, deque())
-        cutoff = self.clock() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
+    def _counts(self, conn: Connection, user_key: str, ip: str, cutoff: datetime) -> tuple[int, int, datetime | None]:
+        """Failures in the window: for (user_key, ip), for ip, and when the oldest one that limits ends."""
+        recent = (login_failures.c.ip == ip) & (login_failures.c.at >= cutoff)
+        n_ip, first_ip = conn.execute(select(func.count(), func.min(login_failures.c.at)).where(recent)).one()
+        n_user, first_user = conn.execute(select(func.count(), func.min(login_failures.c.at))
+                                          .where(recent & (login_failures.c.username == user_key))).one()
+        if n_user >= self.max_failures:
+            return n_user, n_ip, first_user
+        return n_user, n_ip, first_ip
+
+    def _refuse_if_limited(self, n_user: int, n_ip: int, oldest: datetime | None) -> None:
+        if n_user >= self.max_failures or n_ip >= self.max_ip_failures:
+            retry = int(((oldest or self.clock()) + self.window - self.clock()).total_seconds()) + 1
+            raise HTTPException(429, "too many failed logins; try again later",
+                                headers={"Retry-After": str(max(retry, 1))})
+
+    def _reserve(self, user_key: str, ip: str) -> tuple[int, int]:
+        """Count this attempt as a failure before hashing (429 when over a limit); the counts before it."""
+        now = self.clock()
+        cutoff = now - self.window
+        with self.engine.connect() as conn:  # over the limit already (a flood): refused by a read
+            self._refuse_if_limited(*self._counts(conn, user_key, ip, cutoff))
+        with self.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE serialises the count and the insert
+            if conn.dialect.name == "postgresql":  # replicas: one reservation per IP at a time
+                key = int.from_bytes(hashlib.sha256(f"pingan-login:{ip}".encode()).digest()[:8], "big", signed=True)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            conn.execute(delete(login_failures).where(login_failures.c.at < cutoff))
+            n_user, n_ip, oldest = self._counts(conn, user_key, ip, cutoff)
+            self._refuse_if_limited(n_user, n_ip, oldest)
+            conn.execute(login_failures.insert().values(username=user_key, ip=ip, at=now))
+        return n_user, n_ip
+
+    def _audit_failure(self, username: str, ip: str, n_user: int, n_ip: int) -> None:
+        """Throttled: the IP's first failure in the window, and the failure that reaches a limit."""
+        if n_user + 1 >= self.max_failures or n_ip + 1 >= self.max_ip_failures:
+            action = "login.limited"
+        elif n_ip == 0:
+            action = "login.failed"
+        else:
+            return
+        with self.engine.begin() as conn:
+            add_audit(conn, username[:64] or "-", action, ip,
+                      {"failures": n_user + 1, "ip_failures": n_ip + 1,
+                       "window_s": int(self.window.total_seconds())})
 
     def login(self, username: str, password: str, ip: str) -> tuple[str, User]:
         """A new session token, or HTTPException 401 (bad credentials) / 429 (too many failures)."""
-        key = (username.lower(), ip)
-        failures = self._recent_failures(key)
-        if len(failures) >= self.max_failures:
-            retry = int((failures[0] + self.window - self.clock()).total_seconds()) + 1
-            raise HTTPException(429, "too many failed logins; try again later", headers={"Retry-After": str(retry)})
+        ip = ip[:64]
+        user_key = username.lower()[:64]
+        n_user, n_ip = self._reserve(user_key, ip)
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.username == username)).first()
-        ok = False
-        try:
-            ok = self.hasher.verify(row.password_hash if row else self._dummy_hash, password) and row is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+        ok = self._verify(row.password_hash if row else self._dummy_hash, password)  # unknown: same cost
         if not ok or row is None or row.disabled:
-            failures.append(self.clock())
-            with self.engine.begin() as conn:
-                add_audit(conn, username[:64] or "-", "login.failed", ip)
+            self._audit_failure(username, ip, n_user, n_ip)  # the reserved row stays: it was a failure
             raise HTTPException(401, "wrong username or password")
-        self._failures.pop(key, None)
         token = secrets.token_urlsafe(32)
         now = self.clock()
+        new_hash = self._hash(password) if self.hasher.check_needs_rehash(row.password_hash) else None
         with self.engine.begin() as conn:
-            if self.hasher.check_needs_rehash(row.password_hash):
-                conn.execute(update(users).where(users.c.username == username).values(
-                    password_hash=self.hasher.hash(password)))
+            conn.execute(delete(login_failures).where((login_failures.c.username == user_key)
+                                                      & (login_failures.c.ip == ip)))
+            if new_hash:
+                conn.execute(update(users).where(users.c.username == username).values(password_hash=new_hash))
             conn.execute(sessions.insert().values(token_hash=_digest(token), username=username, created=now,
-                                                  last_seen=now, expires_at=now + self.session_ttl, ip=ip[:64]))
+                                                  last_seen=now, expires_at=now + self.session_ttl, ip=ip))
             conn.execute(delete(sessions).where(sessions.c.expires_at < now))
             add_audit(conn, username, "login", ip)
         return token, User(username, row.role)
@@ -210,6 +324,38 @@ class Auth:
                 conn.execute(update(sessions).where(sessions.c.token_hash == digest).values(
                     last_seen=now, expires_at=now + self.session_ttl))
         return User(row.username, row.role, via)
+
+    # --- WebSocket tickets ----------------------------------------------------------------------
+    def new_ticket(self, user: User, ip: str) -> str:
+        """A single-use ticket for one ``/api/live?ticket=`` connection, valid :data:`LIVE_TICKET_TTL_S`.
+
+        A URL lands in proxies' access logs, so it never carries the session token (``?token=`` is
+        refused); a ticket is spent by the connection that uses it and dies within seconds anyway.
+        Kept in the ``sessions`` table (no new table, no migration), under :func:`_ticket_digest`: a
+        ticket is not a session token and a session token is not a ticket, any replica redeems it,
+        and disabling the user or a password change ends it with the user's sessions."""
+        ticket = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+            conn.execute(sessions.insert().values(token_hash=_ticket_digest(ticket), username=user.username,
+                                                  created=now, last_seen=now,
+                                                  expires_at=now + timedelta(seconds=LIVE_TICKET_TTL_S),
+                                                  ip=ip[:64]))
+        return ticket
+
+    def redeem_ticket(self, ticket: str) -> User | None:
+        """The ticket's user, once: the first caller deletes the row, later ones (and expired tickets) get None."""
+        now = self.clock()
+        digest = _ticket_digest(ticket)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(sessions.c.expires_at, users.c.username, users.c.role, users.c.disabled)
+                               .join(users, users.c.username == sessions.c.username)
+                               .where(sessions.c.token_hash == digest)).first()
+            spent = conn.execute(delete(sessions).where(sessions.c.token_hash == digest)).rowcount
+        if row is None or spent != 1 or row.disabled or row.expires_at <= now:
+            return None
+        return User(row.username, row.role, "ticket")
 
     def logout(self, token: str) -> None:
         with self.engine.begin() as conn:
@@ -290,6 +436,9 @@ class AuthMiddleware:
                 await _deny(scope, receive, send, 401, "send the scrape token: Authorization: Bearer "
                             "$PINGAN_METRICS_TOKEN (refused when the hub has none)")
             return
+        if path == "/api/login" and self.auth.busy():  # a flood: refused before FastAPI reads the body
+            await _deny(scope, receive, send, 503, LoginBusy.DETAIL)
+            return
         if is_public(path):
             await self.app(scope, receive, send)
             return
@@ -312,10 +461,10 @@ class AuthMiddleware:
         authz = headers.get("authorization", "")
         if authz.lower().startswith("bearer "):
             return self.auth.session_user(authz[7:].strip(), "token")
-        if scope["type"] == "websocket":
-            token = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-            if token:
-                return self.auth.session_user(token[0], "token")
+        if scope["type"] == "websocket":  # never ?token=: a URL lands in access logs (a ticket is spent at once)
+            ticket = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("ticket")
+            if ticket:
+                return self.auth.redeem_ticket(ticket[0])
         cookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", ""))
@@ -331,6 +480,8 @@ async def _deny(scope: dict[str, Any], receive: Any, send: Any, status: int, det
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -360,13 +511,17 @@ def current_user(request: Request) -> User:
 
 
 @router.post("/api/login")
-def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-    """Returns a bearer token and sets the console's session cookie (HttpOnly, SameSite=Strict)."""
+async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    """Returns a bearer token and sets the console's session cookie (HttpOnly, SameSite=Strict).
+
+    503 with Retry-After when too many logins are in flight (checked here, on the loop, before a
+    thread is taken), 429 when the username or the address has failed too often (hub/auth.py)."""
     auth: Auth = request.app.state.hub.auth
     headers = _headers(request.scope)
     if "origin" in headers and not same_origin(headers):
         raise HTTPException(403, "cross-origin login refused")
-    token, user = auth.login(body.username, body.password, client_ip(request.scope))
+    with auth.admit():
+        token, user = await run_in_threadpool(auth.login, body.username, body.password, client_ip(request.scope))
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
                         path="/")
     return {"token": token, "username": user.username, "role": user.role,
@@ -384,6 +539,16 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
         auth.logout(token)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return {"ok": True}
+
+
+@router.post("/api/live/ticket")
+@requires(*ROLES)
+def live_ticket(request: Request) -> dict[str, Any]:
+    """A single-use ticket for ``/api/live?ticket=...`` (clients that can send neither the cookie nor an
+    Authorization header on a WebSocket); valid for :data:`LIVE_TICKET_TTL_S` seconds."""
+    auth: Auth = request.app.state.hub.auth
+    return {"ticket": auth.new_ticket(current_user(request), client_ip(request.scope)),
+            "expires_in_s": LIVE_TICKET_TTL_S}
 
 
 @router.get("/api/me")

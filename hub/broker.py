@@ -5,6 +5,11 @@ sizes the queues an alarm system needs: mosquitto drops messages silently past
 ``max_queued_messages`` (default 1000) for a disconnected persistent session, and holds at
 most ``max_inflight_messages`` (default 20) unacknowledged QoS 1 messages per client, which
 would throttle a hub that acknowledges only after its commit.
+
+It also carries the size limits of the production config (``pingan-hub broker config``): a
+packet over ``max_packet_size`` disconnects its sender as soon as its length header is read,
+before the broker buffers it, so nothing larger can reach the hub's MQTT client either; the
+queues are bounded in bytes as well as in messages.
 """
 
 from __future__ import annotations
@@ -23,6 +28,25 @@ from hub.errors import HubError
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 MAX_QUEUED_MESSAGES = 200_000  # a 2,000-node district's backlog through a hub restart
 MAX_INFLIGHT_MESSAGES = 1000  # lets the hub batch commits before acking
+# Size limits. The contract's largest payloads are a snapshot or clip frame (256 KiB) and a command
+# (64 KiB, a config.update's YAML at most 32 KiB): these leave room without letting one stolen node
+# credential make the broker or the hub buffer hundreds of MB.
+# ``max_packet_size`` rather than ``message_size_limit``: the latter drops a message only after reading
+# it whole, and mosquitto 2.0 already asks for it to be replaced.
+MAX_PACKET_BYTES = 1024 * 1024  # whole packet; a larger one disconnects its sender before it is read
+MAX_INFLIGHT_BYTES = 64 * 1024 * 1024  # per client, unacknowledged: bounds what the hub holds before commit
+MAX_QUEUED_BYTES = 256 * 1024 * 1024  # per client: 200,000 events of ~1 KB fit; nodes resend what is dropped
+
+
+def size_limits() -> list[str]:
+    """The limits every mosquitto we write carries (the test/demo broker and the production one)."""
+    return [
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        f"max_inflight_bytes {MAX_INFLIGHT_BYTES}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+    ]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -51,9 +75,7 @@ def mosquitto_config(port: int, data_dir: Path, extra: str = "") -> str:
         "persistence true",
         f"persistence_location {data_dir}/",
         "autosave_interval 1",
-        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-        "max_queued_bytes 0",
-        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
+        *size_limits(),
         "set_tcp_nodelay true",  # without it Nagle + delayed ACK hold a snapshot back ~40 ms
         "log_type error",
         "log_type warning",
@@ -61,7 +83,9 @@ def mosquitto_config(port: int, data_dir: Path, extra: str = "") -> str:
         "log_dest stderr",
     ]
     if os.geteuid() == 0:
-        lines.append("user root")  # as root mosquitto would drop to 'mosquitto', which cannot read our dirs
+        # the test/demo broker only (loopback, anonymous, in pytest's 0700 tmp dirs, which the 'mosquitto'
+        # user cannot read); the production config of `pingan-hub broker config` never runs as root
+        lines.append("user root")
     return "\n".join(lines) + "\n" + extra
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from edge.errors import PinganError
+from edge.securefs import private_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Pingan monitoring-centre hub.")
@@ -76,7 +77,9 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_
     typer.echo(f"Pingan hub on http://{settings.http_host}:{chosen}  (API docs: /docs)", err=True)
     if settings.http_host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo("serving beyond loopback: staff log in (pingan-hub users add); use HTTPS in the field", err=True)
-    uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning")
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes it only from
+    # PINGAN_TRUSTED_PROXIES (hub/app.py)
+    uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning", proxy_headers=False)
 
 
 @app.command()
@@ -104,8 +107,9 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
               grid: Annotated[str, typer.Option(help="Grid (网格) id")] = "",
               place: Annotated[str, typer.Option(help="Where it stands")] = "",
               at: Annotated[str | None, typer.Option(help="LAT,LON")] = None,
-              broker_url: Annotated[str, typer.Option(help="Broker address the node will use")]
-              = "mqtt://hub.district.lan:1883",
+              broker_url: Annotated[str, typer.Option(help=(
+                  "Broker address the node will use: mqtts:// (the TLS listener of broker config)"))]
+              = "mqtts://hub.district.lan:8883",
               out: Annotated[Path, typer.Option(help="Folder for the node bundle")] = Path("bundles"),
               ca: Annotated[Path | None, typer.Option(help="The broker's ca.crt, for mqtts:// nodes")] = None,
               auth: Annotated[str, typer.Option(help=(
@@ -113,11 +117,16 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
                   "next to --ca; the node dials the broker's --cert-port listener)"))] = "password",
               block_key_file: Annotated[Path | None, typer.Option(
                   help="Doors: the block's template key file (made if missing; keep it for the block's "
-                       "other doors, the hub never stores it)")] = None) -> None:
+                       "other doors, the hub never stores it)")] = None,
+              insecure_plain: Annotated[bool, typer.Option(
+                  "--insecure-plain", help=("Allow an mqtt:// broker url beyond loopback: the node's password "
+                                            "and its commands cross the network in clear"))] = False) -> None:
     """Create a node's identity (signing key, MQTT user) and write its bundle for the installer."""
+    from urllib.parse import urlparse
+
     from edge.protocol import check_node_id
     from hub.app import HubState
-    from hub.fleet import Fleet, ensure_block_key, node_config_for, write_bundle
+    from hub.fleet import Fleet, ensure_block_key, is_loopback, node_config_for, write_bundle
 
     try:
         check_node_id(node_id)
@@ -127,6 +136,14 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
         _fail("--kind must be alarm_post or rental_door")
     if auth not in ("password", "cert"):
         _fail("--auth must be password or cert")
+    url = urlparse(broker_url)
+    if url.scheme == "mqtt" and not is_loopback(url.hostname or "") and not insecure_plain:
+        _fail(f"--broker-url {broker_url} is plain MQTT: the node's password and commands would cross the "
+              "network in clear. Use mqtts://HOST:8883 with --ca (the TLS listener of `pingan-hub broker "
+              "config`), or add --insecure-plain for a closed test network")
+    if url.scheme == "mqtts" and ca is None and auth == "password":
+        typer.secho("note: no --ca: the node will check the broker's certificate against its system CAs; give "
+                    "--ca BROKER_DIR/ca.crt for the hub's own CA", fg=typer.colors.YELLOW, err=True)
     if auth == "cert" and (ca is None or not broker_url.startswith("mqtts://")):
         _fail("--auth cert needs --ca DIR/ca.crt (the broker folder, which holds ca.key) and an mqtts:// "
               "--broker-url (the broker's --cert-port listener)")
@@ -174,6 +191,84 @@ def nodes_remove(node_id: Annotated[str, typer.Argument(help="Node id")]) -> Non
     except PinganError as exc:
         _fail(str(exc))
     typer.echo(f"removed {node_id}; run `pingan-hub broker config --out DIR --reload` to lock it out")
+
+
+@nodes_app.command("renew-cert")
+def nodes_renew_cert(node_id: Annotated[str, typer.Argument(help="Node id (one added with --auth cert)")],
+                     ca: Annotated[Path, typer.Option(help="The broker folder's ca.crt (ca.key next to it), "
+                                                           "as given to `nodes add --ca`")],
+                     out: Annotated[Path, typer.Option(help="Folder for the new certificate and key")]
+                     = Path("bundles"),
+                     days: Annotated[int, typer.Option(min=1, max=3650, help="Validity in days")] = 825,
+                     revoke_old: Annotated[bool, typer.Option(
+                         "--revoke-old", help="Revoke the node's earlier certificates now (a lost or stolen "
+                                              "key); it is offline until the new one is installed")] = False,
+                     ) -> None:
+    """Issue a node a fresh client certificate and key from the hub's CA (same CN, the node id)."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from edge.yamlconfig import atomic_write
+    from hub.app import HubState
+    from hub.fleet import Fleet
+
+    if not ca.is_file():
+        _fail(f"--ca {ca}: no such file (the broker folder of `pingan-hub broker config` holds ca.crt)")
+    state = HubState(_settings(mqtt_enabled=False))
+    try:
+        key_pem, cert_pem, serial = Fleet(state.engine, state.service).renew_cert(
+            node_id, ca.parent, days=days, revoke_old=revoke_old)
+    except PinganError as exc:
+        _fail(str(exc))
+    folder = out / f"{node_id}.client-cert"
+    for private in (folder, folder / "credentials"):  # the key's folders are the installer's alone
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private.chmod(0o700)
+    atomic_write(folder / "mqtt-client.crt", cert_pem, mode=0o644)
+    atomic_write(folder / "credentials" / "mqtt-client-key", key_pem, mode=0o600)
+    until = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+    typer.echo(f"renewed the client certificate of {node_id} (CN {node_id}, serial {serial:x}), valid until "
+               f"{until:%Y-%m-%d} ({round((until - dt.datetime.now(dt.UTC)).total_seconds() / 86400)} days)")
+    typer.echo(f"wrote {folder}/mqtt-client.crt and {folder}/credentials/mqtt-client-key (secret: carry it "
+               "to the node, then delete it)")
+    typer.echo(f"""on {node_id} (as root), with the paths of its /etc/pingan/node.yaml:
+  install -m 0644 mqtt-client.crt /etc/pingan/mqtt-client.crt
+      # the file named by mqtt.client_cert (a bundle from `nodes add --auth cert` uses this path)
+  install -m 0600 credentials/mqtt-client-key /etc/pingan/credentials/mqtt-client-key
+      # systemd's LoadCredential hands it to the agent in $CREDENTIALS_DIRECTORY under the name in
+      # mqtt.client_key_env (default PINGAN_MQTT_CLIENT_KEY)
+  systemctl restart pingan-edge && pingan-edge doctor /etc/pingan/node.yaml""")
+    if revoke_old:
+        typer.echo("its earlier certificates are revoked: run `pingan-hub broker config --out DIR --cert-port N "
+                   "--reload` so the broker's CRL refuses them")
+    else:
+        typer.echo("its earlier certificate stays valid until it expires; if its key may be lost or stolen, "
+                   "renew with --revoke-old instead")
+
+
+@nodes_app.command("rotate-key")
+def nodes_rotate_key(node_id: Annotated[str, typer.Argument(help="Node id")],
+                     out: Annotated[Path, typer.Option(help="Folder for the new key file")] = Path("bundles"),
+                     ) -> None:
+    """Give a node a new command-signing key (the old one stops working for commands at once)."""
+    from edge.yamlconfig import atomic_write
+    from hub.app import HubState
+    from hub.fleet import Fleet
+
+    state = HubState(_settings(mqtt_enabled=False))
+    try:
+        key = Fleet(state.engine, state.service).rotate_signing_key(node_id)
+    except PinganError as exc:
+        _fail(str(exc))
+    folder = out / f"{node_id}.node-key"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    atomic_write(folder / "node-key", key.encode(), mode=0o600)
+    typer.echo(f"new command-signing key for {node_id} in {folder}/node-key; the hub signs with it from now on, "
+               "so the node refuses commands until it has it. On the node (as root):\n"
+               "  install -m 0600 node-key /etc/pingan/credentials/node-key   # loaded as key_env "
+               "(default PINGAN_NODE_KEY)\n  systemctl restart pingan-edge")
 
 
 @nodes_app.command("list")
@@ -283,7 +378,7 @@ def _auth():  # noqa: ANN202 - hub.auth.Auth, imported lazily
     from hub.store import init_db, make_engine
 
     settings = _settings(mqtt_enabled=False)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     engine = make_engine(settings.db_url)
     try:
         init_db(engine)
@@ -360,33 +455,64 @@ app.add_typer(broker_app, name="broker")
 
 @broker_app.command("config")
 def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.conf, passwords, acl")],
-                  port: Annotated[int, typer.Option(help="Listener port")] = 1883,
-                  bind: Annotated[str, typer.Option(help="Listener address")] = "0.0.0.0",
+                  port: Annotated[int, typer.Option(help=(
+                      "Plain listener for the hub on this box, on 127.0.0.1 only (0: none)"))] = 1883,
+                  bind: Annotated[str, typer.Option(help="Address of the node listeners (TLS)")] = "0.0.0.0",
                   reload: Annotated[bool, typer.Option(help="SIGHUP the broker running from this folder")]
                   = False,
-                  tls_port: Annotated[int | None, typer.Option(help="TLS listener for nodes (e.g. 8883)")] = None,
-                  hostname: Annotated[list[str] | None, typer.Option(help="Names/addresses nodes dial (TLS)")]
-                  = None,
+                  tls_port: Annotated[int, typer.Option(help="TLS listener for nodes with passwords (0: none)")]
+                  = 8883,
+                  hostname: Annotated[list[str] | None, typer.Option(
+                      help="Names/addresses nodes dial, for the broker's certificate (repeat)")] = None,
                   cert_port: Annotated[int | None, typer.Option(
                       help="TLS listener for nodes with client certificates (nodes add --auth cert), e.g. 8884")]
                   = None,
+                  insecure_plain_lan: Annotated[bool, typer.Option(
+                      "--insecure-plain-lan", help=(
+                          "Also open the plain port on --bind: node passwords and commands cross the network "
+                          "in clear. Only for a closed test network"))] = False,
                   replica: Annotated[list[str] | None, typer.Option(
                       help="Hub replicas to make broker users for (repeat: --replica a --replica b); "
                            "default PINGAN_REPLICA")] = None) -> None:
-    """Write mosquitto.conf, the password file and the ACL for the current fleet."""
+    """Write mosquitto.conf, the password file and the ACL for the current fleet. Nodes get a TLS listener
+    (8883); plain MQTT stays on loopback for the hub on this box. Run it as root: the broker drops to the
+    user mosquitto, and the files it reads are made readable by that user's group."""
     from hub.app import HubState
-    from hub.fleet import Fleet
+    from hub.fleet import BROKER_USER, Fleet, is_loopback, unreachable_by_broker
 
+    if insecure_plain_lan and not port:
+        _fail("--insecure-plain-lan needs a plain --port")
+    if not (tls_port or cert_port or (insecure_plain_lan and port) or is_loopback(bind)):
+        _fail("no listener for nodes: give --tls-port or --cert-port")
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
-    conf = fleet.write_broker_config(out, port=port, bind=bind, replicas=tuple(replica or [state.settings.replica]),
-                                     tls_port=tls_port, tls_hostnames=tuple(hostname or ["localhost", "127.0.0.1"]),
-                                     cert_port=cert_port)
+    names = tuple(hostname or ["localhost", "127.0.0.1"])
+    try:
+        conf = fleet.write_broker_config(out, port=port, bind=bind,
+                                         replicas=tuple(replica or [state.settings.replica]),
+                                         tls_port=tls_port or None, tls_hostnames=names, cert_port=cert_port,
+                                         plain_lan=insecure_plain_lan)
+    except PinganError as exc:
+        _fail(str(exc))
     if cert_port:
         typer.echo(f"client-certificate listener on {cert_port}: nodes add --auth cert --ca {out / 'ca.crt'} "
                    f"--broker-url mqtts://HOST:{cert_port}")
     if tls_port:
-        typer.echo(f"TLS listener on {tls_port}; give nodes {out / 'ca.crt'} (pingan-hub nodes add --ca ...)")
+        typer.echo(f"TLS listener for nodes on {bind}:{tls_port}; give nodes {out / 'ca.crt'} "
+                   f"(pingan-hub nodes add --ca ... --broker-url mqtts://HOST:{tls_port})")
+        if not hostname:
+            typer.secho("warning: the broker's certificate names only localhost and 127.0.0.1: give --hostname "
+                        "with the name or address nodes dial", fg=typer.colors.YELLOW, err=True)
+    if port:
+        where = bind if insecure_plain_lan else "127.0.0.1"
+        typer.echo(f"plain listener on {where}:{port} (the hub: PINGAN_MQTT_URL=mqtt://127.0.0.1:{port})")
+    if insecure_plain_lan and not is_loopback(bind):
+        typer.secho(f"warning: --insecure-plain-lan: port {port} on {bind} is not encrypted; node passwords and "
+                    "commands cross the network in clear", fg=typer.colors.YELLOW, err=True)
+    problem = unreachable_by_broker(out, BROKER_USER)
+    if problem:
+        typer.secho(f"warning: {problem}: mosquitto started as root will fail to read its files; choose a "
+                    "folder it can reach, e.g. /etc/pingan/broker", fg=typer.colors.YELLOW, err=True)
     users = len(fleet.active_users())
     typer.echo(f"wrote {conf} ({users} node users); start it with: mosquitto -c {conf}")
     for name in replica or [state.settings.replica]:

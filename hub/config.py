@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -39,7 +40,16 @@ class HubSettings(BaseSettings):
     session_ttl_s: float = Field(default=12 * 3600, ge=60, description="Idle time before a staff session ends")
     login_max_failures: int = Field(default=5, ge=1, description="Failed logins per username+IP in the window")
     login_window_s: float = Field(default=300, ge=1, description="Window of the login rate limit")
+    login_max_failures_per_ip: int = Field(default=20, ge=1, description=(
+        "Failed logins per IP in the window, whatever the usernames (random usernames from one address)"))
+    login_hash_concurrency: int = Field(default=1, ge=1, le=64, description=(
+        "Password hashes (argon2, ~64 MiB and 4 threads each) run at once; other logins wait"))
+    login_hash_queue: int = Field(default=8, ge=0, le=1000, description=(
+        "Logins that may wait for a hash; beyond them a login gets 503 with Retry-After at once"))
     metrics_token: str | None = Field(default=None, description="Bearer token Prometheus sends to /metrics")
+    trusted_proxies: str = Field(default="", description=(
+        "Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For / X-Forwarded-Proto are "
+        "believed; empty (the default): the header is ignored from everyone, loopback included"))
     escalate_after_s: float = Field(default=60, ge=1, description="Unacknowledged this long: the alarm escalates")
     escalation_webhook: str | None = Field(default=None, description="URL an escalation is POSTed to (JSON)")
     live_ice_servers: list[dict[str, Any]] = Field(default_factory=list, description=(
@@ -60,6 +70,18 @@ class HubSettings(BaseSettings):
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
         return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, v: str) -> str:
+        out = []
+        for item in (i.strip() for i in v.split(",") if i.strip()):
+            try:  # normalised: 10.0.0.7/24 -> 10.0.0.0/24 (uvicorn's ProxyHeadersMiddleware wants exact networks)
+                out.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                           else str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return ",".join(out)
 
     @model_validator(mode="after")
     def _replicas_need_postgresql(self) -> HubSettings:

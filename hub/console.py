@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hub.escalation import Escalator
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
+STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")  # no folders, no dot files
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
 
 
@@ -27,6 +29,8 @@ def setup_console(app: FastAPI, state: Any) -> None:
     settings = state.settings
     state.auth = auth.Auth(state.engine, session_ttl_s=settings.session_ttl_s,
                            max_failures=settings.login_max_failures, window_s=settings.login_window_s,
+                           max_ip_failures=settings.login_max_failures_per_ip,
+                           hash_concurrency=settings.login_hash_concurrency, hash_queue=settings.login_hash_queue,
                            metrics_token=settings.metrics_token)
     state.escalator = Escalator(state.engine, after_s=settings.escalate_after_s,
                                 webhook=settings.escalation_webhook, publish=state.live.publish_threadsafe)
@@ -36,8 +40,12 @@ def setup_console(app: FastAPI, state: Any) -> None:
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
-        path = (WEB_DIR / name).resolve()
-        if path.parent != WEB_DIR or path.suffix not in STATIC_TYPES or not path.is_file():
+        # anything but a plain file name is a 404 before it reaches the file system: a NUL byte
+        # (/static/console.js%00.css) made resolve() raise, an unauthenticated 500 and traceback per request
+        if not STATIC_NAME.fullmatch(name):
+            raise HTTPException(404, "no such file")
+        path = WEB_DIR / name
+        if path.suffix not in STATIC_TYPES or not path.is_file():
             raise HTTPException(404, "no such file")
         return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from edge.errors import PinganError
+from edge.securefs import private_dir
 
 db_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                      help="The database schema (Alembic migrations).")
@@ -23,7 +24,7 @@ def _engine():  # noqa: ANN202 - sqlalchemy Engine, imported lazily
 
     settings = _settings(mqtt_enabled=False)
     if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     try:
         return make_engine(settings.db_url)
     except Exception as exc:  # noqa: BLE001 - a bad URL or a missing driver is one line, not a traceback

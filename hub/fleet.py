@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import ipaddress
 import os
+import pwd
 import secrets
 import signal
 import tarfile
@@ -28,12 +30,14 @@ from sqlalchemy.engine import Engine
 from edge.config import NodeConfig
 from edge.protocol import ROOT
 from edge.yamlconfig import atomic_write
+from hub.broker import size_limits
 from hub.errors import HubError
-from hub.pki import ensure_ca, issue_client_cert, issue_server_cert, write_crl
+from hub.pki import VALID_DAYS_CLIENT, ensure_ca, issue_client_cert, issue_server_cert, write_crl
 from hub.service import HubService
 from hub.store import UTCDateTime, add_audit, metadata, nodes, now_utc
 
 PBKDF2_ITERATIONS = 1000
+BROKER_USER = "mosquitto"  # Debian's package creates it; the broker never runs as root
 
 credentials = Table(
     "node_credentials", metadata,
@@ -116,6 +120,53 @@ class Fleet:
                 raise HubError(f"no node {node}")
             add_audit(conn, actor, "node.remove", node)
 
+    def renew_cert(self, node: str, ca_dir: Path, *, days: int = VALID_DAYS_CLIENT, revoke_old: bool = False,
+                   actor: str = "installer") -> tuple[bytes, bytes, int]:
+        """A fresh client certificate and key for a node that logs in with one: same CA, same CN (the node
+        id, so ``use_identity_as_username`` and the ACL keep working); returns key PEM, cert PEM, serial.
+        The node's earlier certificates stay valid until they expire, so it stays online until the new
+        one is installed, unless ``revoke_old`` (a lost or stolen key): then they go into the broker's CRL
+        at the next ``broker config``."""
+        if not (ca_dir / "ca.key").is_file():
+            raise HubError(f"{ca_dir} holds no ca.key: give the broker folder of `pingan-hub broker config`")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(nodes.c.state).where(nodes.c.id == node)).first()
+            if row is None:
+                raise HubError(f"no node {node} (pingan-hub nodes list shows the known ones)")
+            if row.state == "removed":
+                raise HubError(f"{node} was removed; register it again with `pingan-hub nodes add {node} "
+                               "--auth cert ...`")
+            if not conn.execute(select(node_certs.c.serial).where(node_certs.c.node == node)).first():
+                if conn.execute(select(credentials.c.node).where(credentials.c.node == node)).first():
+                    raise HubError(f"{node} logs in with an MQTT password, not a client certificate: a new "
+                                   f"password (or a move to certificates) comes with `pingan-hub nodes add {node} "
+                                   "[--auth cert --ca DIR/ca.crt]`, which writes a whole new bundle")
+                raise HubError(f"{node} has no MQTT login from the hub; make one with `pingan-hub nodes add {node}`")
+            client_key, client_cert, serial = issue_client_cert(ca_dir, node, days=days)
+            revoked = 0
+            if revoke_old:
+                revoked = conn.execute(update(node_certs).where(node_certs.c.node == node,
+                                                                node_certs.c.revoked.is_(False))
+                                       .values(revoked=True)).rowcount
+            conn.execute(node_certs.insert().values(serial=str(serial), node=node, revoked=False, issued_at=now_utc()))
+            add_audit(conn, actor, "node.cert_renew", node, {"serial": str(serial), "days": days,
+                                                              "revoked_old": revoked})
+        return client_key, client_cert, serial
+
+    def rotate_signing_key(self, node: str, actor: str = "installer") -> str:
+        """A new command-signing key for a node, sealed like the first; returns it (shown once). From now
+        on the hub signs commands with it, so the node refuses them until the new key is installed."""
+        new_key = self.service.vault.new_node_key()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(nodes.c.state, nodes.c.key_enc).where(nodes.c.id == node)).first()
+            if row is None:
+                raise HubError(f"no node {node} (pingan-hub nodes list shows the known ones)")
+            if row.state == "removed" or not row.key_enc:
+                raise HubError(f"{node} was removed; register it again with `pingan-hub nodes add {node}`")
+            conn.execute(update(nodes).where(nodes.c.id == node).values(key_enc=self.service.vault.seal(new_key)))
+            add_audit(conn, actor, "node.key_rotate", node)
+        return new_key
+
     def active_users(self) -> list[tuple[str, str]]:
         with self.engine.connect() as conn:
             return [(r.mqtt_user, r.mqtt_hash) for r in conn.execute(
@@ -136,14 +187,22 @@ class Fleet:
     def write_broker_config(self, out: Path, *, port: int = 1883, bind: str = "0.0.0.0",
                             replicas: tuple[str, ...] = ("1",), extra: str = "", tls_port: int | None = None,
                             tls_hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
-                            cert_port: int | None = None) -> Path:
+                            cert_port: int | None = None, plain_lan: bool = False,
+                            broker_user: str = BROKER_USER) -> Path:
         """mosquitto.conf + password file + ACL for the current fleet; a stock mosquitto enforces them.
 
-        ``cert_port`` adds a listener for nodes with client certificates from the hub's CA
-        (``require_certificate``; ``use_identity_as_username`` makes the certificate's CN, the node id,
-        the user the ACL's %u patterns see; removed nodes' certificates are in ``crlfile``)."""
+        Nodes dial the TLS listeners on ``bind``: ``tls_port`` (password login) and ``cert_port`` (client
+        certificates from the hub's CA: ``require_certificate``; ``use_identity_as_username`` makes the
+        certificate's CN, the node id, the user the ACL's %u patterns see; removed nodes' certificates are
+        in ``crlfile``). The plain listener on ``port`` (0: none) is for the hub on this box and listens on
+        loopback only, unless ``plain_lan`` puts it on ``bind`` too (node passwords and commands in clear).
+        Size limits and bounded queues: hub/broker.py. The broker drops root for ``broker_user``: as root,
+        the files it reads (also on a reload, after dropping) are made readable by that user's group and
+        its persistence goes to ``out/data`` owned by it; ``ca.key`` and the hub's passwords stay root's.
+        The test harness passes ``broker_user="root"`` (pytest's 0700 tmp dirs), never a deployment."""
         out = out.resolve()
         out.mkdir(parents=True, exist_ok=True)
+        owner = _broker_owner(broker_user)
         hub_lines, pw_lines = [], []
         for replica in replicas:
             user, password = self.hub_user(replica, out)
@@ -152,49 +211,115 @@ class Fleet:
         pw_lines += [f"{u}:{h}" for u, h in self.active_users()]
         atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
         atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
-        conf = [f"listener {port} {bind}"]
+        broker_reads = [out / "passwords", out / "acl"]
+        plain_bind = bind if plain_lan or is_loopback(bind) else "127.0.0.1"
+        conf = ["# written by `pingan-hub broker config`; edit the command's options, not this file"]
+        if port:
+            conf += ["# plain MQTT: " + ("NOT ENCRYPTED, open to the network (--insecure-plain-lan)"
+                                         if not is_loopback(plain_bind) else "the hub on this box only"),
+                     f"listener {port} {plain_bind}"]
         if tls_port or cert_port:
             _, ca_crt = ensure_ca(out)
             key, crt = issue_server_cert(out, list(tls_hostnames))
-        if tls_port:  # nodes connect here (mqtts://); the plain listener can then stay on loopback for the hub
-            conf += [f"listener {tls_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
-                     "tls_version tlsv1.2"]
+            broker_reads.append(key)
+        if tls_port:  # nodes connect here (mqtts://) with their password
+            conf += ["# nodes: TLS, password login", f"listener {tls_port} {bind}", f"cafile {ca_crt}",
+                     f"certfile {crt}", f"keyfile {key}", "tls_version tlsv1.2"]
         if cert_port:
             crl = write_crl(out, self.revoked_serials())
-            conf += [f"listener {cert_port} {bind}", f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
+            conf += ["# nodes: TLS, client certificates from the hub's CA", f"listener {cert_port} {bind}",
+                     f"cafile {ca_crt}", f"certfile {crt}", f"keyfile {key}",
                      "tls_version tlsv1.2", "require_certificate true", "use_identity_as_username true",
                      f"crlfile {crl}"]
+        data = out / "data"  # written by the broker itself, after it has dropped root
+        data.mkdir(exist_ok=True)
+        if (out / "mosquitto.db").exists() and not (data / "mosquitto.db").exists():
+            os.replace(out / "mosquitto.db", data / "mosquitto.db")  # where earlier versions kept it
         conf += [
             "allow_anonymous false",
             f"password_file {out / 'passwords'}",
             f"acl_file {out / 'acl'}",
             "use_username_as_clientid true",
             "persistence true",
-            f"persistence_location {out}/",
+            f"persistence_location {data}/",
             "autosave_interval 1",
-            "max_inflight_messages 1000",
-            "max_queued_messages 200000",
-            "max_queued_bytes 0",
+            "# sizes and queues: a larger packet disconnects its sender before the broker buffers it",
+            *size_limits(),
             "set_tcp_nodelay true",
-            f"pid_file {out / 'mosquitto.pid'}",
+            f"pid_file {data / 'mosquitto.pid'}",
             "log_dest stderr",
+            "# started as root, mosquitto drops to this user before it reads the password file and ACL",
+            f"user {broker_user}",
         ]
-        if os.geteuid() == 0:
-            conf.append("user root")
         atomic_write(out / "mosquitto.conf", ("\n".join(conf) + "\n" + extra).encode())
+        _grant(out, data, broker_reads, owner)
         return out / "mosquitto.conf"
 
     @staticmethod
     def reload_broker(out: Path) -> bool:
         """SIGHUP makes mosquitto re-read its password file and ACL (removed nodes are refused)."""
-        pid_file = out / "mosquitto.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
-            return True
-        except (ValueError, ProcessLookupError, PermissionError):
-            return False
+        for pid_file in (out / "data" / "mosquitto.pid", out / "mosquitto.pid"):  # the latter: older configs
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+                return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _broker_owner(user: str) -> tuple[int, int] | None:
+    """The uid/gid mosquitto will run as, when we are root and it is not root."""
+    if os.geteuid() != 0 or user == "root":
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise HubError(f"no user {user!r} on this machine for the broker to run as: install mosquitto from the "
+                       "distribution (it creates the user), or create the user") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def unreachable_by_broker(out: Path, user: str = BROKER_USER) -> str | None:
+    """Why the broker, once it has dropped to ``user``, could not reach ``out`` (None: it can)."""
+    try:
+        owner = _broker_owner(user)
+    except HubError as exc:
+        return str(exc)
+    if owner is None:
+        return None
+    uid, gid = owner
+    for parent in out.resolve().parents:
+        st = parent.stat()
+        if st.st_uid != uid and not st.st_mode & 0o001 and not (st.st_gid == gid and st.st_mode & 0o010):
+            return f"{parent} (mode {st.st_mode & 0o777:o}) keeps user {user} from reaching {out}"
+    return None
+
+
+def _grant(out: Path, data: Path, broker_reads: list[Path], owner: tuple[int, int] | None) -> None:
+    """As root: ``out`` 0750 and the files the broker reads 0640, group of the broker's user; ``data`` its own.
+    Otherwise the broker runs as whoever wrote them: 0700 folders, files as written."""
+    if owner is None:
+        out.chmod(0o700)
+        data.chmod(0o700)
+        return
+    uid, gid = owner
+    os.chown(out, 0, gid)
+    out.chmod(0o750)
+    for path in broker_reads:
+        os.chown(path, 0, gid)
+        path.chmod(0o640)
+    for path in (data, *data.iterdir()):
+        os.chown(path, uid, gid)
+    data.chmod(0o700)
 
 
 def node_config_for(node: str, kind: str, grid: str, place: str, lat: float | None, lon: float | None,

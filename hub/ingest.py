@@ -6,6 +6,11 @@ killed hub loses nothing it acknowledged. A single writer thread takes every mes
 (group commit, no artificial wait), commits them in one transaction, then acks them to the
 broker and publishes the end-to-end receipts nodes wait for. Bad input is counted, logged and
 refused; it never stops ingest.
+
+Sizes: paho reads each packet whole before ``on_message``, and MQTT 3.1.1 cannot tell the broker a
+maximum, so the real bound on what this process buffers is the broker's ``max_packet_size`` (and
+``max_inflight_bytes`` for what waits for a commit; hub/broker.py). A payload larger than anything
+a node may send is refused on the MQTT thread, before it is copied or queued.
 """
 
 from __future__ import annotations
@@ -148,11 +153,29 @@ class Processor:
         if status.version:
             values["version"] = status.version
         if status.kind:
-            values["kind"] = status.kind
+            self._status_kind(conn, node, status.kind, msg.received_at, values, out)
         self._touch_node(conn, node, msg.received_at, **values)
         if status.state == "online":
             out.live += self._resolve_offline(conn, node, msg.received_at)
         out.live.append({"type": "node", "node": node, "state": status.state})
+
+    def _status_kind(self, conn: Connection, node: str, kind: str, at: datetime, values: dict[str, Any],
+                     out: BatchResult) -> None:
+        """A registered node's kind is the installer's (config pushes are checked against it), never its status':
+        a status saying otherwise is counted as a rejection and raises a hub ``node.fault`` (once while open)."""
+        registered = conn.execute(select(nodes.c.kind).where(nodes.c.id == node, nodes.c.key_enc.is_not(None))).scalar()
+        if registered is None or registered == kind:
+            values["kind"] = kind  # an unregistered node is known by what it says
+            return
+        reason = f"status says kind {kind[:32]}, registered as {registered}"
+        metrics.rejected.labels("status kind mismatch").inc()
+        log.warning("node %s: %s; keeping the registered kind", node, reason)
+        open_faults = select(alarms.c.id).where(alarms.c.node == node, alarms.c.kind == "node.fault",
+                                                alarms.c.state != "resolved")
+        if any((data or {}).get("reason") == reason
+               for data in conn.execute(select(events.c.data).where(events.c.id.in_(open_faults))).scalars()):
+            return  # the retained status comes again on every reconnect: one open fault is enough
+        self.store_event(conn, Event.make(node, "node.fault", {"reason": reason, "raised_by": "hub"}, ts=at), at, out)
 
     def _heartbeat(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
         hb = _parse(Heartbeat, msg.payload)
@@ -490,6 +513,12 @@ class Ingest:
         log.warning("hub lost the broker (%s); reconnecting", rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if len(msg.payload) > MAX_SNAPSHOT_BYTES:  # the largest a node may send: refused before any copy
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
+            metrics.rejected.labels("oversized").inc()
+            log.warning("rejected message on %s: oversized (%d bytes)", msg.topic[:120], len(msg.payload))
+            return
         if msg.topic == Topics.HUB_STATUS:  # replicas only: another replica's last will
             self._hub_status(client, msg)
             return

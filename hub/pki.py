@@ -77,10 +77,11 @@ def issue_server_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
 VALID_DAYS_CLIENT = 825
 
 
-def issue_client_cert(folder: Path, node: str) -> tuple[bytes, bytes, int]:
+def issue_client_cert(folder: Path, node: str, days: int = VALID_DAYS_CLIENT) -> tuple[bytes, bytes, int]:
     """A node's client certificate (CN = node id, so mosquitto's ``use_identity_as_username`` makes the
     node id its user and the ACL's %u patterns confine it); returns key PEM, cert PEM and serial. The
-    key is made here and goes only into the node's bundle: the hub keeps the serial, for revocation."""
+    key is made here and goes only into the node's bundle: the hub keeps the serial, for revocation.
+    It is valid ``days`` days, but never past the CA's own end (OpenSSL would refuse it then anyway)."""
     ca_key_path, ca_crt_path = ensure_ca(folder)
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     ca_crt = x509.load_pem_x509_certificate(ca_crt_path.read_bytes())
@@ -90,7 +91,7 @@ def issue_client_cert(folder: Path, node: str) -> tuple[bytes, bytes, int]:
     cert = (x509.CertificateBuilder().subject_name(_name(node)).issuer_name(ca_crt.subject)
             .public_key(key.public_key()).serial_number(serial)
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=VALID_DAYS_CLIENT))
+            .not_valid_after(min(now + dt.timedelta(days=days), ca_crt.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]

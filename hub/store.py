@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -35,7 +34,9 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from edge.securefs import private_sqlite
 
 metadata = MetaData()
 # Sequence keys of the big append-only tables: BIGINT on PostgreSQL (a city passes 2^31 events),
@@ -235,9 +236,9 @@ WRITE_OPTION = "pingan_write"  # on a Connection: its transaction will write (SQ
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite(path)  # 0600 in a 0700 folder, its -wal/-shm too (edge/securefs.py)
         # a small pool: reopening SQLite (and its pragmas) per batch costs more than the batch
         engine = create_engine(url, pool_size=8, max_overflow=8,
                                connect_args={"check_same_thread": False, "timeout": 30})

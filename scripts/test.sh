@@ -9,5 +9,7 @@ if [ -f models/build_models.py ]; then
 fi
 echo "[test] ruff"
 .venv/bin/ruff check edge hub tests bench models
+echo "[test] mypy (strict: the contract, the node's link and config)"
+.venv/bin/mypy
 echo "[test] pytest"
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

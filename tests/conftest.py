@@ -151,7 +151,11 @@ class HubProc(Proc):
         return {"Authorization": f"Bearer {self.token}"}
 
     def ws_url(self, path: str = "/api/live") -> str:
-        return self.url.replace("http://", "ws://") + path + ("&" if "?" in path else "?") + f"token={self.token}"
+        """A URL for one WebSocket connection: a single-use ticket in it, never the session token."""
+        r = httpx.post(f"{self.url}/api/live/ticket", headers=self.headers, timeout=10)
+        r.raise_for_status()
+        sep = "&" if "?" in path else "?"
+        return self.url.replace("http://", "ws://") + path + sep + f"ticket={r.json()['ticket']}"
 
     def wait_online(self, node: str, timeout: float = 30) -> None:
         """Until the hub lists ``node`` online: its birth went through the broker and the ingest."""

@@ -219,17 +219,6 @@ def test_cookie_session_and_origin_check(app_env) -> None:
                        headers={"Origin": "https://evil.example"}).status_code == 403
 
 
-def test_websocket_token_in_query(app_env) -> None:
-    app, state, client, clock = app_env
-    token = _token(client, "zhao")
-    with client.websocket_connect(f"/api/live?token={token}") as ws:
-        assert ws.receive_json()["type"] == "hello"
-    with pytest.raises(WebSocketDenialResponse) as denied:
-        with client.websocket_connect("/api/live?token=wrong"):
-            pass
-    assert denied.value.status_code == 401
-
-
 def test_metrics_need_the_scrape_token(app_env, tmp_path: Path) -> None:
     app, state, client, clock = app_env
     assert client.get("/metrics").status_code == 401

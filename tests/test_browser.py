@@ -43,7 +43,7 @@ def login(page, url: str, user: str, password: str) -> None:
     page.fill("#login-pass", password)
     page.click("#login-submit")
     page.wait_for_selector("#app-view", state="visible")
-    page.wait_for_function("document.getElementById('conn').className === ''")  # live connection up
+    page.wait_for_function("() => document.getElementById('conn').className === ''")  # live connection up
 
 
 def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_factory, browser,
@@ -55,12 +55,14 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text)  # the CSP (hub/app.py) blocked something
+            if m.type == "error" and "Content Security Policy" in m.text else None)
 
     page.goto(hub.url + "/")
     page.fill("#login-user", OPERATOR[0])
     page.fill("#login-pass", "wrong-password")
     page.click("#login-submit")
-    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    page.wait_for_function("() => document.getElementById('login-error').textContent.length > 0")
     assert "密码" in page.text_content("#login-error")  # Simplified Chinese by default
     login(page, hub.url, *OPERATOR)
     assert page.is_visible("#sound-bar")  # the page asks for the one click sound needs
@@ -144,6 +146,8 @@ def test_a_street_gone_silent_is_one_outage_card_until_its_nodes_return(broker: 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text)  # the CSP (hub/app.py) blocked something
+            if m.type == "error" and "Content Security Policy" in m.text else None)
     login(page, hub.url, *OPERATOR)
 
     card = page.wait_for_selector('.alarm[data-kind="nodes.offline"]', timeout=30000)  # after 5 s of silence

@@ -26,7 +26,9 @@ def fleet_broker(tmp_path: Path, mosquitto_exe: str):
     b = fleet.add("pole-22", kind="alarm_post", grid="G07")
     port = free_port()
     tls_port = free_port()
-    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", tls_port=tls_port)
+    # broker_user="root": pytest's tmp dirs are 0700, out of reach of the user mosquitto (a deployment never)
+    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", tls_port=tls_port,
+                                     broker_user="root")
     proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for(lambda: port_open("127.0.0.1", port) and port_open("127.0.0.1", tls_port), 10, message="mosquitto up")
     fleet.tls_port = tls_port
@@ -72,7 +74,7 @@ def test_removed_node_cannot_connect_after_reload(fleet_broker) -> None:
     c.disconnect()
     c.loop_stop()
     fleet.remove("pole-22")
-    fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1")
+    fleet.write_broker_config(broker_dir, port=port, bind="127.0.0.1", broker_user="root")
     assert Fleet.reload_broker(broker_dir)
     wait_for(lambda: mqtt_connect(port, user="pole-22", password=b.mqtt_password)[1] != 0, 10,
              message="removed node refused")

@@ -45,6 +45,8 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     page = media_browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text)  # the CSP (hub/app.py) blocked something
+            if m.type == "error" and "Content Security Policy" in m.text else None)
     login(page, hub.url, *OPERATOR)
 
     node.control(cmd="press")
@@ -52,14 +54,14 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     assert page.is_visible("#live-panel")  # opened by itself on the new alarm
     video_plays(page)
     t0 = page.evaluate("document.getElementById('live-video').currentTime")
-    page.wait_for_function(f"document.getElementById('live-video').currentTime > {t0 + 1}")  # frames advance
+    page.wait_for_function(f"() => document.getElementById('live-video').currentTime > {t0 + 1}")  # frames advance
     assert not_blank(page.locator("#live-video").screenshot())
     assert page.text_content("#live-status") == "直播中"
     assert node.control(cmd="state")["state"]["live"]["viewers"] == 1
 
     page.click("#live-talk")  # a new session with the operator's (fake) microphone
     page.wait_for_selector("#live-ptt", state="visible")
-    page.wait_for_function("document.getElementById('live-audio').currentTime > 1", timeout=20000)
+    page.wait_for_function("() => document.getElementById('live-audio').currentTime > 1", timeout=20000)
     video_plays(page)
     wait_for(lambda: node.control(cmd="state")["state"]["led"] == "talking", message="pole shows talking")
     sessions = node.control(cmd="state")["state"]["live"]["sessions"]

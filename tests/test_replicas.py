@@ -256,7 +256,8 @@ def test_replicas_share_ingest_under_the_fleet_broker_acl(tmp_path: Path, pg_url
     fleet = Fleet(state.engine, state.service)
     made = fleet.add("pole-21", kind="alarm_post", grid="G07")
     port = free_port()
-    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", replicas=("a", "b"))
+    conf = fleet.write_broker_config(tmp_path / "broker", port=port, bind="127.0.0.1", replicas=("a", "b"),
+                                     broker_user="root")  # pytest's 0700 tmp dirs
     state.engine.dispose()
     proc = subprocess.Popen([mosquitto_exe, "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     replicas: list[ReplicaProc] = []

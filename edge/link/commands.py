@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from edge.clock import Clock
 from edge.protocol import Command
+from edge.securefs import private_sqlite
 
 CLOCK_SKEW_S = 120  # a command "issued" further in the future than this is suspicious
 
@@ -32,7 +33,7 @@ class CommandGuard:
         self.node_id = node_id
         self.key = key
         self.clock = clock
-        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(private_sqlite(db_path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.protocol import Priority
+from edge.securefs import private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,8 @@ class Outbox:
     def __init__(self, path: str | Path, max_bytes: int = 64 * 1024 * 1024,
                  reserve_bytes: int = 1024 * 1024) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(private_sqlite(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -101,11 +101,11 @@ class Outbox:
         # makes an eviction on a full disk need more journal space than it frees
         self._db.execute("PRAGMA secure_delete=FAST")
         self._db.executescript(_SCHEMA)
-        self._bytes = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
+        self._bytes: int = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox").fetchone()[0]
         self._reserve = self.path.with_name(self.path.name + ".reserve")
         self._reserve_bytes = reserve_bytes
         self._lost_counts: dict[str, int] = {}
-        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        self._page_size: int = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._ensure_reserve()
 
     # --- writing ---------------------------------------------------------------------------
@@ -226,7 +226,7 @@ class Outbox:
         return st.f_bavail * st.f_frsize
 
     def _free_pages_bytes(self) -> int:
-        pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages: int = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         return pages * self._page_size
 
     def _delete_rows(self, seqs: list[int]) -> None:
@@ -316,7 +316,8 @@ class Outbox:
         return entry
 
     def depth(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        count: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return count
 
     def depth_by_priority(self) -> dict[str, int]:
         rows = self._db.execute("SELECT priority, COUNT(*) FROM outbox GROUP BY priority")

@@ -57,7 +57,7 @@ class Sender:
 
     def _due(self, out: _Out, now: float) -> bool:
         backoff = min(self.max_backoff, self.resend_after * (2 ** max(0, out.attempts - 1)))
-        return now - out.sent_at >= backoff
+        return bool(now - out.sent_at >= backoff)
 
     def pump(self) -> int:
         """Send what the window allows, highest class first; returns how many went out."""
