@@ -33,8 +33,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.access import AccessEntry  # noqa: E402
 from edge.config import NodeConfig  # noqa: E402
+from edge.roles.door.access_list import AccessEntry  # noqa: E402
 from edge.sim.control import send_control  # noqa: E402
 from hub.broker import free_port  # noqa: E402
 
@@ -52,8 +52,8 @@ def door_config(node: str, data_dir: Path) -> dict:
 
 
 async def latency(n: int, tmp: Path) -> tuple[list[float], list[float]]:
-    from edge.agent import NodeAgent
-    from edge.roles.door import Door
+    from edge.agent.node import NodeAgent
+    from edge.roles.door.lock import Door
 
     cfg = NodeConfig.model_validate(door_config("door-bench-01", tmp / "node"))
     agent = NodeAgent(cfg)

@@ -118,7 +118,7 @@ class InProcessPole:
         self._ready.wait(30)
 
     async def _main(self) -> None:
-        from edge.agent import NodeAgent
+        from edge.agent.node import NodeAgent
 
         self.agent = NodeAgent(self.cfg)
         camera = self.agent.worker.camera

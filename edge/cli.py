@@ -39,7 +39,7 @@ def run(config: Annotated[Path, typer.Argument(help="The node's YAML config")],
         load_node_config(config)
     except ConfigError as exc:
         _fail(str(exc))
-    from edge.configupdate import run_node_with_updates
+    from edge.agent.updates import run_node_with_updates
 
     try:
         run_node_with_updates(config)
@@ -191,7 +191,7 @@ def doctor(config: Annotated[Path, typer.Argument(help="The node's YAML config")
            confirm: Annotated[bool, typer.Option("--confirm", help="Ask whether the lock clicked")] = False,
            ) -> None:
     """Check config, secrets, pins, reader, camera, broker, disk, clock and watchdog; a fix for each failure."""
-    from edge.doctor import Doctor
+    from edge.installer.doctor import Doctor
 
     ask = (lambda question: typer.confirm(question, default=False)) if confirm else None
     findings = Doctor(config, confirm=ask).run()
@@ -208,7 +208,7 @@ def doctor(config: Annotated[Path, typer.Argument(help="The node's YAML config")
 def install(bundle: Annotated[Path, typer.Argument(help="The node bundle from pingan-hub nodes add")],
             root: Annotated[Path, typer.Option(help="Install under this root (for images)")] = Path("/")) -> None:
     """Put a node bundle's config, credentials and systemd unit in place."""
-    from edge.install import install_bundle
+    from edge.installer.bundle import install_bundle
 
     try:
         written = install_bundle(bundle, root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -14,6 +15,7 @@ from edge.config import NodeConfig
 from edge.hw.camera import SyntheticCamera
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
+from edge.link.dispatch import CommandDispatcher
 from edge.link.outbox import Outbox
 from edge.protocol import Command, Event, Priority, Topics
 from edge.roles.alarm_post import AlarmPost
@@ -22,7 +24,7 @@ KEY = b"test-node-key-0123456789"
 
 
 @pytest.fixture()
-def pole(tmp_path: Path):
+def rig(tmp_path: Path):
     cfg = NodeConfig.model_validate({
         "node": {"id": "pole-07", "kind": "alarm_post", "place": "Market gate", "grid": "G07",
                  "location": {"lat": 24.48, "lon": 118.11}},
@@ -32,14 +34,26 @@ def pole(tmp_path: Path):
     clock = FakeClock()
     outbox = Outbox(tmp_path / "outbox.db")
     guard = CommandGuard("pole-07", KEY, tmp_path / "nonces.db", clock)
+    commands = CommandDispatcher(guard, audit=lambda kind, data: role.emit(kind, data))
     camera = SyntheticCamera(320, 240, "pole-07")
-    role = AlarmPost(cfg, pins, camera, outbox, clock, guard)
+    role = AlarmPost(cfg, pins, camera, outbox, clock, commands)
     pins.on_button(lambda pressed: role.on_button_edge(pressed, clock.monotonic()))
     pins.on_tamper(lambda opened: role.on_enclosure_edge(opened, clock.monotonic()))
-    yield role, pins, clock, outbox, camera
+    yield SimpleNamespace(role=role, pins=pins, clock=clock, outbox=outbox, camera=camera, commands=commands)
     pins.close()
     outbox.close()
     guard.close()
+
+
+@pytest.fixture()
+def pole(rig):
+    return rig.role, rig.pins, rig.clock, rig.outbox, rig.camera
+
+
+@pytest.fixture()
+def commands(rig) -> CommandDispatcher:
+    """The pole's command dispatcher: checked, refused and audited there, obeyed by the role."""
+    return rig.commands
 
 
 def queued_events(outbox: Outbox) -> list[Event]:
@@ -120,16 +134,16 @@ def test_stuck_button_is_one_alarm_and_one_fault(pole) -> None:
     assert fault.data["fault"] == "button_stuck"
 
 
-def test_receipt_ack_and_resolve_drive_the_led(pole) -> None:
+def test_receipt_ack_and_resolve_drive_the_led(pole, commands) -> None:
     role, pins, clock, outbox, _ = pole
     press(pins, clock)
     alarm_id = role.alarm.id
     role.on_receipt([alarm_id])
     assert pins.light.pattern == "received"
-    reply = role.on_command(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "acknowledged"}))
+    reply = commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "acknowledged"}))
     assert reply.ok
     assert pins.light.pattern == "help_coming" and pins.light.is_lit
-    reply = role.on_command(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "resolved"}))
+    reply = commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "resolved"}))
     assert reply.ok and pins.light.pattern == "idle" and role.alarm is None
 
 
@@ -155,9 +169,9 @@ def test_no_receipt_in_time_shows_not_delivered(pole) -> None:
     (lambda: Command.make("pole-08", "siren.set", {"on": True}).signed(KEY).to_bytes(), "not pole-07"),
     (lambda: b'{"id": "x"}', "malformed"),
 ])
-def test_forged_expired_or_foreign_commands_are_refused_and_audited(pole, make, reason) -> None:
+def test_forged_expired_or_foreign_commands_are_refused_and_audited(pole, commands, make, reason) -> None:
     role, pins, clock, outbox, _ = pole
-    reply = role.on_command(make())
+    reply = commands.dispatch(make())
     assert pins.siren.value == 0
     if reply is not None:
         assert reply.ok is False and reason in reply.detail
@@ -165,20 +179,20 @@ def test_forged_expired_or_foreign_commands_are_refused_and_audited(pole, make, 
     assert len(audit) == 1 and reason in audit[0].data["reason"]
 
 
-def test_replayed_command_is_refused(pole) -> None:
+def test_replayed_command_is_refused(pole, commands) -> None:
     role, pins, clock, outbox, _ = pole
     payload = signed("siren.set", {"on": True})
-    assert role.on_command(payload).ok and pins.siren.value == 1
-    role.on_command(signed("siren.set", {"on": False}))
-    reply = role.on_command(payload)
+    assert commands.dispatch(payload).ok and pins.siren.value == 1
+    commands.dispatch(signed("siren.set", {"on": False}))
+    reply = commands.dispatch(payload)
     assert reply.ok is False and "replayed" in reply.detail
     assert pins.siren.value == 0
 
 
-def test_siren_follows_commands_and_states_are_asserted(pole) -> None:
+def test_siren_follows_commands_and_states_are_asserted(pole, commands) -> None:
     role, pins, clock, outbox, _ = pole
-    role.on_command(signed("siren.set", {"on": True}))
-    role.on_command(signed("siren.set", {"on": False}))
+    commands.dispatch(signed("siren.set", {"on": True}))
+    commands.dispatch(signed("siren.set", {"on": False}))
     pins.siren.pin.assert_states([False, True, False])
 
 

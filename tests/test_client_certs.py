@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from edge.install import install_bundle
+from edge.installer.bundle import install_bundle
 from edge.protocol import Event, Topics
 from hub.app import HubState
 from hub.broker import free_port, port_open

@@ -127,7 +127,7 @@ def test_what_a_remote_update_may_not_change(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_doctor_checks_the_config_in_effect(tmp_path: Path, setup) -> None:
-    from edge.doctor import Doctor
+    from edge.installer.doctor import Doctor
 
     base_path, base, store = setup
     doctor = Doctor(base_path)

@@ -56,6 +56,7 @@ def test_alarm_goes_out_from_memory_when_nothing_can_be_written(small_disk: Path
     from edge.hw.camera import SyntheticCamera
     from edge.hw.gpio import AlarmPostPins
     from edge.link.commands import CommandGuard
+    from edge.link.dispatch import CommandDispatcher
     from edge.roles.alarm_post import AlarmPost
 
     ob = Outbox(small_disk / "outbox.db", max_bytes=1 << 30, reserve_bytes=0)
@@ -73,7 +74,8 @@ def test_alarm_goes_out_from_memory_when_nothing_can_be_written(small_disk: Path
     sent: list[str] = []
     clock = FakeClock()
     guard = CommandGuard("pole-07", b"k", ":memory:", clock)
-    role = AlarmPost(cfg, pins, SyntheticCamera(320, 240), ob, clock, guard,
+    commands = CommandDispatcher(guard, audit=lambda kind, data: role.emit(kind, data))
+    role = AlarmPost(cfg, pins, SyntheticCamera(320, 240), ob, clock, commands,
                      send_direct=lambda topic, payload, qos: sent.append(topic))
     pins.on_button(lambda pressed: role.on_button_edge(pressed, clock.monotonic()))
     pins.button.pin.drive_low()

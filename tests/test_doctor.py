@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.doctor import Doctor
-from edge.install import install_bundle
+from edge.installer.bundle import install_bundle
+from edge.installer.doctor import Doctor
 from hub.broker import free_port
 from hub.fleet import node_config_for, write_bundle
 from tests.test_fleet import fleet_broker  # noqa: F401 - the fixture

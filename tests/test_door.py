@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from edge.access import AccessEntry, AccessList
 from edge.clock import FakeClock
 from edge.config import NodeConfig
 from edge.hw.door_pins import DoorPins
 from edge.hw.fingerprint import FingerprintReader
 from edge.link.commands import CommandGuard
+from edge.link.dispatch import CommandDispatcher
 from edge.link.outbox import Outbox
 from edge.protocol import Command, Event, Priority
-from edge.roles.door import Door
+from edge.roles.door.access_list import AccessEntry, AccessList
+from edge.roles.door.lock import Door
 from edge.sim.reader import ReaderSimulator
 from edge.template_crypto import TemplateKeyError, open_template
 
@@ -35,7 +36,7 @@ def door_config(tmp_path: Path, node: str = "door-b01-01", **door: object) -> No
 
 
 class Rig:
-    """One door: pins, reader simulator + real driver, clock, outbox, guard, access list, role."""
+    """One door: pins, reader simulator + real driver, clock, outbox, commands, access list, role."""
 
     def __init__(self, tmp_path: Path, node: str = "door-b01-01", enrolled: int = 3, camera=None,
                  block_key: bytes | None = BLOCK_KEY, **door: object) -> None:
@@ -50,8 +51,10 @@ class Rig:
         self.guard = CommandGuard(node, KEY, tmp_path / "nonces.db", self.clock)
         self.access = AccessList(tmp_path / "access.db")
         self.replies: list = []
-        self.role = Door(self.cfg, self.pins, self.reader, self.outbox, self.clock, self.guard, self.access,
-                         camera=camera, block_key=block_key, send_reply=self.replies.append)
+        self.commands = CommandDispatcher(self.guard, audit=lambda kind, data: self.role.emit(kind, data),
+                                          send_reply=self.replies.append)
+        self.role = Door(self.cfg, self.pins, self.reader, self.outbox, self.clock, self.commands, self.access,
+                         camera=camera, block_key=block_key)
         t = self.clock.monotonic
         self.pins.on_contact(lambda opened: self.role.on_contact_edge(opened, t()))
         self.pins.on_exit(lambda pressed: self.role.on_exit_edge(pressed, t()))
@@ -95,6 +98,7 @@ class Rig:
                             now=kw.pop("now", self.clock.now()), **kw).signed(key).to_bytes()
 
     def close(self) -> None:
+        self.commands.close()
         self.role.close()
         self.pins.close()
         self.sim.stop()
@@ -270,7 +274,7 @@ def test_access_list_survives_restart(tmp_path: Path) -> None:
 
 
 def test_remote_unlock_is_audited(rig: Rig) -> None:
-    reply = rig.role.on_command(rig.command("door.unlock", {"reason": "tenant locked out"}))
+    reply = rig.commands.dispatch(rig.command("door.unlock", {"reason": "tenant locked out"}))
     assert reply.ok and not rig.pins.locked
     ev = rig.events()[-1]
     assert ev.kind == "door.granted" and ev.data["remote"] is True and ev.data["operator"] == "wang"
@@ -291,12 +295,12 @@ def test_bad_unlocks_are_refused(rig: Rig, how: str, reason: str | None) -> None
         payload = rig.command("door.unlock", {}, ttl=timedelta(minutes=5))
     elif how == "replayed":
         payload = rig.command("door.unlock", {})
-        assert rig.role.on_command(payload).ok
+        assert rig.commands.dispatch(payload).ok
         rig.advance(6)
         assert rig.pins.locked
     else:
         payload = Command.make("door-b09-01", "door.unlock", {}, operator="x").signed(KEY).to_bytes()
-    reply = rig.role.on_command(payload)
+    reply = rig.commands.dispatch(payload)
     if reason is None:
         assert reply is None
     else:
@@ -307,7 +311,7 @@ def test_bad_unlocks_are_refused(rig: Rig, how: str, reason: str | None) -> None
 
 
 def test_unlock_without_operator_is_refused(rig: Rig) -> None:
-    reply = rig.role.on_command(rig.command("door.unlock", {}, operator=None))
+    reply = rig.commands.dispatch(rig.command("door.unlock", {}, operator=None))
     assert reply.ok is False and rig.pins.locked
 
 
@@ -327,12 +331,12 @@ def test_bad_serial_frames_are_one_fault_and_the_door_goes_on(rig: Rig) -> None:
 
 async def _enrol_with(rig: Rig, payload: bytes, finger: int):
     """Run an enrolment, moving the simulated finger as the reader prompts (place, lift, place)."""
-    task = asyncio.create_task(rig.role.handle_command(payload))
+    task = asyncio.create_task(rig.commands.handle(payload))
     seen = 0
     while not task.done():
-        if rig.role.enrol_steps > seen:
-            seen = rig.role.enrol_steps
-            rig.sim.place_finger(finger if rig.role.enrol_prompt == "place" else None)
+        if rig.role.access_manager.enrol_steps > seen:
+            seen = rig.role.access_manager.enrol_steps
+            rig.sim.place_finger(finger if rig.role.access_manager.enrol_prompt == "place" else None)
         await asyncio.sleep(0.01)
     return task.result()
 
@@ -355,7 +359,7 @@ def test_enrol_sync_to_second_door_and_revoke(tmp_path: Path) -> None:
         with pytest.raises(TemplateKeyError):
             open_template(BLOCK_KEY, sealed, "t-eve")
         # the block's second door takes the template instead of a scan
-        reply_b = asyncio.run(b.role.handle_command(b.command("access.enrol", {**args, "template_enc": sealed})))
+        reply_b = asyncio.run(b.commands.handle(b.command("access.enrol", {**args, "template_enc": sealed})))
         assert reply_b.ok and "template_enc" not in reply_b.data and b.sim.enrolled == {reply_b.data["slot"]: 42}
         b.touch(42)
         assert b.kinds()[-1] == "door.granted" and b.events()[-1].data["tenant_id"] == "t-dave"
@@ -363,7 +367,7 @@ def test_enrol_sync_to_second_door_and_revoke(tmp_path: Path) -> None:
         a.touch(42)
         assert a.kinds()[-1] == "door.granted"
         # revoke: gone from the reader and the list
-        rev = asyncio.run(b.role.handle_command(b.command("access.revoke", {"tenant_id": "t-dave", "version": 4})))
+        rev = asyncio.run(b.commands.handle(b.command("access.revoke", {"tenant_id": "t-dave", "version": 4})))
         assert rev.ok and rev.data["reader_deleted"] == [0] and b.sim.enrolled == {} and len(b.access) == 0
         b.touch(42)
         assert b.events()[-1].data["reason"] == "unknown_finger"
@@ -378,7 +382,7 @@ def test_enrol_with_a_wrong_block_key_is_refused(tmp_path: Path) -> None:
     try:
         reply = asyncio.run(_enrol_with(a, a.command("access.enrol", {"tenant_id": "t-x"}), 5))
         forwarded = b.command("access.enrol", {"tenant_id": "t-x", "template_enc": reply.data["template_enc"]})
-        refused = asyncio.run(b.role.handle_command(forwarded))
+        refused = asyncio.run(b.commands.handle(forwarded))
         assert refused.ok is False and "block key" in refused.detail and b.sim.enrolled == {}
     finally:
         a.close()
@@ -389,7 +393,7 @@ def test_enrol_timeout_is_a_clear_failure(tmp_path: Path) -> None:
     r = Rig(tmp_path, enrolled=0)
     try:
         r.cfg.reader.enrol_wait_s = 0.2  # type: ignore[misc]
-        reply = asyncio.run(r.role.handle_command(r.command("access.enrol", {"tenant_id": "t-y"})))
+        reply = asyncio.run(r.commands.handle(r.command("access.enrol", {"tenant_id": "t-y"})))
         assert reply.ok is False and reply.data["reason"] == "timeout" and "try again" in reply.detail
         assert len(r.access) == 0 and r.role.busy is None
     finally:
@@ -401,7 +405,7 @@ def test_access_sync_reconciles(rig: Rig) -> None:
     rig.lease(1, "t-alice")
     entries = [{"slot": 1, "tenant_id": "t-alice", "valid_until": "2099-01-01T00:00:00+08:00"},
                {"slot": 2, "tenant_id": "t-bob"}, {"slot": 9, "tenant_id": "t-nobody"}]
-    reply = asyncio.run(rig.role.handle_command(rig.command("access.sync", {"version": 12, "entries": entries})))
+    reply = asyncio.run(rig.commands.handle(rig.command("access.sync", {"version": 12, "entries": entries})))
     assert reply.ok and reply.data["missing_templates"] == [9] and reply.data["reader_deleted"] == [0]
     assert [e.slot for e in rig.access.entries()] == [1, 2, 9] and rig.access.version == 12
     assert set(rig.sim.enrolled) == {1, 2}
@@ -432,7 +436,7 @@ def test_absent_reader_is_a_fault_and_is_reopened(tmp_path: Path) -> None:
 
         r.outbox.close()
         r.outbox = Outbox(tmp_path / "outbox2.db")
-        r.role = Door(r.cfg, r.pins, None, r.outbox, r.clock, r.guard, r.access, open_reader=open_reader)
+        r.role = Door(r.cfg, r.pins, None, r.outbox, r.clock, r.commands, r.access, open_reader=open_reader)
         assert r.kinds() == ["node.fault"] and r.role.state()["reader"] == "absent"
         assert asyncio.run(r.role.scan_once()) is None and opened == []  # not before REOPEN_READER_S
         r.clock.advance(5)

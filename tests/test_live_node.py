@@ -16,9 +16,11 @@ from edge.clock import FakeClock, SystemClock
 from edge.config import LiveSettings
 from edge.hw.camera import FileCamera, MaskedCamera
 from edge.link.commands import CommandGuard
+from edge.link.dispatch import CommandDispatcher
 from edge.live.audio import dominant_hz
 from edge.live.session import LiveManager
 from edge.live.video import EncoderStats, SharedVideoEncoder
+from edge.live.wiring import LIVE_COMMANDS
 from edge.protocol import Command, Reply
 from edge.vision.worker import CameraWorker
 from hub.liveview.viewer import Viewer
@@ -51,13 +53,14 @@ class Node:
         self.replies: list[Reply] = []
         self.talking: list[bool] = []
         self.refused: list[dict] = []
-        self.manager = LiveManager(settings, self.encoder, self.guard, self.replies.append, clock=self.clock,
-                                   emit=lambda kind, data: self.refused.append(data),
-                                   on_talk=self.talking.append)
+        self.manager = LiveManager(settings, self.encoder, clock=self.clock, on_talk=self.talking.append)
+        self.commands = CommandDispatcher(self.guard, audit=lambda kind, data: self.refused.append(data),
+                                          send_reply=self.replies.append)
+        self.commands.register(self.manager.obey, *LIVE_COMMANDS)
 
     async def command(self, name: str, key: bytes = KEY, **args) -> Reply | None:
         cmd = Command.make(NODE, name, args, operator="wang").signed(key)
-        return await self.manager.on_command(cmd.to_bytes())
+        return await self.commands.handle(cmd.to_bytes())
 
     async def close(self) -> None:
         await self.manager.close()
@@ -200,7 +203,7 @@ def test_unsigned_or_badly_signed_live_start_is_refused(tmp_path: Path, key: byt
             cmd = Command.make(NODE, "live.start", {"session": "x", "sdp": await viewer.offer()}, operator="eve")
             if key is not None:
                 cmd = cmd.signed(key)
-            reply = await node.manager.on_command(cmd.to_bytes())
+            reply = await node.commands.handle(cmd.to_bytes())
             assert reply is not None and not reply.ok and "bad signature" in reply.detail
             assert not node.manager.sessions and not node.encoder.running
             assert node.refused and node.refused[0]["reason"] == "bad signature"

@@ -23,6 +23,7 @@ from edge.config import NodeConfig
 from edge.errors import ConfigError
 from edge.hw.camera import Picamera2Camera, open_camera
 from edge.link.commands import CommandGuard
+from edge.link.dispatch import CommandDispatcher
 from edge.live.picamera_video import Picamera2EncoderStats, Picamera2VideoEncoder
 from edge.live.video import EncoderStats, SharedVideoEncoder
 from edge.live.wiring import LiveOnDemand
@@ -64,17 +65,18 @@ class PiNode:
         self.worker = CameraWorker(self.camera, SystemClock(), fps=5).start()
         self.guard = CommandGuard(NODE, KEY, tmp / "nonces.db", SystemClock())
         self.replies: list[Reply] = []
-        agent = SimpleNamespace(cfg=self.cfg, worker=self.worker, guard=self.guard, clock=SystemClock(),
-                                link=SimpleNamespace(publish=lambda *a: None),
-                                role=SimpleNamespace(emit=lambda kind, data: None, on_talk=lambda on: None))
+        agent = SimpleNamespace(cfg=self.cfg, worker=self.worker, clock=SystemClock(),
+                                role=SimpleNamespace(on_talk=lambda on: None))
         self.live = LiveOnDemand(agent)
+        self.commands = CommandDispatcher(self.guard, audit=lambda kind, data: None, send_reply=self.replies.append)
+        self.live.register(self.commands)
         self.live.manager = self.live._build()
         self.manager = self.live.manager
         self.encoder = self.manager.encoder
 
     async def command(self, name: str, **args: Any) -> Reply | None:
         cmd = Command.make(NODE, name, args, operator="wang").signed(KEY)
-        return await self.manager.on_command(cmd.to_bytes())
+        return await self.commands.handle(cmd.to_bytes())
 
     async def connect(self, session: str) -> Viewer:
         viewer = Viewer()

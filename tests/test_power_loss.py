@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from edge.access import AccessList
+from edge.roles.door.access_list import AccessList
 
 
 def _run_until_killed(code: str, marker: Path) -> int:
@@ -21,7 +21,7 @@ def test_access_list_survives_a_kill_during_writes(tmp_path: Path) -> None:
     db, marker = tmp_path / "access.db", tmp_path / "done.txt"
     confirmed = _run_until_killed(f"""
         import os, random
-        from edge.access import AccessList, AccessEntry
+        from edge.roles.door.access_list import AccessList, AccessEntry
         acl = AccessList({str(db)!r})
         with open({str(marker)!r}, "a") as log:
             for slot in range(400):

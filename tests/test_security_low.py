@@ -102,11 +102,11 @@ def test_a_database_left_readable_by_an_older_version_is_tightened(tmp_path: Pat
 
 
 def test_node_databases_are_private_under_a_permissive_umask(tmp_path: Path, permissive_umask) -> None:
-    from edge.access import AccessList
     from edge.clock import SystemClock
     from edge.link.commands import CommandGuard
     from edge.link.outbox import Outbox
     from edge.protocol import Priority
+    from edge.roles.door.access_list import AccessList
 
     data = tmp_path / "var" / "pingan"
     outbox = Outbox(data / "outbox.db", reserve_bytes=0)

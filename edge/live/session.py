@@ -28,7 +28,6 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from edge.clock import Clock, SystemClock
 from edge.config import LiveSettings
 from edge.errors import HardwareError
-from edge.link.commands import CommandGuard, CommandRefused
 from edge.live.audio import Speaker, open_microphone, open_speaker, play_file
 from edge.live.video import SharedVideoEncoder
 from edge.protocol import Command, Reply
@@ -56,46 +55,26 @@ class LiveSession:
 
 
 class LiveManager:
-    """All live sessions of one node; ``on_command`` takes the ``live.*`` commands."""
+    """All live sessions of one node; ``obey`` takes the ``live.*`` commands."""
 
-    def __init__(self, settings: LiveSettings, encoder: SharedVideoEncoder, guard: CommandGuard,
-                 send_reply: Callable[[Reply], None], *, clock: Clock | None = None,
-                 emit: Callable[[str, dict[str, Any]], Any] = lambda kind, data: None,
+    def __init__(self, settings: LiveSettings, encoder: SharedVideoEncoder, *, clock: Clock | None = None,
                  on_talk: Callable[[bool], None] = lambda talking: None) -> None:
         self.settings = settings
         self.encoder = encoder
-        self.guard = guard
-        self.send_reply = send_reply
         self.clock = clock or SystemClock()
-        self.emit = emit
         self.on_talk = on_talk
         self.sessions: dict[str, LiveSession] = {}
         self.ended: dict[str, str] = {}  # session id → why it ended (told to the hub in keepalive replies)
         self.last_speaker: Speaker | None = None  # the tests measure what the last talk session heard
         self._ticker: asyncio.Task[None] | None = None
 
-    async def on_command(self, payload: bytes) -> Reply | None:
-        """Check and obey one live.* command; the reply is also sent with ``send_reply``."""
+    async def obey(self, cmd: Command) -> Reply:
+        """Obey one checked live.* command (edge/link/dispatch.py checked it and sends the reply)."""
         try:
-            cmd = self.guard.check(payload)
-        except CommandRefused as exc:
-            log.warning("refused live command: %s", exc.reason)
-            command = exc.command
-            self.emit("command.refused", {"command_id": command.id if command else "?", "reason": exc.reason,
-                                          "name": command.name if command else None,
-                                          "operator": command.operator if command else None})
-            if command is None or command.node != self.guard.node_id:
-                return None
-            reply = Reply(command_id=command.id, ok=False, detail=f"refused: {exc.reason}")
-            self.send_reply(reply)
-            return reply
-        try:
-            reply = await self._obey(cmd)
+            return await self._obey(cmd)
         except Exception as exc:  # noqa: BLE001 - the hub gets an answer, whatever went wrong
             log.exception("live command %s failed", cmd.name)
-            reply = Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} failed: {exc}"[:300])
-        self.send_reply(reply)
-        return reply
+            return Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} failed: {exc}"[:300])
 
     async def _obey(self, cmd: Command) -> Reply:
         args = cmd.args

@@ -1,4 +1,4 @@
-"""Builds a node's live view from its config, on demand (kept out of edge/agent.py, which only calls it).
+"""Builds a node's live view from its config, on demand (kept out of edge/agent/node.py, which only calls it).
 
 aiortc and PyAV cost a node process about 30 MB, so they are imported on the first ``live.*``
 command, not at start: a street of simulated poles (the demo) or a pole nobody watches pays nothing.
@@ -6,13 +6,14 @@ command, not at start: a street of simulated poles (the demo) or a pole nobody w
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from edge.protocol import Reply, Topics
+from edge.link.dispatch import CommandDispatcher
+from edge.protocol import Command, Reply
 
 log = logging.getLogger(__name__)
+LIVE_COMMANDS = ("live.start", "live.stop", "live.keepalive")
 
 
 def encoder_kind(live: Any, camera_source: str) -> str:
@@ -27,15 +28,6 @@ def encoder_kind(live: Any, camera_source: str) -> str:
     return str(live.encoder)
 
 
-def is_live_command(payload: bytes) -> bool:
-    """Is this a live.* command? (Checked, signature and all, by the manager.)"""
-    try:
-        name = json.loads(payload).get("name", "")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(name, str) and name.startswith("live.")
-
-
 class LiveOnDemand:
     """The agent's handle on live view; the real ``LiveManager`` is made on first use."""
 
@@ -43,7 +35,8 @@ class LiveOnDemand:
         self.agent = agent
         self.manager: Any | None = None
 
-    claims = staticmethod(is_live_command)
+    def register(self, commands: CommandDispatcher) -> None:
+        commands.register(self.obey, *LIVE_COMMANDS)
 
     def _build(self) -> Any:
         from edge.live.session import LiveManager
@@ -64,17 +57,13 @@ class LiveOnDemand:
             encoder = SharedVideoEncoder(worker, width=cfg.camera.width, height=cfg.camera.height, fps=cfg.live.fps,
                                          bitrate_kbps=cfg.live.bitrate_kbps, keyframe_s=cfg.live.keyframe_s,
                                          overlay=overlay)
+        return LiveManager(cfg.live, encoder, clock=agent.clock, on_talk=agent.role.on_talk)
 
-        def send_reply(reply: Reply) -> None:
-            agent.link.publish(Topics.replies(cfg.node.id), reply.to_bytes(), 1)
-
-        return LiveManager(cfg.live, encoder, agent.guard, send_reply, clock=agent.clock, emit=agent.role.emit,
-                           on_talk=agent.role.on_talk)
-
-    async def on_command(self, payload: bytes) -> Reply | None:
+    async def obey(self, cmd: Command) -> Reply:
         if self.manager is None:
             self.manager = self._build()
-        return await self.manager.on_command(payload)
+        reply: Reply = await self.manager.obey(cmd)
+        return reply
 
     def state(self) -> dict[str, Any]:
         if self.manager is None:

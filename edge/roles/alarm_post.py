@@ -21,7 +21,7 @@ from edge.clock import Clock
 from edge.config import NodeConfig
 from edge.hw.camera import Camera
 from edge.hw.gpio import AlarmPostPins
-from edge.link.commands import CommandGuard, CommandRefused
+from edge.link.dispatch import CommandDispatcher
 from edge.link.outbox import Outbox
 from edge.protocol import ALARM_STAGES, Command, Reply
 from edge.roles.base import EventEmitter
@@ -46,7 +46,7 @@ class OpenAlarm:
 
 class AlarmPost(EventEmitter):
     def __init__(self, cfg: NodeConfig, pins: AlarmPostPins, camera: Camera | None, outbox: Outbox,
-                 clock: Clock, guard: CommandGuard, *, wake: Callable[[], None] = lambda: None,
+                 clock: Clock, commands: CommandDispatcher, *, wake: Callable[[], None] = lambda: None,
                  send_direct: SendDirect = lambda topic, payload, qos: None) -> None:
         self.cfg = cfg
         self.node_id = cfg.node.id
@@ -54,7 +54,6 @@ class AlarmPost(EventEmitter):
         self.camera = camera
         self.outbox = outbox
         self.clock = clock
-        self.guard = guard
         self.wake = wake
         self.send_direct = send_direct
         self.button = Debouncer(cfg.alarm.debounce_ms / 1000.0, initial=pins.button_pressed)
@@ -67,6 +66,9 @@ class AlarmPost(EventEmitter):
         self.ring: Any | None = None  # the camera thread's pre-press frames, when there is one
         self.live: Any | None = None  # the live-view sessions (edge/live), when the pole has a camera
         self.talking = False  # the centre is talking through the pole's speaker: the LED says so
+        commands.register(self._ack, "alarm.ack")
+        commands.register(self._siren, "siren.set")
+        commands.otherwise(self._not_for_a_pole)
         pins.light.show("idle")
         pins.set_siren(False)
 
@@ -170,41 +172,28 @@ class AlarmPost(EventEmitter):
             self.alarm.not_delivered = False
             self._show()
 
-    def on_command(self, payload: bytes) -> Reply | None:
-        try:
-            cmd = self.guard.check(payload)
-        except CommandRefused as exc:
-            cmd_id = exc.command.id if exc.command else "?"
-            log.warning("refused command %s: %s", cmd_id, exc.reason)
-            self.emit("command.refused", {
-                "command_id": cmd_id, "reason": exc.reason,
-                "name": exc.command.name if exc.command else None,
-                "operator": exc.command.operator if exc.command else None})
-            if exc.command is None or exc.command.node != self.node_id:
-                return None  # nothing trustworthy to reply to
-            return Reply(command_id=cmd_id, ok=False, detail=f"refused: {exc.reason}")
-        return self._obey(cmd)
+    def _ack(self, cmd: Command) -> Reply:
+        stage = str(cmd.args.get("stage", "acknowledged"))
+        if stage not in ALARM_STAGES:
+            return Reply(command_id=cmd.id, ok=False, detail=f"unknown stage {stage!r}")
+        alarm_id = cmd.args.get("alarm_id")
+        if self.alarm is None or (alarm_id and alarm_id != self.alarm.id):
+            return Reply(command_id=cmd.id, ok=True, detail="no such open alarm on this node")
+        if stage == "resolved":
+            self.alarm = None
+            self.pins.set_siren(False)
+        else:
+            self.alarm.stage = stage
+            self.alarm.received = True
+        self._show()
+        return Reply(command_id=cmd.id, ok=True, detail=f"showing {self.pins.light.pattern}")
 
-    def _obey(self, cmd: Command) -> Reply:
-        if cmd.name == "alarm.ack":
-            stage = str(cmd.args.get("stage", "acknowledged"))
-            if stage not in ALARM_STAGES:
-                return Reply(command_id=cmd.id, ok=False, detail=f"unknown stage {stage!r}")
-            alarm_id = cmd.args.get("alarm_id")
-            if self.alarm is None or (alarm_id and alarm_id != self.alarm.id):
-                return Reply(command_id=cmd.id, ok=True, detail="no such open alarm on this node")
-            if stage == "resolved":
-                self.alarm = None
-                self.pins.set_siren(False)
-            else:
-                self.alarm.stage = stage
-                self.alarm.received = True
-            self._show()
-            return Reply(command_id=cmd.id, ok=True, detail=f"showing {self.pins.light.pattern}")
-        if cmd.name == "siren.set":
-            on = bool(cmd.args.get("on", False))
-            self.pins.set_siren(on)
-            return Reply(command_id=cmd.id, ok=True, detail=f"siren {'on' if on else 'off'}")
+    def _siren(self, cmd: Command) -> Reply:
+        on = bool(cmd.args.get("on", False))
+        self.pins.set_siren(on)
+        return Reply(command_id=cmd.id, ok=True, detail=f"siren {'on' if on else 'off'}")
+
+    def _not_for_a_pole(self, cmd: Command) -> Reply:
         return Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} is not something an alarm pole does")
 
     def state(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from edge.errors import PinganError
 
 if TYPE_CHECKING:
-    from edge.agent import NodeAgent
+    from edge.agent.node import NodeAgent
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from edge.errors import PinganError
 
 
 async def run_many(paths: list[str]) -> None:
-    from edge.agent import NodeAgent
+    from edge.agent.node import NodeAgent
 
     configs = [load_node_config(p) for p in paths]
     agents = [NodeAgent(cfg) for cfg in configs]

@@ -16,7 +16,6 @@ restarted by systemd, and that start is counted like any other.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -27,11 +26,10 @@ from typing import TYPE_CHECKING
 from edge.config import load_node_config, pushed_config_from_text
 from edge.configstore import MAX_CONFIG_BYTES, Boot, ConfigStore, update_refusals
 from edge.errors import ConfigError
-from edge.link.commands import CommandRefused
 from edge.protocol import Command, Reply
 
 if TYPE_CHECKING:
-    from edge.agent import NodeAgent
+    from edge.agent.node import NodeAgent
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +46,7 @@ class ConfigUpdater:
         # that takes the node's publishes (PUBACK) but drops them (an ACL) must not pass a trial.
         self.trial_event: str | None = None
         self.trial_receipted = False
-
-    @staticmethod
-    def wants(payload: bytes) -> bool:
-        """Is this a config.update? (cheap peek; the guard checks everything else)"""
-        try:
-            return bool(json.loads(payload).get("name") == "config.update")
-        except (ValueError, AttributeError):
-            return False
-
-    def on_command(self, payload: bytes) -> Reply | None:
-        agent = self.agent
-        try:
-            cmd = agent.guard.check(payload)
-        except CommandRefused as exc:
-            cmd_id = exc.command.id if exc.command else "?"
-            log.warning("refused config.update %s: %s", cmd_id, exc.reason)
-            agent.role.emit("command.refused", {
-                "command_id": cmd_id, "reason": exc.reason, "name": "config.update",
-                "operator": exc.command.operator if exc.command else None})
-            if exc.command is None or exc.command.node != agent.cfg.node.id:
-                return None
-            return Reply(command_id=cmd_id, ok=False, detail=f"refused: {exc.reason}")
-        return self._obey(cmd)
+        agent.commands.register(self._obey, "config.update")
 
     def _obey(self, cmd: Command) -> Reply:
         def refuse(detail: str) -> Reply:
@@ -167,7 +143,7 @@ class ConfigUpdater:
 
 async def run_agent(boot: Boot, store: ConfigStore) -> str | None:
     """Run the node until stopped; returns why it wants a restart (None: it was stopped)."""
-    from edge.agent import NodeAgent
+    from edge.agent.node import NodeAgent
 
     agent = NodeAgent(boot.cfg)
     agent.updater = ConfigUpdater(agent, store, boot)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from edge.access import AccessList
+from edge.agent.sdnotify import notify, watchdog_interval_s
 from edge.aio import wait_event
 from edge.clock import Clock, SystemClock
 from edge.config import NodeConfig
@@ -22,12 +22,13 @@ from edge.hw.door_pins import DoorPins
 from edge.hw.fingerprint import FingerprintReader
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
+from edge.link.dispatch import CommandDispatcher
 from edge.link.mqtt import NodeLink, pem_bytes
 from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
-from edge.roles.door import Door
-from edge.sdnotify import notify, watchdog_interval_s
+from edge.roles.door.access_list import AccessList
+from edge.roles.door.lock import Door
 from edge.securefs import private_dir
 from edge.sim.control import ControlServer
 from edge.sim.reader import ReaderSimulator
@@ -53,12 +54,13 @@ class NodeAgent:
         if self.guard.key is None:
             log.warning("no command-signing key in $%s or $CREDENTIALS_DIRECTORY: the node will refuse "
                         "every command from the hub (alarm.ack included)", cfg.key_env)
+        self.commands = CommandDispatcher(self.guard, audit=lambda kind, data: self.role.emit(kind, data),
+                                          send_reply=self._send_reply)
         self.sim_reader: ReaderSimulator | None = None
         self.access: AccessList | None = None
         self.camera = None
         self.worker: Any | None = None
         self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
-        self._live_tasks: set[asyncio.Task[Any]] = set()
         if cfg.node.kind == "rental_door":
             self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
         else:
@@ -88,7 +90,7 @@ class NodeAgent:
             from edge.roles.alarm_post import AlarmPost
 
             self.worker = self._make_camera_worker() if self.camera is not None else None
-            self.role = AlarmPost(cfg, self.pins, self.worker or self.camera, self.outbox, self.clock, self.guard,
+            self.role = AlarmPost(cfg, self.pins, self.worker or self.camera, self.outbox, self.clock, self.commands,
                                   wake=self.wake, send_direct=self.link.publish)
             if self.worker is not None:
                 self.role.ring = self.worker.ring
@@ -98,6 +100,7 @@ class NodeAgent:
                 from edge.live.wiring import make_live
 
                 self.live = self.role.live = make_live(self)
+                self.live.register(self.commands)
             if self.camera is None:
                 self.role.camera_ok = False
                 self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
@@ -109,7 +112,7 @@ class NodeAgent:
         self.link.on_connected = self._on_connected
         self.control: ControlServer | None = None
         self._last_tick = self._last_progress = time.monotonic()
-        self.updater: Any | None = None  # edge.configupdate.ConfigUpdater, set by `pingan-edge run`
+        self.updater: Any | None = None  # edge.agent.updates.ConfigUpdater, set by `pingan-edge run`
         self.restart_reason: str | None = None
         self.hub_status_seen = False  # the retained hub status arrived: our subscriptions work
 
@@ -163,13 +166,8 @@ class NodeAgent:
         if block_key is None:
             log.warning("no block key in $%s: enrolments here cannot be synced to the block's other doors",
                         cfg.door.block_key_env if cfg.door else "PINGAN_BLOCK_KEY")
-
-        def send_reply(reply: Reply) -> None:
-            self.link.publish(Topics.replies(cfg.node.id), reply.to_bytes(), 1)
-
-        door = Door(cfg, pins, reader, self.outbox, self.clock, self.guard, self.access, camera=self.camera,
-                    block_key=block_key, open_reader=open_reader, wake=self.wake,
-                    send_direct=self.link.publish, send_reply=send_reply)
+        door = Door(cfg, pins, reader, self.outbox, self.clock, self.commands, self.access, camera=self.camera,
+                    block_key=block_key, open_reader=open_reader, wake=self.wake, send_direct=self.link.publish)
         now = self.clock.monotonic
         pins.on_contact(lambda opened: self.loop.call_soon_threadsafe(door.on_contact_edge, opened, now()))
         pins.on_exit(lambda pressed: self.loop.call_soon_threadsafe(door.on_exit_edge, pressed, now()))
@@ -178,6 +176,9 @@ class NodeAgent:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _send_reply(self, reply: Reply) -> None:
+        self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
 
     def _on_connected(self) -> None:
         self.sender.reset()
@@ -199,17 +200,9 @@ class NodeAgent:
         if parsed.channel == "receipts":
             self._on_receipt(payload)
         elif parsed.channel == "commands":
-            if self.live is not None and self.live.claims(payload):  # async: an SDP answer takes a moment
-                task = self.loop.create_task(self.live.on_command(payload))
-                self._live_tasks.add(task)
-                task.add_done_callback(self._live_tasks.discard)
-                return
-            if self.updater is not None and self.updater.wants(payload):
-                reply = self.updater.on_command(payload)  # config.update (edge/configupdate.py)
-            else:
-                reply = self.role.on_command(payload)
+            reply = self.commands.dispatch(payload)  # a slow command's task sends its own reply
             if reply is not None:
-                self.link.publish(Topics.replies(self.cfg.node.id), reply.to_bytes(), 1)
+                self._send_reply(reply)
 
     def _on_receipt(self, payload: bytes) -> None:
         try:
@@ -314,6 +307,7 @@ class NodeAgent:
         if self.live is not None:
             await self.live.close()  # camera and microphone released before the link goes
         self.link.stop(say_offline=self.restart_reason is None)  # a planned restart is back in seconds
+        self.commands.close()  # slow commands (enrolment) still running are cancelled
         if isinstance(self.role, Door):
             self.role.close()  # relay de-energised, reader closed
         self.pins.close()

@@ -1,4 +1,4 @@
-"""The fingerprint-gated door of a rental block: finger → local access list → lock relay.
+"""The door's lock state machine: finger → local access list → lock relay; contacts, fire, exit.
 
 Runs on the node's asyncio loop; the reader's blocking serial calls go to a worker thread
 (``asyncio.to_thread``) and their results come back to the loop, gpiozero's callbacks are handed over
@@ -9,30 +9,32 @@ alarms and lockouts are tested without sleeping.
 Safety does not depend on this code: fire release and the exit button cut lock power in hardware. The
 software reports them and holds the relay released; at start, at stop and on any way out it drives the
 relay to its de-energised state (``door.mode`` says what that means for this door).
+
+Who may enter is managed apart (edge/roles/door/access.py), so the centre's enrolments, revocations
+and syncs never touch the lock's logic: this module only reads the access list when a finger matches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from edge.access import AccessEntry, AccessList, parse_time
 from edge.clock import Clock
 from edge.config import NodeConfig
-from edge.errors import HardwareError, PinganError
+from edge.errors import HardwareError
 from edge.hw.door_pins import DoorPins
-from edge.hw.fingerprint import EnrolmentError, FingerprintReader
-from edge.link.commands import CommandGuard, CommandRefused
+from edge.hw.fingerprint import FingerprintReader
+from edge.link.dispatch import CommandDispatcher
 from edge.link.outbox import Outbox
 from edge.protocol import Command, Reply
 from edge.roles.base import EventEmitter
 from edge.roles.debounce import Debouncer
-from edge.template_crypto import TemplateKeyError, open_template, seal_template
+from edge.roles.door.access import AccessManager
+from edge.roles.door.access_list import AccessList
 
 if TYPE_CHECKING:  # the camera module pulls in OpenCV and numpy (~40 MB): doors without a camera skip it
     from edge.hw.camera import Camera
@@ -40,10 +42,8 @@ if TYPE_CHECKING:  # the camera module pulls in OpenCV and numpy (~40 MB): doors
 log = logging.getLogger(__name__)
 
 SendDirect = Callable[[str, bytes, int], Any]
-SendReply = Callable[[Reply], Any]
 ReaderFactory = Callable[[], FingerprintReader]
 REOPEN_READER_S = 5.0
-_SLOW_COMMANDS = ("access.enrol", "access.revoke", "access.sync")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +57,10 @@ class ScanResult:
 
 class Door(EventEmitter):
     def __init__(self, cfg: NodeConfig, pins: DoorPins, reader: FingerprintReader | None, outbox: Outbox,
-                 clock: Clock, guard: CommandGuard, access: AccessList, *, camera: Camera | None = None,
+                 clock: Clock, commands: CommandDispatcher, access: AccessList, *, camera: Camera | None = None,
                  block_key: bytes | None = None, open_reader: ReaderFactory | None = None,
                  wake: Callable[[], None] = lambda: None,
-                 send_direct: SendDirect = lambda topic, payload, qos: None,
-                 send_reply: SendReply = lambda reply: None) -> None:
+                 send_direct: SendDirect = lambda topic, payload, qos: None) -> None:
         assert cfg.door is not None and cfg.reader is not None, "a door needs door and reader settings"
         self.cfg = cfg
         self.door_cfg = cfg.door
@@ -70,14 +69,11 @@ class Door(EventEmitter):
         self.pins = pins
         self.outbox = outbox
         self.clock = clock
-        self.guard = guard
         self.access = access
         self.camera = camera
         self.camera_ok = True
-        self.block_key = block_key
         self.wake = wake
         self.send_direct = send_direct
-        self.send_reply = send_reply
         self._open_reader = open_reader
         self.reader: FingerprintReader | None = reader
         self._reader_tried = clock.monotonic()
@@ -95,12 +91,12 @@ class Door(EventEmitter):
         self.reader_fault = reader is None
         self._finger_down = False  # one touch is one decision: wait for the finger to lift
         self.busy: str | None = None  # a command using the reader (enrolment): the door does not scan
-        self.enrol_prompt: str | None = None
-        self.enrol_steps = 0
         self.grants = self.denials = 0
         self.last_unlock_at: float | None = None  # perf_counter of the last release (bench)
-        self._cmd_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.access_manager = AccessManager(self, access, block_key)
+        commands.register(self._unlock, "door.unlock")
+        commands.register(self.access_manager.obey, *AccessManager.COMMANDS)
+        commands.otherwise(self._not_for_a_door)
         # the lock first: de-energised (the wiring's safe state), then what the door should be now
         pins.de_energise()
         self.fire_active = self.fire.state
@@ -306,177 +302,23 @@ class Door(EventEmitter):
         pass
 
     # --- commands ------------------------------------------------------------------------------
-    def _check(self, payload: bytes) -> Command | Reply | None:
-        try:
-            return self.guard.check(payload)
-        except CommandRefused as exc:
-            cmd_id = exc.command.id if exc.command else "?"
-            log.warning("refused command %s: %s", cmd_id, exc.reason)
-            self.emit("command.refused", {
-                "command_id": cmd_id, "reason": exc.reason,
-                "name": exc.command.name if exc.command else None,
-                "operator": exc.command.operator if exc.command else None})
-            if exc.command is None or exc.command.node != self.node_id:
-                return None
-            return Reply(command_id=cmd_id, ok=False, detail=f"refused: {exc.reason}")
+    def _unlock(self, cmd: Command) -> Reply:
+        if not cmd.operator:
+            return Reply(command_id=cmd.id, ok=False, detail="a remote unlock must name the operator")
+        self.grant(self.clock.monotonic(), operator=cmd.operator, command_id=cmd.id)
+        return Reply(command_id=cmd.id, ok=True, detail=f"released for {self.door_cfg.unlock_s:g} s",
+                     data={"unlock_s": self.door_cfg.unlock_s})
 
-    def on_command(self, payload: bytes) -> Reply | None:
-        """Quick commands are answered at once; reader work runs as a task that sends its own reply."""
-        checked = self._check(payload)
-        if not isinstance(checked, Command):
-            return checked
-        if checked.name in _SLOW_COMMANDS:
-            task = asyncio.get_running_loop().create_task(self._obey_slow(checked))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return None
-        return self._obey(checked)
-
-    async def handle_command(self, payload: bytes) -> Reply | None:
-        """Check and obey one command, awaiting reader work (tests, and the slow path)."""
-        checked = self._check(payload)
-        if not isinstance(checked, Command):
-            return checked
-        if checked.name in _SLOW_COMMANDS:
-            return await self._obey_async(checked)
-        return self._obey(checked)
-
-    async def _obey_slow(self, cmd: Command) -> None:
-        reply = await self._obey_async(cmd)
-        self.send_reply(reply)
-
-    def _obey(self, cmd: Command) -> Reply:
-        if cmd.name == "door.unlock":
-            if not cmd.operator:
-                return Reply(command_id=cmd.id, ok=False, detail="a remote unlock must name the operator")
-            self.grant(self.clock.monotonic(), operator=cmd.operator, command_id=cmd.id)
-            return Reply(command_id=cmd.id, ok=True, detail=f"released for {self.door_cfg.unlock_s:g} s",
-                         data={"unlock_s": self.door_cfg.unlock_s})
+    def _not_for_a_door(self, cmd: Command) -> Reply:
         return Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} is not something a door does")
 
-    async def _obey_async(self, cmd: Command) -> Reply:
-        async with self._cmd_lock:
-            try:
-                if cmd.name == "access.enrol":
-                    return await self._enrol(cmd)
-                if cmd.name == "access.revoke":
-                    return await self._revoke(cmd)
-                return await self._sync(cmd)
-            except (ValueError, KeyError, TypeError, PinganError) as exc:
-                detail = str(exc) if not isinstance(exc, KeyError) else f"missing argument {exc}"
-                log.warning("%s %s failed: %s", cmd.name, cmd.id, detail)
-                data = {"reason": exc.reason} if isinstance(exc, EnrolmentError) else {}
-                if isinstance(exc, HardwareError) and not isinstance(exc, EnrolmentError):
-                    self.on_scan(ScanResult("error", error=str(exc)), self.clock.monotonic())
-                return Reply(command_id=cmd.id, ok=False, detail=detail[:500], data=data)
+    def reader_failed(self, detail: str) -> None:
+        """A command using the reader hit a hardware error: the same fault as a failed scan."""
+        self.on_scan(ScanResult("error", error=detail), self.clock.monotonic())
 
-    def _need_reader(self) -> FingerprintReader:
-        if self.reader is None:
-            raise HardwareError("the fingerprint reader is not available at this door")
-        return self.reader
-
-    async def _enrol(self, cmd: Command) -> Reply:
-        args = cmd.args
-        tenant_id = str(args["tenant_id"])
-        valid_from, valid_until = parse_time(args.get("valid_from")), parse_time(args.get("valid_until"))
-        if valid_from and valid_until and valid_until <= valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        version = int(args.get("version", 0))
-        sealed = args.get("template_enc")
-        template = None
-        if sealed:
-            if self.block_key is None:
-                raise TemplateKeyError("this door has no block key (PINGAN_BLOCK_KEY): cannot take a synced "
-                                       "template; enrol the tenant here with the reader instead")
-            template = open_template(self.block_key, str(sealed), tenant_id)
-        reader = self._need_reader()
-        self.busy = "enrol"
-        try:
-            slot = args.get("slot")
-            if slot is None:
-                used = await asyncio.to_thread(reader.used_slots)
-                capacity = (await asyncio.to_thread(reader.parameters)).capacity
-                slot = self.access.free_slot(capacity, used)
-                if slot is None:
-                    raise HardwareError("the reader's library is full: revoke tenants who left")
-            slot = int(slot)
-            holder = self.access.get(slot)
-            if holder is not None and holder.tenant_id != tenant_id:
-                raise ValueError(f"slot {slot} belongs to tenant {holder.tenant_id}: revoke them first")
-            if template is not None:
-                await asyncio.to_thread(reader.upload_template, slot, template)
-            else:
-                self.enrol_steps = 0
-
-                def on_step(step: str) -> None:  # worker thread: plain attribute writes only
-                    self.enrol_steps += 1
-                    self.enrol_prompt = step
-
-                await asyncio.to_thread(reader.enrol, slot, 2, self.reader_cfg.enrol_wait_s, on_step, True)
-                template = await asyncio.to_thread(reader.download_template, slot)
-        finally:
-            self.busy = None
-            self.enrol_prompt = None
-            if not sealed:
-                self._finger_down = True  # the enrolling finger is still on the glass: wait for a lift
-        self.access.put(AccessEntry(slot, tenant_id, valid_from, valid_until, version))
-        data: dict[str, Any] = {"slot": slot, "tenant_id": tenant_id, "synced": bool(sealed)}
-        detail = f"tenant {tenant_id} enrolled in slot {slot}"
-        if not sealed:
-            if self.block_key is not None:
-                data["template_enc"] = seal_template(self.block_key, template, tenant_id)
-            else:
-                detail += "; no block key, so the template cannot be synced to the block's other doors"
-        log.info("%s", detail)
-        return Reply(command_id=cmd.id, ok=True, detail=detail, data=data)
-
-    async def _revoke(self, cmd: Command) -> Reply:
-        args = cmd.args
-        slots: set[int] = set()
-        if args.get("tenant_id"):
-            slots.update(self.access.slots_of(str(args["tenant_id"])))
-        if args.get("slot") is not None:
-            slots.add(int(args["slot"]))
-        version = int(args.get("version", 0))
-        deleted_on_reader = await self._delete_templates(sorted(slots))
-        for slot in slots:
-            self.access.remove(slot, version)
-        detail = f"revoked slot(s) {sorted(slots)}" if slots else "nothing to revoke at this door"
-        if set(deleted_on_reader) != slots:
-            detail += "; the reader is unavailable, its templates will be removed by the next access.sync"
-        return Reply(command_id=cmd.id, ok=True, detail=detail,
-                     data={"slots": sorted(slots), "reader_deleted": deleted_on_reader})
-
-    async def _delete_templates(self, slots: list[int]) -> list[int]:
-        if self.reader is None:
-            return []
-        deleted = []
-        with contextlib.suppress(HardwareError):
-            for slot in slots:
-                await asyncio.to_thread(self.reader.delete, slot)
-                deleted.append(slot)
-        return deleted
-
-    async def _sync(self, cmd: Command) -> Reply:
-        args = cmd.args
-        version = int(args["version"])
-        entries = [AccessEntry(int(e["slot"]), str(e["tenant_id"]), parse_time(e.get("valid_from")),
-                               parse_time(e.get("valid_until")), version) for e in args.get("entries", [])]
-        wanted = {e.slot for e in entries}
-        if len(wanted) != len(entries):
-            raise ValueError("access.sync lists a slot twice")
-        on_reader: set[int] | None = None
-        if self.reader is not None:
-            with contextlib.suppress(HardwareError):
-                on_reader = await asyncio.to_thread(self.reader.used_slots)
-        stale = sorted((on_reader or set()) - wanted) + sorted(
-            {e.slot for e in self.access.entries()} - wanted - (on_reader or set()))
-        deleted = await self._delete_templates(sorted((on_reader or set()) - wanted))
-        self.access.replace_all(entries, version)
-        missing = sorted(wanted - on_reader) if on_reader is not None else []
-        return Reply(command_id=cmd.id, ok=True, detail=f"access list at version {version}: {len(entries)} entries",
-                     data={"version": version, "removed": stale, "reader_deleted": deleted,
-                           "missing_templates": missing})
+    def wait_for_lift(self) -> None:
+        """A finger just used for something else (enrolment) is still on the glass: no decision until it lifts."""
+        self._finger_down = True
 
     # --- for the control socket and logs --------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -492,8 +334,8 @@ class Door(EventEmitter):
             "failures": self.failures,
             "reader": "absent" if self.reader is None else ("fault" if self.reader_fault else "ok"),
             "busy": self.busy,
-            "enrol_prompt": self.enrol_prompt,
-            "enrol_steps": self.enrol_steps,
+            "enrol_prompt": self.access_manager.enrol_prompt,
+            "enrol_steps": self.access_manager.enrol_steps,
             "access": [e.as_dict() for e in self.access.entries()],
             "access_version": self.access.version,
             "grants": self.grants,
@@ -502,8 +344,6 @@ class Door(EventEmitter):
         }
 
     def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
         self.pins.de_energise()
         if self.reader is not None:
             self.reader.close()
