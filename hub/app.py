@@ -15,25 +15,26 @@ from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from edge.securefs import private_dir
-from hub import __version__, metrics
+from hub import __version__
+from hub.alarms.homeassistant import HomeAssistantBridge
+from hub.alarms.service import HubService
 from hub.api.doors import router as doors_router
-from hub.api.nodeconfig import router as nodeconfig_router
+from hub.api.liveview import router as liveview_router
+from hub.api.node_config import router as nodeconfig_router
 from hub.api.routes import router
-from hub.cluster import Cluster
 from hub.config import HubSettings
-from hub.console import setup_console, start_console_tasks
-from hub.doors import DoorService
+from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
-from hub.homeassistant import HomeAssistantBridge
-from hub.ingest import Ingest
-from hub.keys import KeyVault
-from hub.live import LiveHub, watch_loop_lag
-from hub.liveview.mjpeg import MjpegRelays
-from hub.liveview.routes import router as liveview_router
-from hub.liveview.service import LiveService
-from hub.memtrim import trim_forever
-from hub.service import HubService
-from hub.store import init_db, make_engine
+from hub.ingest.writer import Ingest
+from hub.live.fanout import LiveHub, watch_loop_lag
+from hub.live.video.mjpeg import MjpegRelays
+from hub.live.video.service import LiveService
+from hub.nodes.keys import KeyVault
+from hub.runtime import metrics
+from hub.runtime.cluster import Cluster
+from hub.runtime.memtrim import trim_forever
+from hub.store.engine import init_db, make_engine
+from hub.web.console import setup_console, start_console_tasks
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
         lag_watch = asyncio.create_task(watch_loop_lag())
-        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/memtrim.py)
+        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/runtime/memtrim.py)
         live_sweeper = asyncio.create_task(state.liveview.run())
         console_tasks = start_console_tasks(state)
         try:
@@ -131,9 +132,9 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.hub = state
     app.include_router(router)
     app.include_router(doors_router)
-    app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
+    app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
-    setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
+    setup_console(app, state)  # login + access policy for every route (hub/auth/service.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
@@ -157,7 +158,7 @@ class SecurityHeaders:
     snapshots come from the hub itself, the live view's video arrives as a WebRTC ``srcObject`` (no
     media URL) and its signalling and ``/api/live`` over fetch and the WebSocket of the same host.
     ``Referrer-Policy: same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
-    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth.py) refuses those.
+    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth/service.py) refuses those.
     FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
     only the framing and plugin limits."""
 

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from hub.app import HubState
-from hub.broker import free_port, mosquitto_config, port_open
 from hub.config import load_settings
-from hub.fleet import Fleet
+from hub.nodes.fleet import Fleet
+from hub.transport.broker import free_port, mosquitto_config, port_open
 from tests.conftest import wait_for
 from tests.mqtt_client import close, mqtt_connect
 
@@ -206,8 +206,8 @@ def test_the_generated_broker_drops_root_and_still_reads_its_files_on_reload(tmp
 
 
 def test_the_hub_refuses_a_payload_larger_than_any_node_sends_before_queueing_it(tmp_path: Path) -> None:
-    from hub.ingest import Ingest
-    from hub.store import make_engine
+    from hub.ingest.writer import Ingest
+    from hub.store.engine import make_engine
 
     settings = load_settings(data_dir=tmp_path, mqtt_enabled=False)
     ingest = Ingest(settings, make_engine(settings.db_url), notify=lambda live: None)

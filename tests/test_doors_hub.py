@@ -16,9 +16,9 @@ from sqlalchemy import select
 from edge.protocol import Command, Event, Reply, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.doors import csv_cell
-from hub.ingest import Incoming, Ingest
-from hub.store import commands, enrolments
+from hub.doors.service import csv_cell
+from hub.ingest.writer import Incoming, Ingest
+from hub.store.schema import commands, enrolments
 from tests.test_hub import FakeMqtt
 
 A, B, C = "door-b01-01", "door-b01-02", "door-b02-01"

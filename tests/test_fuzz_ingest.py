@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.protocol import Topics
-from hub import metrics
-from hub.ingest import Incoming
+from hub.ingest.writer import Incoming
+from hub.runtime import metrics
 from tests.test_hub import FakeMqtt, hub  # noqa: F401 - the fixture
 
 EXAMPLES = int(os.environ.get("PINGAN_FUZZ_EXAMPLES", "800"))

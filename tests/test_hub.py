@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from edge.protocol import Event, Receipt, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.ingest import Incoming, Ingest
+from hub.ingest.writer import Incoming, Ingest
 
 
 class FakeMqtt:
@@ -189,7 +189,7 @@ def test_silent_node_raises_one_offline_alarm_and_recovers(hub) -> None:
     later = utcnow() + timedelta(seconds=10)
     for _ in range(3):
         with state.engine.begin() as conn:
-            from hub.ingest import BatchResult
+            from hub.ingest.writer import BatchResult
 
             ingest.processor.raise_offline(conn, later, BatchResult())
     alarms = client.get("/api/alarms").json()
@@ -237,7 +237,7 @@ def test_a_last_will_shows_offline_at_once_but_alarms_only_after_the_silence(hub
     state, ingest, fake, live, client = hub
     feed(ingest, (Topics.status("pole-06"), b'{"state": "online", "kind": "alarm_post"}'))
     feed(ingest, (Topics.status("pole-06"), b'{"state": "offline", "kind": "alarm_post"}'))  # its last will
-    from hub.ingest import BatchResult
+    from hub.ingest.writer import BatchResult
 
     def check(after_s: float) -> None:
         with state.engine.begin() as conn:
@@ -331,7 +331,7 @@ HA_BINARY_SENSOR_CLASSES = {"safety", "tamper", "door", "problem", "connectivity
 
 
 def test_home_assistant_discovery_and_states(hub) -> None:
-    from hub.homeassistant import HomeAssistantBridge
+    from hub.alarms.homeassistant import HomeAssistantBridge
 
     state, ingest, fake, live, client = hub
     state.service.register_node("pole-01", grid="G01", place="Market")
@@ -375,7 +375,7 @@ def _online(ingest: Ingest, *nodes: str) -> None:
 
 
 def _check_offline(state, ingest: Ingest, after_s: float) -> None:
-    from hub.ingest import BatchResult
+    from hub.ingest.writer import BatchResult
 
     out = BatchResult()
     with state.engine.begin() as conn:
