@@ -134,7 +134,7 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
-    setup_console(app, state)  # login + access policy for every route (hub/auth/service.py), reports, escalation
+    setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
@@ -158,7 +158,7 @@ class SecurityHeaders:
     snapshots come from the hub itself, the live view's video arrives as a WebRTC ``srcObject`` (no
     media URL) and its signalling and ``/api/live`` over fetch and the WebSocket of the same host.
     ``Referrer-Policy: same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
-    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth/service.py) refuses those.
+    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth/policy.py) refuses those.
     FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
     only the framing and plugin limits."""
 

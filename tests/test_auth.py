@@ -16,7 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import WebSocketDenialResponse
 
 from hub.app import create_app
-from hub.auth.service import PUBLIC_PATHS, PUBLIC_PREFIXES, requires, walk_routes
+from hub.auth.policy import requires, walk_routes
+from hub.auth.service import PUBLIC_PATHS, PUBLIC_PREFIXES
 from hub.config import load_settings
 from hub.store.schema import alarms
 

@@ -25,10 +25,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from hub.app import create_app
-from hub.auth.service import login_failures
 from hub.config import load_settings
 from hub.store.engine import make_engine
-from hub.store.schema import audit
+from hub.store.schema import audit, login_failures
 
 PASSWORD = "operator-pass-1"
 

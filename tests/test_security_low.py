@@ -194,7 +194,7 @@ def test_malformed_static_names_are_404_without_a_traceback(hub, path: str, capl
 
 # --- 4. X-Forwarded-For only from the proxies named ----------------------------------------------------
 def _login_ip(app: Any, peer: str, forwarded: str) -> str:
-    from hub.auth.service import sessions
+    from hub.store.schema import sessions
 
     async def go() -> None:
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from hub.auth.service import requires
+from hub.auth.policy import requires
 from hub.doors.service import DoorService
 
 router = APIRouter(prefix="/api/doors", tags=["doors"])

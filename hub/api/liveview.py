@@ -1,5 +1,5 @@
 """Live view HTTP routes. Roles: operators (and admins) may watch and talk, installers may watch.
-Every route is behind hub/auth/service.py's middleware; a session can be kept alive or stopped only by the
+Every route is behind hub/auth/policy.py's middleware; a session can be kept alive or stopped only by the
 user who started it (or an admin)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from hub.auth.service import current_user, requires
+from hub.api.auth import current_user
+from hub.auth.policy import requires
 from hub.live.video.service import LiveService, NodeUnavailable
 
 router = APIRouter()

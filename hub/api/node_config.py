@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hub.alarms.service import HubService
-from hub.auth.service import current_user, requires
+from hub.api.auth import current_user
+from hub.auth.policy import requires
 from hub.nodes.config_push import ConfigInvalid, config_text, list_updates, push_config, validate_for
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])

@@ -1,4 +1,4 @@
-"""REST and WebSocket routes (design.md "Hub HTTP"). Every route is behind hub/auth/service.py's middleware
+"""REST and WebSocket routes (design.md "Hub HTTP"). Every route is behind hub/auth/policy.py's middleware
 (login required except /api/health and /api/login); a route's roles are set with ``@requires``. The
 operator recorded on an alarm is the logged-in user."""
 
@@ -19,7 +19,8 @@ from sqlalchemy import select, text
 from hub import __version__
 from hub.alarms.escalation import annotate
 from hub.alarms.service import OUTCOMES, HubService
-from hub.auth.service import current_user, requires
+from hub.api.auth import current_user
+from hub.auth.policy import requires
 from hub.runtime import metrics
 from hub.store.engine import jsonable
 from hub.store.schema import clips, events, snapshots
@@ -169,7 +170,7 @@ def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: S
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus() -> Response:
-    """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth/service.py's middleware)."""
+    """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth/policy.py's middleware)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -38,28 +38,21 @@ Login limits (design.md "Login"; they hold under concurrency, across replicas an
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import HTTPException
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
-from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
 
 from hub.errors import HubError
 from hub.store.engine import add_audit, now_utc
@@ -83,19 +76,6 @@ LIVE_TICKET_TTL_S = 30  # a /api/live ticket: single use, this long (Auth.new_ti
 
 class AuthError(HubError):
     """A user could not be created or changed."""
-
-
-def requires(*roles: str) -> Callable[[Any], Any]:
-    """Declare which roles may call an endpoint: ``@requires("operator", "admin")`` under the route decorator."""
-    unknown = set(roles) - ALL_STAFF
-    if unknown:
-        raise ValueError(f"unknown roles {sorted(unknown)}; use {ROLES}")
-
-    def mark(endpoint: Any) -> Any:
-        endpoint.__pingan_roles__ = frozenset(roles)
-        return endpoint
-
-    return mark
 
 
 @dataclass(frozen=True)
@@ -340,199 +320,3 @@ class Auth:
         return hmac.compare_digest(header[7:].strip().encode(), self.metrics_token.encode())
 
 
-# --- the middleware ----------------------------------------------------------------------------
-def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-
-
-def walk_routes(routes: Any) -> Any:
-    """Every route of an app, flattened (newer FastAPI keeps included routers as lazy ``_IncludedRouter``s)."""
-    try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
-    except ImportError:  # older FastAPI: include_router copies routes into app.routes
-        yield from routes
-        return
-    yield from iter_route_contexts(routes)
-
-
-def route_roles(app: Any, scope: dict[str, Any]) -> frozenset[str]:
-    """Roles allowed on the route this request would reach (see :func:`requires` and the defaults)."""
-    partial = None
-    for route in walk_routes(getattr(app, "routes", [])):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            partial = route
-            break
-        if match == Match.PARTIAL and partial is None:
-            partial = route
-    declared = getattr(getattr(partial, "endpoint", None), "__pingan_roles__", None)
-    if declared is not None:
-        return declared
-    if scope["type"] == "websocket" or scope.get("method", "GET") in SAFE_METHODS:
-        return ALL_STAFF
-    return ADMIN_ONLY
-
-
-def _headers(scope: dict[str, Any]) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-
-
-def same_origin(headers: dict[str, str]) -> bool:
-    origin = headers.get("origin")
-    if not origin or origin == "null":
-        return False
-    return urlparse(origin).netloc.lower() == headers.get("host", "").lower()
-
-
-def client_ip(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return client[0] if client else "-"
-
-
-class AuthMiddleware:
-    """Pure ASGI (HTTP and WebSocket): authenticate, check the role and, for cookies, the Origin."""
-
-    def __init__(self, app: Any, auth: Auth) -> None:
-        self.app = app
-        self.auth = auth
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        headers = _headers(scope)
-        if scope["type"] == "http" and path == METRICS_PATH:
-            if self.auth.metrics_allowed(headers.get("authorization")):
-                await self.app(scope, receive, send)
-            else:
-                await _deny(scope, receive, send, 401, "send the scrape token: Authorization: Bearer "
-                            "$PINGAN_METRICS_TOKEN (refused when the hub has none)")
-            return
-        if path == "/api/login" and self.auth.busy():  # a flood: refused before FastAPI reads the body
-            await _deny(scope, receive, send, 503, LoginBusy.DETAIL)
-            return
-        if is_public(path):
-            await self.app(scope, receive, send)
-            return
-        user = await asyncio.to_thread(self._user, scope, headers)
-        if user is None:
-            await _deny(scope, receive, send, 401, "login required")
-            return
-        if user.via == "cookie" and (scope["type"] == "websocket" or scope.get("method") not in SAFE_METHODS) \
-                and not same_origin(headers):
-            await _deny(scope, receive, send, 403, "cross-origin request refused")
-            return
-        roles = route_roles(scope.get("app"), scope)
-        if user.role not in roles:
-            await _deny(scope, receive, send, 403, f"role {user.role} may not do this")
-            return
-        scope.setdefault("state", {})["user"] = user
-        await self.app(scope, receive, send)
-
-    def _user(self, scope: dict[str, Any], headers: dict[str, str]) -> User | None:
-        authz = headers.get("authorization", "")
-        if authz.lower().startswith("bearer "):
-            return self.auth.session_user(authz[7:].strip(), "token")
-        if scope["type"] == "websocket":  # never ?token=: a URL lands in access logs (a ticket is spent at once)
-            ticket = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("ticket")
-            if ticket:
-                return self.auth.redeem_ticket(ticket[0])
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("cookie", ""))
-        except Exception:  # noqa: BLE001 - a malformed cookie header is an anonymous caller
-            return None
-        if COOKIE in cookie:
-            return self.auth.session_user(cookie[COOKIE].value, "cookie")
-        return None
-
-
-async def _deny(scope: dict[str, Any], receive: Any, send: Any, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    if status == 503:
-        headers.append((b"retry-after", b"1"))
-    if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return
-    await receive()  # websocket.connect
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:  # the server answers 403 to a close before accept
-        await send({"type": "websocket.close", "code": 4000 + status})
-
-
-# --- routes ------------------------------------------------------------------------------------
-router = APIRouter(tags=["auth"])
-
-
-class LoginBody(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-def current_user(request: Request) -> User:
-    user = request.scope.get("state", {}).get("user")
-    if user is None:  # only reachable if the middleware is missing
-        raise HTTPException(401, "login required")
-    return user
-
-
-@router.post("/api/login")
-async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-    """Returns a bearer token and sets the console's session cookie (HttpOnly, SameSite=Strict).
-
-    503 with Retry-After when too many logins are in flight (checked here, on the loop, before a
-    thread is taken), 429 when the username or the address has failed too often (hub/auth/service.py)."""
-    auth: Auth = request.app.state.hub.auth
-    headers = _headers(request.scope)
-    if "origin" in headers and not same_origin(headers):
-        raise HTTPException(403, "cross-origin login refused")
-    with auth.admit():
-        token, user = await run_in_threadpool(auth.login, body.username, body.password, client_ip(request.scope))
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                        path="/")
-    return {"token": token, "username": user.username, "role": user.role,
-            "expires_in_s": int(auth.session_ttl.total_seconds())}
-
-
-@router.post("/api/logout")
-@requires(*ROLES)
-def logout(request: Request, response: Response) -> dict[str, Any]:
-    auth: Auth = request.app.state.hub.auth
-    headers = _headers(request.scope)
-    authz = headers.get("authorization", "")
-    token = authz[7:].strip() if authz.lower().startswith("bearer ") else request.cookies.get(COOKIE)
-    if token:
-        auth.logout(token)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return {"ok": True}
-
-
-@router.post("/api/live/ticket")
-@requires(*ROLES)
-def live_ticket(request: Request) -> dict[str, Any]:
-    """A single-use ticket for ``/api/live?ticket=...`` (clients that can send neither the cookie nor an
-    Authorization header on a WebSocket); valid for :data:`LIVE_TICKET_TTL_S` seconds."""
-    auth: Auth = request.app.state.hub.auth
-    return {"ticket": auth.new_ticket(current_user(request), client_ip(request.scope)),
-            "expires_in_s": LIVE_TICKET_TTL_S}
-
-
-@router.get("/api/me")
-def me(request: Request) -> dict[str, Any]:
-    user = current_user(request)
-    settings = request.app.state.hub.settings
-    return {"username": user.username, "role": user.role, "timezone": settings.timezone,
-            "escalate_after_s": settings.escalate_after_s}
-
-
-@router.get("/api/users")
-@requires("admin")
-def list_users(request: Request) -> list[dict[str, Any]]:
-    return request.app.state.hub.auth.list_users()

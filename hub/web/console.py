@@ -1,8 +1,8 @@
 """The monitoring-centre console: login and access policy, escalation, reports and the web page.
 
 ``setup_console(app, state)`` is called once from ``create_app``; it wraps the whole application in
-:class:`hub.auth.service.AuthMiddleware`, so routers added by anyone, before or after, are protected
-(see hub/auth/service.py for the rules and :func:`hub.auth.service.requires` for per-route roles).
+:class:`hub.auth.policy.AuthMiddleware`, so routers added by anyone, before or after, are protected
+(see hub/auth/policy.py for the rules and :func:`hub.auth.policy.requires` for per-route roles).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 from hub.alarms.escalation import Escalator
+from hub.api.auth import router as auth_router
+from hub.api.reports import router as reports_router
 from hub.auth import service as auth
+from hub.auth.policy import AuthMiddleware
 from hub.reports import service as reports
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,9 @@ def setup_console(app: FastAPI, state: Any) -> None:
                            metrics_token=settings.metrics_token)
     state.escalator = Escalator(state.engine, after_s=settings.escalate_after_s,
                                 webhook=settings.escalation_webhook, publish=state.live.publish_threadsafe)
-    app.add_middleware(auth.AuthMiddleware, auth=state.auth)
-    app.include_router(auth.router)
-    app.include_router(reports.router)
+    app.add_middleware(AuthMiddleware, auth=state.auth)
+    app.include_router(auth_router)
+    app.include_router(reports_router)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
