@@ -34,6 +34,7 @@ from hub.runtime import metrics
 from hub.runtime.cluster import Cluster
 from hub.runtime.memtrim import trim_forever
 from hub.store.engine import init_db, make_engine
+from hub.transport.mqtt import MqttTransport, Transport
 from hub.web.console import setup_console, start_console_tasks
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 class HubState:
     """Everything a request may need, built once per process."""
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, transport: Transport | None = None) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700: database, keys and state (edge/securefs.py)
         self.engine = make_engine(settings.db_url)
@@ -51,8 +52,10 @@ class HubState:
         self.cluster = Cluster(self.engine, self.live, settings.replica)  # replicas: fan-out and leader
         self.vault = KeyVault(settings)
         self.ingest: Ingest | None = None
+        self.transport: Transport | None = None
         if settings.mqtt_enabled:
-            self.ingest = Ingest(settings, self.engine, self._notify)
+            self.transport = transport or MqttTransport(settings)
+            self.ingest = Ingest(settings, self.engine, self._notify, self.transport)
             self.ingest.is_leader = self.cluster.is_leader
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
@@ -64,10 +67,8 @@ class HubState:
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
-        if settings.ha_discovery and self.ingest is not None:
-            ingest = self.ingest
-            self.homeassistant = HomeAssistantBridge(
-                self.engine, lambda topic, payload, qos, retain: ingest.client.publish(topic, payload, qos, retain))
+        if settings.ha_discovery and self.transport is not None:
+            self.homeassistant = HomeAssistantBridge(self.engine, self.transport.publish)
 
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
@@ -90,14 +91,15 @@ class HubState:
                     log.exception("handling the reply to %s failed", item["command_id"])
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
-        if self.ingest is None:
+        if self.transport is None:
             log.info("MQTT disabled: not sending %s", topic)
             return False
-        return self.ingest.publish(topic, payload, qos)
+        return self.transport.publish(topic, payload, qos)
 
 
-def create_app(settings: HubSettings) -> FastAPI:
-    state = HubState(settings)
+def create_app(settings: HubSettings, transport: Transport | None = None) -> FastAPI:
+    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand)."""
+    state = HubState(settings, transport)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

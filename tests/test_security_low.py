@@ -23,6 +23,7 @@ from edge.protocol import Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
 from hub.ingest.writer import Incoming, Ingest
+from tests.fake_transport import FakeTransport
 
 ADMIN = ("li", "correct horse battery")
 OPERATOR = ("wang", "operator-pass-1")
@@ -41,26 +42,13 @@ def permissive_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class _FakeMqtt:
-    def connect_async(self, *a: Any, **k: Any) -> None: ...
-    def loop_start(self) -> None: ...
-    def disconnect(self) -> None: ...
-    def loop_stop(self) -> None: ...
-    def ack(self, mid: int, qos: int) -> None: ...
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
-        import paho.mqtt.client as mqtt
-
-        return mqtt.MQTTMessageInfo(1)
-
-
 @pytest.fixture()
 def hub(tmp_path: Path) -> Iterator[tuple[Any, TestClient]]:
-    app = create_app(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=True, offline_grace_s=0))
+    app = create_app(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=True, offline_grace_s=0),
+                     transport=FakeTransport())  # no network: batches are fed by hand
     state = app.state.hub
     state.auth.add_user(*ADMIN, "admin")
     state.auth.add_user(*OPERATOR, "operator")
-    state.ingest.client = _FakeMqtt()  # no network: batches are fed by hand
     state.ingest.notify = lambda items: None
     with TestClient(app, raise_server_exceptions=False) as client:
         yield state, client

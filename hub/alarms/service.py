@@ -6,7 +6,8 @@ The API, the CLI and the demo call these; none of them touches tables or MQTT di
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from hub.store.engine import add_audit, has_rows, jsonable, now_utc
 from hub.store.schema import alarms, commands, nodes
 
 log = logging.getLogger(__name__)
+_OUTGOING = "pingan_outgoing_commands"  # Connection.info key: commands to publish after the commit
 Publish = Callable[[str, bytes, int], bool]
 
 # Lifecycle: open → acknowledged → dispatched → on_scene → resolved (steps may be skipped forward).
@@ -113,7 +115,7 @@ class HubService:
         if stage == "resolved" and outcome not in OUTCOMES:
             raise Conflict(f"resolving needs an outcome, one of {', '.join(OUTCOMES)}")
         now = now_utc()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             row = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
             if row is None:
                 raise NotFound(f"no alarm {alarm_id}")
@@ -143,8 +145,12 @@ class HubService:
     def _command(self, conn: Connection, node: str, name: str, args: dict[str, Any], operator: str,
                  delivery: str | None = None, stored_args: dict[str, Any] | None = None,
                  ttl: timedelta | None = None, on_id: Callable[[str], None] | None = None) -> str | None:
-        """Sign and send a command, recording it (with ``stored_args`` instead of ``args`` when what is
-        sent must not be kept, e.g. a sealed fingerprint template)."""
+        """Sign a command and record it (with ``stored_args`` instead of ``args`` when what is sent must not
+        be kept, e.g. a sealed fingerprint template); it goes out when the :meth:`writing` transaction
+        commits, so a fast reply always finds its command row (on PostgreSQL it could arrive first)."""
+        outgoing: list[tuple[str, bytes]] | None = conn.info.get(_OUTGOING)
+        if outgoing is None:
+            raise RuntimeError("commands are sent from a HubService.writing() transaction (published after commit)")
         key_enc = conn.execute(select(nodes.c.key_enc).where(nodes.c.id == node)).scalar()
         if not key_enc:
             log.warning("node %s has no signing key: cannot send %s (register it with its key)", node, name)
@@ -156,11 +162,24 @@ class HubService:
             issued_at=cmd.issued_at, expires_at=cmd.expires_at))
         if on_id is not None:  # e.g. live view waits for this command's reply: register before it can come
             on_id(cmd.id)
-        self.publish(Topics.commands(node), cmd.to_bytes(), 1)
+        outgoing.append((Topics.commands(node), cmd.to_bytes()))
         return cmd.id
 
-    def send_command(self, node: str, name: str, args: dict[str, Any], operator: str) -> str | None:
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction whose commands are published only once it has committed."""
+        outgoing: list[tuple[str, bytes]] = []
         with self.engine.begin() as conn:
+            conn.info[_OUTGOING] = outgoing
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_OUTGOING, None)  # the DBAPI connection goes back to the pool
+        for topic, payload in outgoing:
+            self.publish(topic, payload, 1)
+
+    def send_command(self, node: str, name: str, args: dict[str, Any], operator: str) -> str | None:
+        with self.writing() as conn:
             add_audit(conn, operator, f"command.{name}", node, args)
             return self._command(conn, node, name, args, operator)
 
@@ -173,7 +192,7 @@ class HubService:
                                               commands.c.delivery.not_in(answered)))
         if not has_rows(self.engine, waiting):
             return 0
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             rows = conn.execute(waiting.order_by(commands.c.issued_at)).all()
             latest: dict[str, Any] = {}
             for row in rows:

@@ -50,7 +50,7 @@ class DoorService:
     # --- blocks, units and doors ---------------------------------------------------------------
     def add_block(self, block_id: str, *, name: str = "", address: str = "", grid: str = "",
                   units_: list[str] | None = None, actor: str = "admin") -> dict[str, Any]:
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             if conn.execute(select(blocks.c.id).where(blocks.c.id == block_id)).first():
                 raise Conflict(f"block {block_id} exists")
             conn.execute(blocks.insert().values(id=block_id, name=name, address=address, grid=grid,
@@ -80,7 +80,7 @@ class DoorService:
 
     def add_door(self, node: str, block: str, *, name: str = "", actor: str = "installer") -> dict[str, Any]:
         """Put a registered rental_door node into a block (``pingan-hub nodes add --kind rental_door``)."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             kind = conn.execute(select(nodes.c.kind).where(nodes.c.id == node)).scalar()
             if kind is None:
                 raise NotFound(f"no node {node}: register it first (pingan-hub nodes add {node} --kind rental_door)")
@@ -115,7 +115,7 @@ class DoorService:
         if lease_end <= lease_start:
             raise Conflict("lease_end must be after lease_start")
         tenant_id = f"t-{uuid.uuid4().hex[:10]}"
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             b = self._block(conn, block)
             if unit and b["units"] and unit not in b["units"]:
                 raise Conflict(f"block {block} has no unit {unit} (units: {', '.join(b['units'])})")
@@ -197,7 +197,7 @@ class DoorService:
 
     def enrol(self, tenant_id: str, door: str, actor: str, slot: int | None = None) -> dict[str, Any]:
         """Ask a door to enrol the tenant: the tenant scans a finger twice there; the node replies."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             tenant = self._tenant_row(conn, tenant_id)
             if tenant.state != "active":
                 raise Conflict(f"tenant {tenant_id} is {tenant.state}")
@@ -211,7 +211,7 @@ class DoorService:
 
     def on_reply(self, command_id: str) -> None:
         """A door answered an access command (called after ingest's commit)."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             cmd = conn.execute(select(commands).where(commands.c.id == command_id)).first()
             row = conn.execute(select(enrolments).where(enrolments.c.command_id == command_id)).first()
             if cmd is None or row is None:
@@ -250,7 +250,7 @@ class DoorService:
 
     def revoke(self, tenant_id: str, actor: str) -> dict[str, Any]:
         """Tenant moved out: delete them from every door's reader and list, drop the synced template."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             tenant = self._tenant_row(conn, tenant_id)
             conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(state="revoked"))
             add_audit(conn, actor, "access.revoke", tenant_id, {})
@@ -267,7 +267,7 @@ class DoorService:
 
     def sync(self, door: str, actor: str) -> str | None:
         """Send a door its whole access list (``access.sync``), e.g. after it was replaced."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             if conn.execute(select(doors.c.node).where(doors.c.node == door)).first() is None:
                 raise NotFound(f"{door} is not a door of any block")
             rows = conn.execute(select(enrolments.c.slot, tenants.c.id, tenants.c.lease_start, tenants.c.lease_end)
@@ -283,7 +283,7 @@ class DoorService:
     # --- remote unlock -------------------------------------------------------------------------
     def unlock(self, door: str, operator: str, reason: str = "") -> str:
         """door.unlock, signed, living at most 10 s; the door audits it as door.granted (remote)."""
-        with self.engine.begin() as conn:
+        with self.hub.writing() as conn:
             if conn.execute(select(doors.c.node).where(doors.c.node == door)).first() is None:
                 raise NotFound(f"{door} is not a door of any block")
             add_audit(conn, operator, "door.unlock", door, {"reason": reason})

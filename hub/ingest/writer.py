@@ -1,16 +1,10 @@
-"""MQTT ingest: everything nodes send, stored once, acknowledged only after the commit.
+"""Ingest: everything nodes send, stored once, acknowledged only after the commit.
 
-One paho client per hub process (client id ``pingan-hub-<replica>``, persistent session,
-MQTT 3.1.1), with manual acks: the broker forgets a message only after our commit, so a
-killed hub loses nothing it acknowledged. A single writer thread takes every message waiting
-(group commit, no artificial wait), commits them in one transaction, then acks them to the
-broker and publishes the end-to-end receipts nodes wait for. Bad input is counted, logged and
-refused; it never stops ingest.
-
-Sizes: paho reads each packet whole before ``on_message``, and MQTT 3.1.1 cannot tell the broker a
-maximum, so the real bound on what this process buffers is the broker's ``max_packet_size`` (and
-``max_inflight_bytes`` for what waits for a commit; hub/transport/broker.py). A payload larger than anything
-a node may send is refused on the MQTT thread, before it is copied or queued.
+The transport (hub/transport/mqtt.py) hands each message over with manual acks: the broker
+forgets a message only after our commit, so a killed hub loses nothing it acknowledged. A single
+writer thread takes every message waiting (group commit, no artificial wait), commits them in one
+transaction, then acks them and publishes the end-to-end receipts nodes wait for. Bad input is
+counted, logged and refused; it never stops ingest.
 """
 
 from __future__ import annotations
@@ -26,13 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from edge.link.sockopts import nodelay
 from edge.protocol import (
     ALARM_KINDS,
     HUB_NODE,
@@ -41,7 +32,6 @@ from edge.protocol import (
     RAISED_BY_HUB,
     Event,
     Heartbeat,
-    HubStatus,
     NodeStatus,
     Receipt,
     RejectedItem,
@@ -53,6 +43,7 @@ from hub.ingest.queue import TwoLaneQueue, is_alarm_event
 from hub.runtime import metrics
 from hub.store.engine import add_audit, ids_in, insert_ignore, insert_new, jsonable, now_utc, set_last_seen
 from hub.store.schema import alarms, clips, commands, events, nodes, quarantine, snapshots
+from hub.transport.mqtt import Received, Transport
 
 log = logging.getLogger(__name__)
 Notify = Callable[[list[dict[str, Any]]], None]
@@ -451,90 +442,41 @@ def _parse(model: Any, payload: bytes) -> Any:
 
 
 class Ingest:
-    """The hub's MQTT client and its single writer thread."""
+    """The single writer thread: takes what the transport received, commits it, then acks and receipts."""
 
-    def __init__(self, settings: HubSettings, engine: Engine, notify: Notify) -> None:
+    def __init__(self, settings: HubSettings, engine: Engine, notify: Notify, transport: Transport) -> None:
         self.settings = settings
         self.engine = engine
         self.notify = notify
+        self.transport = transport
         self.processor = Processor(settings)
         self.is_leader: Callable[[], bool] = lambda: True  # replicas: only the leader raises node.offline
         self.queue: TwoLaneQueue[Incoming] = TwoLaneQueue()  # alarms overtake the rest
-        self.connected = False
-        self.connected_since = time.monotonic()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
-        # replicas use clean sessions: a dead replica's share goes to the others, the nodes' resends cover
-        # what it had in flight (design.md); one hub keeps its session so nothing queued is lost
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pingan-hub-{settings.replica}",
-                                  clean_session=bool(settings.share_group), protocol=mqtt.MQTTv311)
-        self.client.manual_ack_set(True)
-        self.client.max_inflight_messages_set(1000)
-        if settings.mqtt_username:
-            self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-        if settings.mqtt_url.startswith("mqtts"):
-            self.client.tls_set()
-        self.client.will_set(Topics.HUB_STATUS, HubStatus(state="offline").to_bytes(), qos=1, retain=True)
-        # one client: retry often. After a broker restart the nodes are back within 1-3 s and their presses
-        # wait at the broker until the hub is; with retries every 1-2 s a press waited up to 2 s for it
-        self.client.reconnect_delay_set(0.25, 0.5)  # type: ignore[arg-type]  # paho takes float seconds
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_socket_open = nodelay
 
-    # --- paho thread -----------------------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            log.error("broker refused the hub: %s (check PINGAN_MQTT_USERNAME/PASSWORD)", rc)
-            return
-        self.connected_since = time.monotonic()  # before `connected`: the writer reads both, unlocked
-        self.connected = True
-        client.subscribe(Topics.hub_subscriptions(self.settings.share_group or None))
-        client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
-        log.info("hub connected to broker %s", self.settings.mqtt_url)
+    @property
+    def connected(self) -> bool:
+        return self.transport.connected
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        self.connected = False
-        log.warning("hub lost the broker (%s); reconnecting", rc)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if len(msg.payload) > MAX_SNAPSHOT_BYTES:  # the largest a node may send: refused before any copy
-            if msg.qos > 0:
-                client.ack(msg.mid, msg.qos)
-            metrics.rejected.labels("oversized").inc()
-            log.warning("rejected message on %s: oversized (%d bytes)", msg.topic[:120], len(msg.payload))
-            return
-        if msg.topic == Topics.HUB_STATUS:  # replicas only: another replica's last will
-            self._hub_status(client, msg)
-            return
-        payload = bytes(msg.payload)
-        urgent = is_alarm_event(msg.topic, payload)
+    # --- transport thread ------------------------------------------------------------------------
+    def receive(self, msg: Received) -> None:
+        """Queue a node's message for the writer (alarms first); called on the transport's thread."""
+        urgent = is_alarm_event(msg.topic, msg.payload)
         qos = msg.qos
-        if qos > 0 and msg.topic.endswith("/status"):
+        parsed = Topics.parse(msg.topic)
+        channel = parsed.channel if parsed is not None else None
+        if qos > 0 and channel == "status":
             # A node's status is retained: the broker hands it over again on every subscribe, so it need not
             # hold one of the broker's in-flight slots until committed. Those slots are then left to events:
             # after a broker restart 2,000 births filled them and a press waited behind them.
-            client.ack(msg.mid, qos)
+            self.transport.ack(msg.mid, qos)
             qos = 0
         # a QoS 0 heartbeat still waiting is stale once the node's next one arrives (hub/ingest/queue.py)
-        latest_of = msg.topic if qos == 0 and msg.topic.endswith("/heartbeat") else None
-        if not self.queue.put(Incoming(msg.topic, payload, msg.mid, qos, now_utc(), urgent), urgent=urgent,
+        latest_of = msg.topic if qos == 0 and channel == "heartbeat" else None
+        if not self.queue.put(Incoming(msg.topic, msg.payload, msg.mid, qos, now_utc(), urgent), urgent=urgent,
                               latest_of=latest_of):
             metrics.superseded.inc()
-
-    def _hub_status(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        """A dead replica's will says the hub is offline while this one still serves: say online again,
-        or nodes would hold their resends (design.md) until some replica restarts."""
-        if msg.qos > 0:
-            client.ack(msg.mid, msg.qos)
-        try:
-            offline = HubStatus.model_validate_json(msg.payload).state == "offline"
-        except ValidationError:
-            return
-        if offline and self.connected and not self._stop.is_set():
-            log.info("another replica went away; hub status set online again by %s", self.settings.replica)
-            client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
 
     # --- writer thread -------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -556,7 +498,8 @@ class Ingest:
         hub hears nothing it cannot tell a silent node, and after an outage every node looks silent until
         its birth and heartbeat have come through."""
         now = time.monotonic() if now is None else now
-        return self.connected and now - self.connected_since >= self.settings.offline_grace_s and self.is_leader()
+        t = self.transport
+        return t.connected and now - t.connected_since >= self.settings.offline_grace_s and self.is_leader()
 
     def handle_batch(self, batch: list[Incoming], check_offline: bool = False) -> BatchResult:
         """Commit a batch (retrying on database errors), then ack, receipt and notify."""
@@ -592,8 +535,7 @@ class Ingest:
             metrics.ingest_lag.observe(lag)
             if msg.urgent:
                 metrics.alarm_ingest_lag.observe(lag)
-            if msg.qos > 0:
-                self.client.ack(msg.mid, msg.qos)
+            self.transport.ack(msg.mid, msg.qos)
         self._send_receipts(out)
         if out.live:
             self.notify(out.live)
@@ -624,26 +566,14 @@ class Ingest:
         for node in set(out.stored) | set(out.snapshots) | set(out.clips) | set(out.rejected):
             receipt = Receipt(ids=out.stored.get(node, []), snapshots=out.snapshots.get(node, []),
                               clips=out.clips.get(node, []), rejected=out.rejected.get(node, []))
-            self.client.publish(Topics.receipts(node), receipt.to_bytes(), qos=1)
+            self.transport.publish(Topics.receipts(node), receipt.to_bytes(), qos=1)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self._writer.start()
-        self.client.connect_async(self.settings.mqtt_host, self.settings.mqtt_port, keepalive=15)
-        self.client.loop_start()
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
-        info = self.client.publish(topic, payload, qos=qos)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
+        self.transport.start(self.receive)
 
     def stop(self) -> None:
         self._stop.set()
         self._writer.join(timeout=5)
-        try:
-            if self.connected:
-                self.client.publish(Topics.HUB_STATUS, HubStatus(state="offline", ts=now_utc()).to_bytes(),
-                                    qos=1, retain=True).wait_for_publish(timeout=2)
-        except (RuntimeError, ValueError):
-            pass
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.transport.stop()

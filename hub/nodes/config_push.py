@@ -125,7 +125,7 @@ def push_config(service: HubService, node: str, text: str, actor: str) -> dict[s
         raise Conflict(f"{node} has no command-signing key (removed or never provisioned): "
                        "register it with pingan-hub nodes add")
     digest = hashlib.sha256(text.encode()).hexdigest()
-    with service.engine.begin() as conn:
+    with service.writing() as conn:
         add_audit(conn, actor, "command.config.update", node, {"sha256": digest})
         command_id = service._command(conn, node, "config.update", {"yaml": text, "sha256": digest}, actor)
     if command_id is None:

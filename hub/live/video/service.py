@@ -99,7 +99,7 @@ class LiveService:
         holder: dict[str, str | None] = {}
 
         def send() -> None:
-            with self.engine.begin() as conn:
+            with self.service.writing() as conn:
                 # register before publishing: the reply may come back before we return
                 cmd_id = self.service._command(conn, node, name, args, operator, stored_args=stored_args, ttl=ttl,
                                                on_id=lambda i: self._waiters.__setitem__(i, (loop, fut)))
@@ -187,7 +187,7 @@ class LiveService:
             await asyncio.to_thread(self._send_keepalive, node, sids)
 
     def _send_keepalive(self, node: str, sids: list[str]) -> None:
-        with self.engine.begin() as conn:
+        with self.service.writing() as conn:
             self.service._command(conn, node, "live.keepalive", {"sessions": sids}, "system")
 
     # --- audit -------------------------------------------------------------------------------
