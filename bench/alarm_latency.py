@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.protocol import Event, Topics  # noqa: E402
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, NodeProc, wait_for  # noqa: E402
 
 

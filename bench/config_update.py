@@ -25,7 +25,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import SITE_FIELDS  # noqa: E402
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, NodeProc, wait_for  # noqa: E402
 
 

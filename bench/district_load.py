@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.alarm_latency import pct  # noqa: E402
 from edge.protocol import ROOT  # noqa: E402
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc  # noqa: E402
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.config import NodeConfig  # noqa: E402
 from edge.roles.door.access_list import AccessEntry  # noqa: E402
 from edge.sim.control import send_control  # noqa: E402
-from hub.broker import free_port  # noqa: E402
+from hub.transport.broker import free_port  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

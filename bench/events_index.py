@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
-from hub import db  # noqa: E402
-from hub.store import make_engine  # noqa: E402
+from hub.store import migrate as db  # noqa: E402
+from hub.store.engine import make_engine  # noqa: E402
 from tests.pg import PgServer, find_pg_bin  # noqa: E402
 
 NODES = 20_000

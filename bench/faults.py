@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, NodeProc, wait_for  # noqa: E402
 
 

@@ -34,7 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, NodeProc, ensure_user, wait_for  # noqa: E402
 
 BITS, BLOCK, TOP = 16, 32, 8
@@ -172,7 +172,7 @@ def browser_figures(hub: HubProc, pole: InProcessPole, rounds: int) -> tuple[lis
 
 
 async def watch_cpu(hub: HubProc, node: NodeProc, counts: list[int], window: float) -> dict[int, float]:
-    from hub.liveview.viewer import Viewer
+    from hub.live.video.viewer import Viewer
 
     proc = psutil.Process(node.proc.pid)
     viewers: list[Viewer] = []

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.escalation import Escalator  # noqa: E402
-from hub.reports import Reports, parse_range  # noqa: E402
-from hub.store import init_db, make_engine  # noqa: E402
+from hub.alarms.escalation import Escalator  # noqa: E402
+from hub.reports.service import Reports, parse_range  # noqa: E402
+from hub.store.engine import init_db, make_engine  # noqa: E402
 
 TZ = "Asia/Shanghai"
 DAYS = 30

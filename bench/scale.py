@@ -6,7 +6,7 @@ queue N events (QoS 1) at the broker while the hubs are paused (SIGSTOP, shorter
 keepalive); the figure is events stored per second from the resume to the last commit
 (validated, deduplicated, committed, acked to the broker, receipted): ingest capacity, not the
 publishers' speed. Replicas use ``$share/pingan-hub`` and LISTEN/NOTIFY
-(hub/cluster.py); the SQLite hub is the district default. CPU is read from /proc (psutil) for
+(hub/runtime/cluster.py); the SQLite hub is the district default. CPU is read from /proc (psutil) for
 the broker, each hub process and every PostgreSQL process over the same window.
 
     .venv/bin/python bench/scale.py [--events 20000] [--replicas 1,2,4]
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import ingest as ingest_bench  # noqa: E402
 from edge.protocol import Event, Topics  # noqa: E402
-from hub.broker import Broker  # noqa: E402
+from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc  # noqa: E402
 from tests.pg import PgServer, find_pg_bin  # noqa: E402
 from tests.replicas import prepare_postgres, start_replicas  # noqa: E402
@@ -87,7 +87,8 @@ class CpuMeter:
 def count_pg(url: str) -> int:
     from sqlalchemy import func, select
 
-    from hub.store import events, make_engine
+    from hub.store.engine import make_engine
+    from hub.store.schema import events
 
     engine = make_engine(url)
     try:

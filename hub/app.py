@@ -15,25 +15,27 @@ from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from edge.securefs import private_dir
-from hub import __version__, metrics
+from hub import __version__
+from hub.alarms.homeassistant import HomeAssistantBridge
+from hub.alarms.service import HubService
 from hub.api.doors import router as doors_router
-from hub.api.nodeconfig import router as nodeconfig_router
+from hub.api.liveview import router as liveview_router
+from hub.api.node_config import router as nodeconfig_router
 from hub.api.routes import router
-from hub.cluster import Cluster
 from hub.config import HubSettings
-from hub.console import setup_console, start_console_tasks
-from hub.doors import DoorService
+from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
-from hub.homeassistant import HomeAssistantBridge
-from hub.ingest import Ingest
-from hub.keys import KeyVault
-from hub.live import LiveHub, watch_loop_lag
-from hub.liveview.mjpeg import MjpegRelays
-from hub.liveview.routes import router as liveview_router
-from hub.liveview.service import LiveService
-from hub.memtrim import trim_forever
-from hub.service import HubService
-from hub.store import init_db, make_engine
+from hub.ingest.writer import Ingest
+from hub.live.fanout import LiveHub, watch_loop_lag
+from hub.live.video.mjpeg import MjpegRelays
+from hub.live.video.service import LiveService
+from hub.nodes.keys import KeyVault
+from hub.runtime import metrics
+from hub.runtime.cluster import Cluster
+from hub.runtime.memtrim import trim_forever
+from hub.store.engine import init_db, make_engine
+from hub.transport.mqtt import MqttTransport, Transport
+from hub.web.console import setup_console, start_console_tasks
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 class HubState:
     """Everything a request may need, built once per process."""
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, transport: Transport | None = None) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700: database, keys and state (edge/securefs.py)
         self.engine = make_engine(settings.db_url)
@@ -50,8 +52,10 @@ class HubState:
         self.cluster = Cluster(self.engine, self.live, settings.replica)  # replicas: fan-out and leader
         self.vault = KeyVault(settings)
         self.ingest: Ingest | None = None
+        self.transport: Transport | None = None
         if settings.mqtt_enabled:
-            self.ingest = Ingest(settings, self.engine, self._notify)
+            self.transport = transport or MqttTransport(settings)
+            self.ingest = Ingest(settings, self.engine, self._notify, self.transport)
             self.ingest.is_leader = self.cluster.is_leader
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
@@ -63,10 +67,8 @@ class HubState:
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
-        if settings.ha_discovery and self.ingest is not None:
-            ingest = self.ingest
-            self.homeassistant = HomeAssistantBridge(
-                self.engine, lambda topic, payload, qos, retain: ingest.client.publish(topic, payload, qos, retain))
+        if settings.ha_discovery and self.transport is not None:
+            self.homeassistant = HomeAssistantBridge(self.engine, self.transport.publish)
 
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
@@ -89,14 +91,15 @@ class HubState:
                     log.exception("handling the reply to %s failed", item["command_id"])
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
-        if self.ingest is None:
+        if self.transport is None:
             log.info("MQTT disabled: not sending %s", topic)
             return False
-        return self.ingest.publish(topic, payload, qos)
+        return self.transport.publish(topic, payload, qos)
 
 
-def create_app(settings: HubSettings) -> FastAPI:
-    state = HubState(settings)
+def create_app(settings: HubSettings, transport: Transport | None = None) -> FastAPI:
+    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand)."""
+    state = HubState(settings, transport)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +109,7 @@ def create_app(settings: HubSettings) -> FastAPI:
             state.ingest.start()
         resender = asyncio.create_task(_resend_loop(state))
         lag_watch = asyncio.create_task(watch_loop_lag())
-        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/memtrim.py)
+        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/runtime/memtrim.py)
         live_sweeper = asyncio.create_task(state.liveview.run())
         console_tasks = start_console_tasks(state)
         try:
@@ -131,9 +134,9 @@ def create_app(settings: HubSettings) -> FastAPI:
     app.state.hub = state
     app.include_router(router)
     app.include_router(doors_router)
-    app.include_router(nodeconfig_router)  # config.update (hub/nodeconfig.py)
+    app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
-    setup_console(app, state)  # login + access policy for every route (hub/auth.py), reports, escalation
+    setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
@@ -157,7 +160,7 @@ class SecurityHeaders:
     snapshots come from the hub itself, the live view's video arrives as a WebRTC ``srcObject`` (no
     media URL) and its signalling and ``/api/live`` over fetch and the WebSocket of the same host.
     ``Referrer-Policy: same-origin``, not ``no-referrer``: under ``no-referrer`` browsers send
-    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth.py) refuses those.
+    ``Origin: null`` on same-origin POSTs, and the cookie's Origin check (hub/auth/policy.py) refuses those.
     FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
     only the framing and plugin limits."""
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from hub.broker import Broker, find_mosquitto, free_port
+from hub.transport.broker import Broker, find_mosquitto, free_port
 
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
@@ -109,8 +109,8 @@ METRICS_TOKEN = "metrics-token-for-tests"
 
 def ensure_user(data_dir: Path, username: str, password: str, role: str) -> None:
     """Make a staff account in a hub's database, as `pingan-hub users add` does (in-process: faster)."""
-    from hub.auth import Auth
-    from hub.store import init_db, make_engine
+    from hub.auth.service import Auth
+    from hub.store.engine import init_db, make_engine
 
     engine = make_engine(f"sqlite:///{(data_dir / 'hub.db').resolve()}")
     try:

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from hub.broker import free_port
+from hub.transport.broker import free_port
 
 
 def find_pg_bin() -> Path | None:

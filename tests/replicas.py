@@ -26,9 +26,9 @@ SHARE_GROUP = "pingan-hub"
 
 def prepare_postgres(url: str) -> None:
     """What an operator does once: `pingan-hub db upgrade`, then the first admin (in-process: faster)."""
-    from hub import db
-    from hub.auth import Auth
-    from hub.store import make_engine
+    from hub.auth.service import Auth
+    from hub.store import migrate as db
+    from hub.store.engine import make_engine
 
     engine = make_engine(url)
     try:

@@ -16,9 +16,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import WebSocketDenialResponse
 
 from hub.app import create_app
-from hub.auth import PUBLIC_PATHS, PUBLIC_PREFIXES, requires, walk_routes
+from hub.auth.policy import requires, walk_routes
+from hub.auth.service import PUBLIC_PATHS, PUBLIC_PREFIXES
 from hub.config import load_settings
-from hub.store import alarms
+from hub.store.schema import alarms
 
 PASSWORDS = {"boss": "admin-pass-1", "wang": "operator-pass-1", "zhao": "installer-pass-1"}
 ROLE_OF = {"boss": "admin", "wang": "operator", "zhao": "installer"}

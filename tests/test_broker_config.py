@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from hub.app import HubState
-from hub.broker import free_port, mosquitto_config, port_open
 from hub.config import load_settings
-from hub.fleet import Fleet
+from hub.nodes.fleet import Fleet
+from hub.transport.broker import free_port, mosquitto_config, port_open
 from tests.conftest import wait_for
 from tests.mqtt_client import close, mqtt_connect
 
@@ -206,19 +206,19 @@ def test_the_generated_broker_drops_root_and_still_reads_its_files_on_reload(tmp
 
 
 def test_the_hub_refuses_a_payload_larger_than_any_node_sends_before_queueing_it(tmp_path: Path) -> None:
-    from hub.ingest import Ingest
-    from hub.store import make_engine
+    from hub.transport.mqtt import MqttTransport
 
-    settings = load_settings(data_dir=tmp_path, mqtt_enabled=False)
-    ingest = Ingest(settings, make_engine(settings.db_url), notify=lambda live: None)
+    transport = MqttTransport(load_settings(data_dir=tmp_path))
     acked: list[int] = []
+    handed_over: list[object] = []
 
     class Client:
         def ack(self, mid: int, qos: int) -> None:
             acked.append(mid)
 
+    transport.client = Client()  # type: ignore[assignment]
+    transport._on_message = handed_over.append
     msg = mqtt.MQTTMessage(mid=7, topic=b"pingan/v1/nodes/pole-21/snapshots/x")
     msg.payload, msg.qos = b"\xff\xd8" + b"x" * (2 * 1024 * 1024), 1
-    ingest._on_message(Client(), None, msg)  # type: ignore[arg-type]
-    assert ingest.queue.qsize() == 0 and acked == [7]  # not queued; acked so the broker forgets it
-    ingest.engine.dispose()
+    transport._message(transport.client, None, msg)  # type: ignore[arg-type]
+    assert handed_over == [] and acked == [7]  # never handed to ingest; acked so the broker forgets it

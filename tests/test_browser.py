@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import ensure_user, wait_for
 
 CHROMIUM = "/usr/bin/chromium"

@@ -30,7 +30,7 @@ from edge.hw.camera import (
     polygon_to_pixels,
     redact_url,
 )
-from hub.broker import free_port
+from hub.transport.broker import free_port
 
 W, H = 320, 240
 

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from edge.installer.bundle import install_bundle
 from edge.protocol import Event, Topics
 from hub.app import HubState
-from hub.broker import free_port, port_open
 from hub.config import load_settings
-from hub.fleet import Fleet
-from hub.pki import ensure_ca, issue_client_cert
-from hub.store import audit, nodes
+from hub.nodes.fleet import Fleet
+from hub.nodes.pki import ensure_ca, issue_client_cert
+from hub.store.schema import audit, nodes
+from hub.transport.broker import free_port, port_open
 from tests.conftest import NodeProc, wait_for
 from tests.mqtt_client import close, mqtt_connect
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from hub.cluster import NOTIFY_MAX, Cluster, chunks
 from hub.config import load_settings
 from hub.errors import SettingsError
-from hub.live import LiveHub
-from hub.store import make_engine
+from hub.live.fanout import LiveHub
+from hub.runtime.cluster import NOTIFY_MAX, Cluster, chunks
+from hub.store.engine import make_engine
 from tests.conftest import wait_for
 
 

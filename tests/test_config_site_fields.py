@@ -18,7 +18,7 @@ from edge.configstore import ConfigStore
 from edge.errors import ConfigError
 from hub.app import create_app
 from hub.config import load_settings
-from hub.store import commands
+from hub.store.schema import commands
 
 SITE = {"node": {"id": "door-01", "kind": "rental_door"}, "pins": {"factory": "mock"},
         "mqtt": {"url": "mqtts://hub.district.lan:8883", "username": "door-01", "password_env": "PINGAN_MQTT_PASSWORD"},

@@ -24,9 +24,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config import SITE_FIELDS
 from edge.protocol import Command, Topics
 from hub.app import create_app
-from hub.broker import Broker, free_port
 from hub.config import load_settings
-from hub.store import commands
+from hub.store.schema import commands
+from hub.transport.broker import Broker, free_port
 from tests.conftest import wait_for
 from tests.test_e2e_door import DOOR, door_factory, register_door  # noqa: F401 - door_factory is a fixture
 

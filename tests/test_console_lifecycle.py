@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from hub.app import create_app
 from hub.config import load_settings
-from hub.store import alarms
+from hub.store.schema import alarms
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ def test_unacknowledged_alarm_escalates_once_with_webhook(console, receiver: Rec
 
 
 def test_a_dead_webhook_does_not_stop_escalation(tmp_path: Path) -> None:
-    from hub.broker import free_port
+    from hub.transport.broker import free_port
 
     settings = load_settings(data_dir=tmp_path, mqtt_enabled=False,
                              escalation_webhook=f"http://127.0.0.1:{free_port()}/nobody")

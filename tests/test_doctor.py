@@ -11,8 +11,8 @@ import yaml
 
 from edge.installer.bundle import install_bundle
 from edge.installer.doctor import Doctor
-from hub.broker import free_port
-from hub.fleet import node_config_for, write_bundle
+from hub.nodes.fleet import node_config_for, write_bundle
+from hub.transport.broker import free_port
 from tests.test_fleet import fleet_broker  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.usefixtures("fleet_broker")
@@ -109,7 +109,7 @@ def test_install_puts_bundle_files_in_place(tmp_path: Path, fleet_broker) -> Non
 
 
 def test_door_bundle_carries_the_block_key_and_a_unit_dropin(tmp_path: Path, fleet_broker) -> None:  # noqa: F811
-    from hub.fleet import ensure_block_key
+    from hub.nodes.fleet import ensure_block_key
 
     fleet, port, *_ = fleet_broker
     made = fleet.add("door-b01-01", kind="rental_door", grid="G07")

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from edge.protocol import Command, Event, Reply, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.doors import csv_cell
-from hub.ingest import Incoming, Ingest
-from hub.store import commands, enrolments
-from tests.test_hub import FakeMqtt
+from hub.doors.service import csv_cell
+from hub.ingest.writer import Incoming, Ingest
+from hub.store.schema import commands, enrolments
+from tests.fake_transport import FakeTransport
 
 A, B, C = "door-b01-01", "door-b01-02", "door-b02-01"
 _mid = iter(range(1, 1_000_000))
@@ -27,13 +27,12 @@ _mid = iter(range(1, 1_000_000))
 
 @pytest.fixture()
 def hub(tmp_path: Path):
-    app = create_app(load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_grace_s=0))
+    fake = FakeTransport()
+    app = create_app(load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_grace_s=0), transport=fake)
     state = app.state.hub
     for user, role in (("li", "admin"), ("wang", "operator"), ("zhao", "installer")):
         state.auth.add_user(user, f"{user}-password-123", role)
     ingest: Ingest = state.ingest
-    fake = FakeMqtt()
-    ingest.client = fake
     keys = {n: state.service.register_node(n, kind="rental_door", grid="G01") for n in (A, B, C)}
     state.service.register_node("pole-01", kind="alarm_post")
     with TestClient(app) as client:
@@ -50,7 +49,7 @@ def feed(ingest: Ingest, topic: str, payload: bytes) -> None:
     ingest.handle_batch([Incoming(topic, payload, next(_mid), 1, utcnow())])
 
 
-def sent(fake: FakeMqtt, node: str, name: str | None = None) -> list[Command]:
+def sent(fake: FakeTransport, node: str, name: str | None = None) -> list[Command]:
     out = [Command.model_validate_json(p) for t, p in fake.published if t == Topics.commands(node)]
     return [c for c in out if name is None or c.name == name]
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import wait_for
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import NodeProc, wait_for
 
 BLOCK_KEY = "block-b01-test-key-not-for-production"
@@ -189,7 +189,7 @@ def test_several_doors_in_one_process(tmp_path, sim_dir) -> None:
     import os
     import signal as sig
 
-    from hub.broker import free_port
+    from hub.transport.broker import free_port
 
     paths = []
     for n in ("door-b04-01", "door-b04-02"):

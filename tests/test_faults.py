@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.protocol import Event, Topics
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import wait_for
 
 BURST = 200

@@ -11,9 +11,9 @@ import pytest
 
 from edge.protocol import Event, Topics
 from hub.app import HubState
-from hub.broker import free_port, port_open
 from hub.config import load_settings
-from hub.fleet import Fleet, node_config_for, write_bundle
+from hub.nodes.fleet import Fleet, node_config_for, write_bundle
+from hub.transport.broker import free_port, port_open
 from tests.conftest import wait_for
 from tests.mqtt_client import mqtt_connect
 
@@ -94,7 +94,7 @@ def test_bundle_holds_a_valid_config_and_the_secrets(tmp_path: Path, fleet_broke
 
 
 def test_tls_listener_accepts_our_ca_and_refuses_another(tmp_path: Path, fleet_broker) -> None:
-    from hub.pki import ensure_ca
+    from hub.nodes.pki import ensure_ca
 
     fleet, port, a, b, _, broker_dir = fleet_broker
     c, rc = mqtt_connect(fleet.tls_port, user="pole-21", password=a.mqtt_password, ca=broker_dir / "ca.crt")

@@ -12,41 +12,20 @@ from fastapi.testclient import TestClient
 from edge.protocol import Event, Receipt, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.ingest import Incoming, Ingest
-
-
-class FakeMqtt:
-    """Collects what the ingest would ack and publish; the broker itself is tested end to end."""
-
-    def __init__(self) -> None:
-        self.acked: list[int] = []
-        self.published: list[tuple[str, bytes]] = []
-
-    def connect_async(self, *a, **k) -> None: ...
-    def loop_start(self) -> None: ...
-    def disconnect(self) -> None: ...
-    def loop_stop(self) -> None: ...
-
-    def ack(self, mid: int, qos: int) -> None:
-        self.acked.append(mid)
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False):
-        import paho.mqtt.client as mqtt
-
-        self.published.append((topic, payload))
-        return mqtt.MQTTMessageInfo(len(self.published))
+from hub.ingest.writer import Incoming, Ingest
+from hub.transport.mqtt import Received
+from tests.fake_transport import FakeTransport
 
 
 @pytest.fixture()
 def hub(tmp_path: Path):
     settings = load_settings(data_dir=tmp_path, mqtt_enabled=True, offline_after_s=5, offline_grace_s=0,
                              metrics_token=METRICS_TOKEN)
-    app = create_app(settings)
+    fake = FakeTransport()  # no network: batches are fed by hand
+    app = create_app(settings, transport=fake)
     state = app.state.hub
     state.auth.add_user("li", "correct horse battery", "admin")  # the on-duty staff member of these tests
     ingest: Ingest = state.ingest
-    fake = FakeMqtt()
-    ingest.client = fake  # no network: batches are fed by hand
     live: list[dict] = []
     ingest.notify = live.extend
     with TestClient(app) as client:
@@ -69,7 +48,7 @@ def feed(ingest: Ingest, *messages: tuple[str, bytes]) -> None:
     ingest.handle_batch([Incoming(t, p, next(_mid), 1, utcnow()) for t, p in messages])
 
 
-def receipts(fake: FakeMqtt, node: str) -> list[Receipt]:
+def receipts(fake: FakeTransport, node: str) -> list[Receipt]:
     return [Receipt.model_validate_json(p) for t, p in fake.published if t == Topics.receipts(node)]
 
 
@@ -189,7 +168,7 @@ def test_silent_node_raises_one_offline_alarm_and_recovers(hub) -> None:
     later = utcnow() + timedelta(seconds=10)
     for _ in range(3):
         with state.engine.begin() as conn:
-            from hub.ingest import BatchResult
+            from hub.ingest.writer import BatchResult
 
             ingest.processor.raise_offline(conn, later, BatchResult())
     alarms = client.get("/api/alarms").json()
@@ -203,16 +182,13 @@ def test_silent_node_raises_one_offline_alarm_and_recovers(hub) -> None:
 def test_a_writer_that_is_behind_keeps_only_each_nodes_newest_heartbeat(hub) -> None:
     """Heartbeats are QoS 0, so the broker's in-flight limit does not hold them back: a slow writer must
     not let them pile up (the soak saw the queue grow by 200 a second). Events are never dropped."""
-    import paho.mqtt.client as mqtt
 
     state, ingest, fake, live, client = hub
     ingest._stop.set()  # the writer falls behind: messages wait in the queue
     ingest._writer.join(timeout=5)
 
     def arrive(topic: str, payload: bytes, qos: int) -> None:
-        msg = mqtt.MQTTMessage(mid=next(_mid), topic=topic.encode())
-        msg.payload, msg.qos = payload, qos
-        ingest._on_message(fake, None, msg)
+        ingest.receive(Received(topic, payload, next(_mid), qos))
 
     events = [Event.make("door-07", "door.granted", {"slot": 3}) for _ in range(3)]
     for uptime in range(1, 51):
@@ -237,7 +213,7 @@ def test_a_last_will_shows_offline_at_once_but_alarms_only_after_the_silence(hub
     state, ingest, fake, live, client = hub
     feed(ingest, (Topics.status("pole-06"), b'{"state": "online", "kind": "alarm_post"}'))
     feed(ingest, (Topics.status("pole-06"), b'{"state": "offline", "kind": "alarm_post"}'))  # its last will
-    from hub.ingest import BatchResult
+    from hub.ingest.writer import BatchResult
 
     def check(after_s: float) -> None:
         with state.engine.begin() as conn:
@@ -253,9 +229,9 @@ def test_a_last_will_shows_offline_at_once_but_alarms_only_after_the_silence(hub
 def test_no_offline_checks_while_the_hub_has_no_broker_nor_just_after_it_returns(hub) -> None:
     state, ingest, fake, live, client = hub
     ingest.settings.offline_grace_s = 30
-    ingest.connected, ingest.connected_since = False, 1000.0
+    fake.connected, fake.connected_since = False, 1000.0
     assert not ingest.offline_check_allowed(now=5000.0)  # it hears nobody: it cannot tell who is silent
-    ingest.connected = True
+    fake.connected = True
     assert not ingest.offline_check_allowed(now=1010.0)  # reconnected 10 s ago: births still coming in
     assert ingest.offline_check_allowed(now=1031.0)
 
@@ -331,7 +307,7 @@ HA_BINARY_SENSOR_CLASSES = {"safety", "tamper", "door", "problem", "connectivity
 
 
 def test_home_assistant_discovery_and_states(hub) -> None:
-    from hub.homeassistant import HomeAssistantBridge
+    from hub.alarms.homeassistant import HomeAssistantBridge
 
     state, ingest, fake, live, client = hub
     state.service.register_node("pole-01", grid="G01", place="Market")
@@ -375,7 +351,7 @@ def _online(ingest: Ingest, *nodes: str) -> None:
 
 
 def _check_offline(state, ingest: Ingest, after_s: float) -> None:
-    from hub.ingest import BatchResult
+    from hub.ingest.writer import BatchResult
 
     out = BatchResult()
     with state.engine.begin() as conn:
@@ -460,17 +436,15 @@ def test_nodes_cannot_send_or_be_named_what_only_the_hub_raises(hub) -> None:
 def test_a_retained_status_is_acked_at_once_and_events_only_after_commit(hub) -> None:
     """The broker gives a retained status again on every subscribe, so it need not hold one of the hub's
     in-flight slots until committed; an event must (it exists nowhere else once acknowledged)."""
-    import paho.mqtt.client as mqtt
 
     state, ingest, fake, live, client = hub
     ingest._stop.set()
     ingest._writer.join(timeout=5)
 
     def arrive(topic: str, payload: bytes) -> int:
-        msg = mqtt.MQTTMessage(mid=next(_mid), topic=topic.encode())
-        msg.payload, msg.qos = payload, 1
-        ingest._on_message(fake, None, msg)
-        return msg.mid
+        mid = next(_mid)
+        ingest.receive(Received(topic, payload, mid, 1))
+        return mid
 
     birth = arrive(Topics.status("pole-08"), b'{"state": "online", "kind": "alarm_post"}')
     press = arrive(Topics.events("pole-08"), Event.make("pole-08", "alarm.pressed").to_bytes())
@@ -478,3 +452,27 @@ def test_a_retained_status_is_acked_at_once_and_events_only_after_commit(hub) ->
     ingest.handle_batch(ingest.queue.get_batch(500, timeout=1))
     assert fake.acked == [birth, press]  # and the birth is not acked twice
     assert client.get("/api/nodes").json()[0]["state"] == "online"
+
+
+def test_commands_are_published_only_after_their_transaction_commits(hub) -> None:
+    """A node can reply within a millisecond; the reply must find its command row. Published inside the
+    transaction (as before), another connection could not see the row yet when the command went out."""
+    from sqlalchemy import select
+
+    from hub.store.schema import commands
+
+    state, ingest, fake, live, client = hub
+    state.service.register_node("pole-77", kind="alarm_post")
+    visible: list[bool] = []
+    publish = fake.publish
+
+    def look_then_publish(topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        if topic == Topics.commands("pole-77"):
+            with state.engine.connect() as conn:  # what the ingest writer would see for a fast reply
+                cid = json.loads(payload)["id"]
+                visible.append(conn.execute(select(commands.c.id).where(commands.c.id == cid)).first() is not None)
+        return publish(topic, payload, qos, retain)
+
+    fake.publish = look_then_publish
+    assert state.service.send_command("pole-77", "siren.set", {"on": True}, "li") is not None
+    assert visible == [True]

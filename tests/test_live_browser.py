@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import ensure_user, wait_for
 from tests.test_browser import OPERATOR, launched_chromium, login
 from tests.test_live_node import scene

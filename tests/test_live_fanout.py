@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub.live import LiveHub
+from hub.live.fanout import LiveHub
 
 
 def _door(cursor: int) -> dict:
@@ -58,7 +58,7 @@ def test_a_client_too_far_behind_is_dropped_and_told_so() -> None:
 
 def test_the_ingest_queue_takes_alarms_before_a_backlog() -> None:
     from edge.protocol import Event, Topics
-    from hub.ingest_queue import Empty, TwoLaneQueue, is_alarm_event
+    from hub.ingest.queue import Empty, TwoLaneQueue, is_alarm_event
 
     door = Event.make("door-1", "door.granted", {"slot": 1})
     alarm = Event.make("pole-1", "alarm.pressed", {"count": 1})
@@ -81,7 +81,7 @@ def test_the_ingest_queue_takes_alarms_before_a_backlog() -> None:
 
 
 def test_a_batch_takes_every_alarm_first_then_the_oldest_of_the_rest() -> None:
-    from hub.ingest_queue import TwoLaneQueue
+    from hub.ingest.queue import TwoLaneQueue
 
     q: TwoLaneQueue[str] = TwoLaneQueue()
     for i in range(5):
@@ -94,7 +94,7 @@ def test_a_batch_takes_every_alarm_first_then_the_oldest_of_the_rest() -> None:
 
 
 def test_a_newer_item_under_the_same_key_replaces_the_waiting_one_in_its_place() -> None:
-    from hub.ingest_queue import TwoLaneQueue
+    from hub.ingest.queue import TwoLaneQueue
 
     q: TwoLaneQueue[str] = TwoLaneQueue()
     assert q.put("hb-a1", latest_of="a")
@@ -111,7 +111,7 @@ def test_a_newer_item_under_the_same_key_replaces_the_waiting_one_in_its_place()
 def test_a_batch_holds_a_bounded_amount_of_work_so_an_alarm_never_waits_long() -> None:
     """Births are written one row at a time: 500 of them in one commit kept a press waiting ~1 s after a
     broker restart. With costs, the batch stops at the budget; alarms still come first and in full."""
-    from hub.ingest_queue import TwoLaneQueue
+    from hub.ingest.queue import TwoLaneQueue
 
     q: TwoLaneQueue[str] = TwoLaneQueue()
     for i in range(100):

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from hub.broker import Broker
-from hub.liveview.viewer import Viewer
+from hub.live.video.viewer import Viewer
+from hub.transport.broker import Broker
 from tests.conftest import ensure_user, wait_for
 from tests.test_live_node import scene
 

@@ -23,7 +23,7 @@ from edge.live.video import EncoderStats, SharedVideoEncoder
 from edge.live.wiring import LIVE_COMMANDS
 from edge.protocol import Command, Reply
 from edge.vision.worker import CameraWorker
-from hub.liveview.viewer import Viewer
+from hub.live.video.viewer import Viewer
 
 KEY = b"live-test-key-0123456789"
 NODE = "pole-31"

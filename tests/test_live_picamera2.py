@@ -29,7 +29,7 @@ from edge.live.video import EncoderStats, SharedVideoEncoder
 from edge.live.wiring import LiveOnDemand
 from edge.protocol import Command, Reply
 from edge.vision.worker import CameraWorker
-from hub.liveview.viewer import Viewer
+from hub.live.video.viewer import Viewer
 from tests import fake_picamera2
 
 KEY = b"live-test-key-0123456789"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.broker import free_port
-from hub.liveview.viewer import Viewer
+from hub.live.video.viewer import Viewer
+from hub.transport.broker import free_port
 from tests.conftest import wait_for
 from tests.test_live_node import Node
 

@@ -25,9 +25,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from hub.app import create_app
-from hub.auth import login_failures
 from hub.config import load_settings
-from hub.store import audit, make_engine
+from hub.store.engine import make_engine
+from hub.store.schema import audit, login_failures
 
 PASSWORD = "operator-pass-1"
 
@@ -132,7 +132,7 @@ def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Settings for two replicas on one database."""
     if request.param == "sqlite":
         return {"database_url": f"sqlite:///{tmp_path / 'shared.db'}"}
-    from hub import db
+    from hub.store import migrate as db
 
     url = request.getfixturevalue("pg_url")
     engine = make_engine(url)

@@ -1,4 +1,4 @@
-"""The hub hands freed heap pages back to the OS (hub/memtrim.py): after a burst, RSS comes down."""
+"""The hub hands freed heap pages back to the OS (hub/runtime/memtrim.py): after a burst, RSS comes down."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from hub import memtrim
+from hub.runtime import memtrim
 
 
 @pytest.mark.skipif(memtrim._trim is None, reason="not glibc: malloc_trim does not exist here")
@@ -17,7 +17,7 @@ def test_freed_pages_between_live_blocks_go_back_to_the_os() -> None:
     # heap cannot shrink from its top, as after a burst of resends. Only trim() may bring RSS down.
     script = textwrap.dedent("""
         import gc
-        from hub import memtrim
+        from hub.runtime import memtrim
 
         def rss_mb():
             return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20

@@ -14,8 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from hub import db
-from hub.store import events, insert_ignore, make_engine, now_utc
+from hub.store import migrate as db
+from hub.store.engine import insert_ignore, make_engine, now_utc
+from hub.store.schema import events
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,7 +38,7 @@ def test_upgrade_makes_exactly_the_models_schema_and_downgrade_empties(db_url: s
         assert db.current(engine) is None
         db.upgrade(engine)
         assert db.current(engine) == db.head()
-        assert _diff(engine) == [], "a model changed without an Alembic revision: add one in hub/migrations/versions"
+        assert _diff(engine) == [], "a model changed without an Alembic revision: add one in hub/store/migrations"
         tables = set(inspect(engine).get_table_names())
         assert {"events", "alarms", "nodes", "users", "alarm_escalations", "node_credentials"} <= tables
         with engine.begin() as conn:  # idempotent insert works on this dialect
@@ -86,7 +87,7 @@ def test_sqlite_made_by_create_all_before_migrations_is_adopted(tmp_path: Path) 
     con.close()
     engine = make_engine(f"sqlite:///{path}")
     try:
-        from hub.store import init_db
+        from hub.store.engine import init_db
 
         init_db(engine)  # what serve does at start on SQLite
         assert db.current(engine) == db.head()

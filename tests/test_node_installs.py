@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from hub.broker import Broker
+from hub.transport.broker import Broker
 from tests.conftest import wait_for
 from tests.test_e2e_door import DOOR, door_factory, register_door  # noqa: F401 - door_factory is a fixture
 

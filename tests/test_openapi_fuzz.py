@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from edge.protocol import Event, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.ingest import Incoming
+from hub.ingest.writer import Incoming
 
 _tmp = Path(tempfile.mkdtemp(prefix="pingan-openapi-"))
 app = create_app(load_settings(data_dir=_tmp, mqtt_enabled=False, metrics_token="t"))
@@ -24,7 +24,7 @@ _state.auth.add_user("fuzz", "fuzz password 123", "admin")
 _state.service.register_node("pole-01", grid="G01")
 _event = Event.make("pole-01", "alarm.pressed")
 if _state.ingest is None:  # store one real alarm so id routes have something to find
-    from hub.ingest import BatchResult, Processor
+    from hub.ingest.writer import BatchResult, Processor
 
     with _state.engine.begin() as conn:
         Processor(_state.settings).store_events(

@@ -17,8 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from edge.protocol import Command, Event, HubStatus, Receipt, Topics
-from hub.broker import Broker
-from hub.store import commands, events, make_engine
+from hub.store.engine import make_engine
+from hub.store.schema import commands, events
+from hub.transport.broker import Broker
 from tests.conftest import wait_for
 from tests.replicas import Crowd, prepare_postgres, start_replicas
 
@@ -244,9 +245,9 @@ def test_replicas_share_ingest_under_the_fleet_broker_acl(tmp_path: Path, pg_url
     from cryptography.fernet import Fernet
 
     from hub.app import HubState
-    from hub.broker import free_port, port_open
     from hub.config import load_settings
-    from hub.fleet import Fleet
+    from hub.nodes.fleet import Fleet
+    from hub.transport.broker import free_port, port_open
     from tests.replicas import ReplicaProc
 
     prepare_postgres(pg_url)

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from hub.alarms.escalation import escalations
 from hub.app import create_app
 from hub.config import load_settings
-from hub.escalation import escalations
-from hub.reports import Reports, csv_cell, parse_range, stats
-from hub.store import alarms, events, nodes
+from hub.reports.service import Reports, csv_cell, parse_range, stats
+from hub.store.schema import alarms, events, nodes
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2026, 3, 2, tzinfo=TZ)  # a Monday

@@ -22,7 +22,8 @@ from starlette.testclient import WebSocketDenialResponse
 from edge.protocol import Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
-from hub.ingest import Incoming, Ingest
+from hub.ingest.writer import Incoming, Ingest
+from tests.fake_transport import FakeTransport
 
 ADMIN = ("li", "correct horse battery")
 OPERATOR = ("wang", "operator-pass-1")
@@ -41,26 +42,13 @@ def permissive_umask() -> Iterator[None]:
         os.umask(old)
 
 
-class _FakeMqtt:
-    def connect_async(self, *a: Any, **k: Any) -> None: ...
-    def loop_start(self) -> None: ...
-    def disconnect(self) -> None: ...
-    def loop_stop(self) -> None: ...
-    def ack(self, mid: int, qos: int) -> None: ...
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
-        import paho.mqtt.client as mqtt
-
-        return mqtt.MQTTMessageInfo(1)
-
-
 @pytest.fixture()
 def hub(tmp_path: Path) -> Iterator[tuple[Any, TestClient]]:
-    app = create_app(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=True, offline_grace_s=0))
+    app = create_app(load_settings(data_dir=tmp_path / "hub", mqtt_enabled=True, offline_grace_s=0),
+                     transport=FakeTransport())  # no network: batches are fed by hand
     state = app.state.hub
     state.auth.add_user(*ADMIN, "admin")
     state.auth.add_user(*OPERATOR, "operator")
-    state.ingest.client = _FakeMqtt()  # no network: batches are fed by hand
     state.ingest.notify = lambda items: None
     with TestClient(app, raise_server_exceptions=False) as client:
         yield state, client
@@ -89,7 +77,7 @@ def test_hub_database_and_its_wal_are_private_under_a_permissive_umask(tmp_path:
 
 
 def test_a_database_left_readable_by_an_older_version_is_tightened(tmp_path: Path, permissive_umask) -> None:
-    from hub.store import make_engine
+    from hub.store.engine import make_engine
 
     db = tmp_path / "hub.db"
     db.touch(mode=0o644)
@@ -148,13 +136,13 @@ def _feed(ingest: Ingest, topic: str, payload: bytes) -> None:
 
 
 def _rejections(reason: str) -> float:
-    from hub import metrics
+    from hub.runtime import metrics
 
     return metrics.registry.get_sample_value("pingan_hub_rejected_total", {"reason": reason}) or 0.0
 
 
 def test_a_status_cannot_change_the_kind_an_installer_registered(hub) -> None:
-    from hub.store import alarms, events, nodes
+    from hub.store.schema import alarms, events, nodes
 
     state, client = hub
     state.service.register_node("door-07", kind="rental_door", grid="G01", place="Block 7")
@@ -194,7 +182,7 @@ def test_malformed_static_names_are_404_without_a_traceback(hub, path: str, capl
 
 # --- 4. X-Forwarded-For only from the proxies named ----------------------------------------------------
 def _login_ip(app: Any, peer: str, forwarded: str) -> str:
-    from hub.auth import sessions
+    from hub.store.schema import sessions
 
     async def go() -> None:
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))
@@ -234,7 +222,7 @@ def test_serve_leaves_forwarded_headers_to_the_app(tmp_path: Path, monkeypatch) 
     import uvicorn
     from typer.testing import CliRunner
 
-    from hub.cli import app as cli
+    from hub.cli.main import app as cli
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda application, **kw: seen.update(kw))
@@ -308,7 +296,7 @@ def test_a_live_ticket_works_once_and_only_as_a_ticket(hub) -> None:
 def test_a_live_ticket_expires(hub, monkeypatch) -> None:
     from datetime import timedelta
 
-    from hub import auth as auth_mod
+    from hub.auth import service as auth_mod
 
     state, client = hub
     ticket = client.post("/api/live/ticket", headers=_bearer(client, OPERATOR)).json()["ticket"]
@@ -322,7 +310,7 @@ def test_a_live_ticket_expires(hub, monkeypatch) -> None:
 
 def test_nobody_puts_the_session_token_in_a_websocket_url() -> None:
     root = Path(__file__).resolve().parent.parent
-    files = [*root.glob("hub/web/*.js"), *root.glob("bench/*.py"), root / "hub" / "demo.py",
+    files = [*root.glob("hub/web/*.js"), *root.glob("bench/*.py"), root / "hub" / "cli" / "demo.py",
              *(p for p in root.glob("tests/*.py") if p.name != Path(__file__).name)]
     offenders = [str(p.relative_to(root)) for p in files if "token={" in p.read_text() or "?token=" in p.read_text()]
     assert offenders == [], offenders

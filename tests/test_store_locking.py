@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from hub.store import make_engine
+from hub.store.engine import make_engine
 
 
 def test_a_read_goes_on_while_a_writer_holds_the_lock(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """``/api/doors/...``: rental blocks, tenants (real-name registration), enrolments, remote unlock and
-the door audit log (design.md "Hub HTTP"). With staff login (hub/auth.py) the acting user is the
+the door audit log (design.md "Hub HTTP"). With staff login (hub/auth/service.py) the acting user is the
 logged-in one, else the operator named in the body; changes need the roles given with ``requires``."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from hub.auth import requires
-from hub.doors import DoorService
+from hub.auth.policy import requires
+from hub.doors.service import DoorService
 
 router = APIRouter(prefix="/api/doors", tags=["doors"])
 

@@ -1,4 +1,4 @@
-"""REST and WebSocket routes (design.md "Hub HTTP"). Every route is behind hub/auth.py's middleware
+"""REST and WebSocket routes (design.md "Hub HTTP"). Every route is behind hub/auth/policy.py's middleware
 (login required except /api/health and /api/login); a route's roles are set with ``@requires``. The
 operator recorded on an alarm is the logged-in user."""
 
@@ -16,11 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 
-from hub import __version__, metrics
-from hub.auth import current_user, requires
-from hub.escalation import annotate
-from hub.service import OUTCOMES, HubService
-from hub.store import clips, events, jsonable, snapshots
+from hub import __version__
+from hub.alarms.escalation import annotate
+from hub.alarms.service import OUTCOMES, HubService
+from hub.api.auth import current_user
+from hub.auth.policy import requires
+from hub.runtime import metrics
+from hub.store.engine import jsonable
+from hub.store.schema import clips, events, snapshots
 
 router = APIRouter()
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -167,7 +170,7 @@ def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: S
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus() -> Response:
-    """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth.py's middleware)."""
+    """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth/policy.py's middleware)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,1 @@
+"""Alarms with their whole lifecycle: raised, acknowledged, dispatched, escalated, resolved, mirrored."""

@@ -1,0 +1,1 @@
+"""Staff accounts, sessions, login limits and the access policy on every route."""

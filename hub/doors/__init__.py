@@ -1,0 +1,1 @@
+"""Rental blocks: doors, tenants registered by real name, fingerprint enrolment and revocation."""

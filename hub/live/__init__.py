@@ -1,0 +1,1 @@
+"""Live to the browsers: the WebSocket fan-out of events and alarm changes, and live video."""

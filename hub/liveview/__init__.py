@@ -1,1 +1,0 @@
-"""Live view and talk-back at the hub: signalling API, session audit, MJPEG fallback. See docs/live-view.md."""

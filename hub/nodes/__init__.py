@@ -1,0 +1,1 @@
+"""The fleet: node identities and keys, certificates, broker files, and config pushes."""

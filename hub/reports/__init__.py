@@ -1,0 +1,1 @@
+"""Daily and weekly figures for the district."""

@@ -1,0 +1,1 @@
+"""The hub process itself: replicas and their leader, metrics, memory hand-back."""

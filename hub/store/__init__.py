@@ -1,0 +1,1 @@
+"""The one schema (Alembic is its only authority), the engine and its dialect rules, migrations."""

@@ -1,0 +1,313 @@
+"""The hub's one schema: every table, in one place. Alembic (store/migrations) is its only authority:
+a table changes here and in a new revision, never by ``create_all`` at run time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+metadata = MetaData()
+# Sequence keys of the big append-only tables: BIGINT on PostgreSQL (a city passes 2^31 events),
+# INTEGER on SQLite, where only "INTEGER PRIMARY KEY" is the rowid.
+BigSeq = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Stored naive in UTC (SQLite has no zones), always returned aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+nodes = Table(
+    "nodes", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False, default="alarm_post"),
+    Column("place", String(200), nullable=False, default=""),
+    Column("grid", String(32), nullable=False, default=""),
+    Column("lat", Float), Column("lon", Float),
+    Column("key_enc", Text),  # command-signing key, Fernet-encrypted
+    Column("state", String(16), nullable=False, default="unknown"),
+    Column("version", String(32)),
+    Column("last_seen", UTCDateTime()),
+    Column("heartbeat", JSON),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("node", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),  # the node's clock
+    Column("received_at", UTCDateTime(), nullable=False),  # the hub's clock
+    Column("data", JSON, nullable=False),
+    Column("snapshot", Boolean, nullable=False, default=False),
+    Column("delayed", Boolean, nullable=False, default=False),
+    Column("clock_synced", Boolean),
+    Index("events_node_received", "node", "received_at"),
+    Index("events_received", "received_at"),
+)
+
+snapshots = Table(
+    "snapshots", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+clips = Table(
+    "clips", metadata,  # an alarm's pre-press burst, one JPEG per frame
+    Column("event_id", String(36), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("node", String(64), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+alarms = Table(
+    "alarms", metadata,
+    Column("id", String(36), primary_key=True),  # = the event id that raised it
+    Column("node", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("state", String(16), nullable=False, default="open"),
+    Column("count", Integer, nullable=False, default=1),
+    Column("node_ts", UTCDateTime(), nullable=False),
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("acked_at", UTCDateTime()), Column("acked_by", String(64)),
+    Column("dispatched_at", UTCDateTime()), Column("dispatched_to", String(128)),
+    Column("on_scene_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()), Column("resolved_by", String(64)),
+    Column("outcome", String(32)), Column("note", Text),
+    Column("node_stage", String(16)),  # the last stage the node confirmed showing
+    # a node.offline that is part of a nodes.offline incident (its id): worked, listed and escalated as
+    # that one incident, still counted in the node's own downtime
+    Column("incident", String(36)),
+    Index("alarms_state", "state", "raised_at"),
+    Index("alarms_incident", "incident"),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("node", String(64)),
+    Column("topic", String(256), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", String(256), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("id", String(64), primary_key=True),  # one row per signed attempt
+    Column("delivery", String(64), nullable=False),  # the logical command its attempts share
+    Column("node", String(64), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("operator", String(64)),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("replied_at", UTCDateTime()),
+    Column("ok", Boolean),
+    Column("detail", Text),
+    Column("data", JSON),  # the reply's data (a door's enrolment: slot; templates are moved out of it)
+    Index("commands_delivery", "delivery"),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("detail", JSON),
+)
+
+
+# --- rental blocks (issue #4) -----------------------------------------------------------------
+blocks = Table(
+    "blocks", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("address", String(200), nullable=False, default=""),
+    Column("grid", String(32), nullable=False, default=""),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+units = Table(
+    "units", metadata,
+    Column("id", String(64), primary_key=True),  # e.g. "b01-302"
+    Column("block", String(64), nullable=False),
+    Column("name", String(64), nullable=False),  # as on the door: "302"
+    Index("units_block", "block"),
+)
+
+doors = Table(
+    "doors", metadata,
+    Column("node", String(64), primary_key=True),  # a node of kind rental_door
+    Column("block", String(64), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("access_version", Integer, nullable=False, default=0),
+    Column("created", UTCDateTime(), nullable=False),
+    Index("doors_block", "block"),
+)
+
+tenants = Table(
+    "tenants", metadata,  # real-name registration (实名登记)
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("id_number", String(32)),  # optional; shown masked
+    Column("phone", String(32), nullable=False),
+    Column("block", String(64), nullable=False),
+    Column("unit", String(64), nullable=False, default=""),
+    Column("lease_start", UTCDateTime(), nullable=False),
+    Column("lease_end", UTCDateTime(), nullable=False),
+    Column("state", String(16), nullable=False, default="active"),  # active | revoked
+    Column("created", UTCDateTime(), nullable=False),
+    Index("tenants_block", "block"),
+)
+
+enrolments = Table(
+    "enrolments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(32), nullable=False),
+    Column("door", String(64), nullable=False),
+    Column("slot", Integer),
+    # pending → enrolled | failed; revoking → revoked
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("command_id", String(64)),
+    Column("source", String(16), nullable=False, default="scan"),  # scan | sync (template from another door)
+    Column("template_enc", Text),  # ciphertext under the block key; dropped on revoke
+    Column("detail", Text),
+    Column("updated", UTCDateTime(), nullable=False),
+    Index("enrolments_tenant", "tenant"),
+    Index("enrolments_door", "door"),
+    Index("enrolments_command", "command_id"),
+)
+
+
+
+
+users = Table(
+    "users", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # argon2id, never the password
+    Column("role", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the bearer token / cookie
+    Column("username", String(64), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ip", String(64)),
+    Index("sessions_username", "username"),
+)
+
+
+login_failures = Table(
+    "login_failures", metadata,  # one row per failed (or in-flight) login, purged after the window
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),  # lower-cased, as typed (may be no user)
+    Column("ip", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("login_failures_ip_at", "ip", "at"),
+    Index("login_failures_at", "at"),
+)
+
+
+credentials = Table(
+    "node_credentials", metadata,
+    Column("node", String(64), primary_key=True),
+    Column("mqtt_user", String(64), nullable=False),
+    Column("mqtt_hash", Text, nullable=False),  # mosquitto $7$ PBKDF2-SHA512 hash, never the password
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+)
+
+
+node_certs = Table(
+    "node_certs", metadata,  # client certificates from the hub's CA (nodes added with --auth cert)
+    Column("serial", String(64), primary_key=True),  # decimal; the key itself only ever went into the bundle
+    Column("node", String(64), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+)
+
+
+escalations = Table(
+    "alarm_escalations", metadata,
+    Column("alarm_id", String(36), primary_key=True),
+    Column("escalated_at", UTCDateTime(), nullable=False),
+    Column("webhook_status", Integer),  # HTTP status of the webhook call, None if none/failed
+    Column("webhook_error", Text),
+)
+
+
+door_daily = Table(
+    "report_door_daily", metadata,
+    Column("tz", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD in that zone
+    Column("node", String(64), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+
+rolled_days = Table(
+    "report_rolled_days", metadata,
+    Column("tz", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("rolled_at", UTCDateTime(), nullable=False),
+)
+
+
+live_sessions = Table(
+    "live_sessions", metadata,
+    Column("id", String(64), primary_key=True),  # the session id the node knows too
+    Column("node", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # live | talk | mjpeg
+    Column("started", UTCDateTime(), nullable=False),
+    Column("ended", UTCDateTime()),
+    Column("duration_s", Float),
+    Column("end_reason", String(200)),
+    Index("live_sessions_node_started", "node", "started"),
+    Index("live_sessions_open", "ended"),
+)

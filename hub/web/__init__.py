@@ -1,0 +1,1 @@
+"""The console page the browsers load, and its static files."""
