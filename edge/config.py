@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from edge.errors import ConfigError
 from edge.protocol import NODE_ID_PATTERN
+from edge.shared.yamlconfig import load_yaml_model, load_yaml_text
 from edge.vision.config import VisionSettings
-from edge.yamlconfig import load_yaml_model, load_yaml_text
 
 # A secret's name: an environment variable or a file directly in $CREDENTIALS_DIRECTORY, never a path
 SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]*$"

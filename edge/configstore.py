@@ -27,11 +27,10 @@ from typing import Any
 
 from edge.config import NodeConfig, pushed_config_from_text, site_field_changes
 from edge.errors import ConfigError
-from edge.yamlconfig import atomic_write
+from edge.shared.yamlconfig import atomic_write
 
 log = logging.getLogger(__name__)
 
-MAX_CONFIG_BYTES = 32 * 1024  # a node config is a few KB; a command stays well under the 64 KB payload bound
 
 
 def sha256_text(text: str) -> str:

@@ -22,6 +22,7 @@ ROOT = "pingan/v1"
 NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
 MAX_SNAPSHOT_BYTES = 256 * 1024
+MAX_CONFIG_BYTES = 32 * 1024  # config.update's YAML: a node config is a few KB; the command stays under 64 KB
 MAX_JSON_PAYLOAD_BYTES = 64 * 1024
 
 

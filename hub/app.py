@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from edge.securefs import private_dir
+from edge.shared.securefs import private_dir
 from hub import __version__
 from hub.alarms.homeassistant import HomeAssistantBridge
 from hub.alarms.service import HubService
@@ -45,7 +45,7 @@ class HubState:
 
     def __init__(self, settings: HubSettings, transport: Transport | None = None) -> None:
         self.settings = settings
-        private_dir(settings.data_dir)  # 0700: database, keys and state (edge/securefs.py)
+        private_dir(settings.data_dir)  # 0700: database, keys and state (edge/shared/securefs.py)
         self.engine = make_engine(settings.db_url)
         init_db(self.engine)
         self.live = LiveHub()

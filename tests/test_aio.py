@@ -1,10 +1,10 @@
-"""``edge.aio.wait_event``: the wake-up wait of the node's send loops must always honour a cancel."""
+"""``edge.shared.aio.wait_event``: the wake-up wait of the node's send loops must always honour a cancel."""
 
 from __future__ import annotations
 
 import asyncio
 
-from edge.aio import wait_event
+from edge.shared.aio import wait_event
 
 
 async def _send_loop(wake: asyncio.Event, rounds: list[int]) -> None:
@@ -44,7 +44,7 @@ def test_a_loop_cancelled_as_it_is_woken_stops() -> None:
 
 def test_cancel_and_wait_ends_a_task_that_swallows_one_cancel() -> None:
     """aiomqtt's publish still waits with ``wait_for``; a session's end must not hang on a task in it."""
-    from edge.aio import cancel_and_wait
+    from edge.shared.aio import cancel_and_wait
 
     async def stubborn(started: asyncio.Event) -> None:
         started.set()

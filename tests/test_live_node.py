@@ -17,11 +17,11 @@ from edge.config import LiveSettings
 from edge.hw.camera import FileCamera, MaskedCamera
 from edge.link.commands import CommandGuard
 from edge.link.dispatch import CommandDispatcher
-from edge.live.audio import dominant_hz
 from edge.live.session import LiveManager
 from edge.live.video import EncoderStats, SharedVideoEncoder
 from edge.live.wiring import LIVE_COMMANDS
 from edge.protocol import Command, Reply
+from edge.shared.audio import dominant_hz
 from edge.vision.worker import CameraWorker
 from hub.live.video.viewer import Viewer
 

@@ -62,3 +62,16 @@ def test_a_door_runs_with_only_its_extra(tmp_path: Path, broker: Broker, hub_fac
     wait_for(lambda: hub.get("/api/events", node="door-z01", kind="door.denied"), 30, 0.2, "door.denied")
     assert "DOOR-ONLY VIOLATION" not in door.output(), door.output()[-2000:]
     assert "DOOR-ONLY" not in hub.output()
+
+
+def test_a_pole_starts_without_the_doors_serial_driver(tmp_path: Path) -> None:
+    """pingan[pole] has no pyserial: nothing on a pole's path may import the reader's driver (the arm64
+    check found `pingan-edge run` dying with "No module named 'serial'" on a pole)."""
+    import subprocess
+    import sys
+
+    code = BLOCKER.replace('BLOCKED = {', 'BLOCKED = {"serial", ') .replace(
+        '"cv2", "numpy", "onnxruntime", "av", "aiortc", "aioice", ', '') + (
+        "import edge.cli, edge.agent.node, edge.agent.updates, edge.roles.alarm_post\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and "VIOLATION" not in out.stderr, out.stderr

@@ -48,7 +48,7 @@ def test_config_files_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     writes = _run_until_killed(f"""
         import os, threading
         from pathlib import Path
-        from edge.yamlconfig import atomic_write
+        from edge.shared.yamlconfig import atomic_write
         versions = [Path({str(old)!r}).read_bytes(), Path({str(new)!r}).read_bytes()]
         threading.Timer(0.05, lambda: os.kill(os.getpid(), 9)).start()  # somewhere inside the writes
         with open({str(marker)!r}, "a") as log:

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from edge.agent.sdnotify import notify, watchdog_interval_s
-from edge.aio import wait_event
 from edge.clock import Clock, SystemClock
 from edge.config import NodeConfig
 from edge.errors import HardwareError, PinganError
 from edge.hw.door_pins import DoorPins
-from edge.hw.fingerprint import FingerprintReader
 from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
 from edge.link.dispatch import CommandDispatcher
@@ -28,13 +26,14 @@ from edge.link.outbox import Outbox, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
 from edge.roles.door.access_list import AccessList
-from edge.roles.door.lock import Door
-from edge.securefs import private_dir
+from edge.shared.aio import wait_event
+from edge.shared.securefs import private_dir
 from edge.sim.control import ControlServer
 from edge.sim.reader import ReaderSimulator
 
 if TYPE_CHECKING:  # imported when needed: the camera (OpenCV, numpy) costs a door without one ~40 MB
     from edge.roles.alarm_post import AlarmPost
+    from edge.roles.door.lock import Door  # the reader's driver needs pyserial: only pingan[door] has it
 
 log = logging.getLogger(__name__)
 TICK_S = 0.05
@@ -48,7 +47,7 @@ class NodeAgent:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        private_dir(cfg.data_dir)  # 0700: outbox, access list and nonces are 0600 inside (edge/securefs.py)
+        private_dir(cfg.data_dir)  # 0700: outbox, access list and nonces are 0600 inside (edge/shared/securefs.py)
         self.outbox = Outbox(cfg.data_dir / "outbox.db", cfg.outbox.max_bytes, cfg.outbox.reserve_bytes)
         self.guard = CommandGuard(cfg.node.id, cfg.signing_key(), cfg.data_dir / "nonces.db", self.clock)
         if self.guard.key is None:
@@ -58,6 +57,7 @@ class NodeAgent:
                                           send_reply=self._send_reply)
         self.sim_reader: ReaderSimulator | None = None
         self.access: AccessList | None = None
+        self.door: Door | None = None  # the role, when this node is a rental door
         self.camera = None
         self.worker: Any | None = None
         self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
@@ -85,7 +85,8 @@ class NodeAgent:
         self.sender = Sender(self.outbox, self.link.publish, self.clock, window=cfg.outbox.window,
                              resend_after=cfg.outbox.resend_after_s)
         if isinstance(self.pins, DoorPins):
-            self.role: AlarmPost | Door = self._make_door(self.pins)
+            self.door = self._make_door(self.pins)
+            self.role: AlarmPost | Door = self.door
         else:
             from edge.roles.alarm_post import AlarmPost
 
@@ -135,6 +136,10 @@ class NodeAgent:
         return CameraWorker(self.camera, self.clock, fps=cfg.camera.fps, pipeline=pipeline, ring=ring).start()
 
     def _make_door(self, pins: DoorPins) -> Door:
+        # imported here: the reader's driver needs pyserial, which only pingan[door] installs
+        from edge.hw.fingerprint import FingerprintReader
+        from edge.roles.door.lock import Door
+
         cfg = self.cfg
         rc = cfg.reader
         assert rc is not None
@@ -279,8 +284,8 @@ class NodeAgent:
         self.link.start()
         log.info("node %s (%s) started; broker %s", self.cfg.node.id, self.cfg.node.kind, self.cfg.mqtt.url)
         coros = [self._pump(), self._ticks(), self._heartbeats(), self._watchdog()]
-        if isinstance(self.role, Door):
-            coros.append(self.role.run_reader())
+        if self.door is not None:
+            coros.append(self.door.run_reader())
         if self.updater is not None:
             coros.append(self.updater.run())
         tasks = [asyncio.create_task(c) for c in coros]
@@ -308,8 +313,8 @@ class NodeAgent:
             await self.live.close()  # camera and microphone released before the link goes
         self.link.stop(say_offline=self.restart_reason is None)  # a planned restart is back in seconds
         self.commands.close()  # slow commands (enrolment) still running are cancelled
-        if isinstance(self.role, Door):
-            self.role.close()  # relay de-energised, reader closed
+        if self.door is not None:
+            self.door.close()  # relay de-energised, reader closed
         self.pins.close()
         if self.sim_reader is not None:
             self.sim_reader.stop()

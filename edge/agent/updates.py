@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.config import load_node_config, pushed_config_from_text
-from edge.configstore import MAX_CONFIG_BYTES, Boot, ConfigStore, update_refusals
+from edge.configstore import Boot, ConfigStore, update_refusals
 from edge.errors import ConfigError
-from edge.protocol import Command, Reply
+from edge.protocol import MAX_CONFIG_BYTES, Command, Reply
 
 if TYPE_CHECKING:
     from edge.agent.node import NodeAgent

@@ -14,7 +14,7 @@ import yaml
 
 from edge.config import NodeConfig
 from edge.errors import ConfigError, PinganError
-from edge.yamlconfig import atomic_write
+from edge.shared.yamlconfig import atomic_write
 
 DESTINATIONS = {
     "node.yaml": ("etc/pingan/node.yaml", 0o644),

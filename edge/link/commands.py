@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from edge.clock import Clock
 from edge.protocol import Command
-from edge.securefs import private_sqlite
+from edge.shared.securefs import private_sqlite
 
 CLOCK_SKEW_S = 120  # a command "issued" further in the future than this is suspicious
 

@@ -19,8 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import __version__
 from edge.errors import LinkError
-from edge.link.sockopts import nodelay
 from edge.protocol import NodeStatus, Topics, utcnow
+from edge.shared.sockopts import nodelay
 
 log = logging.getLogger(__name__)
 

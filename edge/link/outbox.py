@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.protocol import Priority
-from edge.securefs import private_sqlite
+from edge.shared.securefs import private_sqlite
 
 log = logging.getLogger(__name__)
 

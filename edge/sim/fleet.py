@@ -26,11 +26,11 @@ from urllib.parse import urlparse
 
 import aiomqtt
 
-from edge.aio import cancel_and_wait, wait_event
 from edge.clock import SystemClock
 from edge.link.outbox import Entry, event_key
 from edge.link.sender import Sender
 from edge.protocol import Event, Heartbeat, HubStatus, NodeStatus, Priority, Receipt, Topics, priority_of, utcnow
+from edge.shared.aio import cancel_and_wait, wait_event
 
 DOOR_EVENTS_PER_DAY = 50
 RESEND_AFTER_S = 10.0  # the agent's defaults (edge/config.py OutboxConfig)

@@ -30,10 +30,10 @@ import numpy as np
 from edge.clock import Clock, SystemClock
 from edge.errors import HardwareError
 from edge.hw.camera import open_camera
+from edge.shared.yamlconfig import load_yaml_model
 from edge.vision.config import VisionFile, VisionSettings
 from edge.vision.models import ModelError
 from edge.vision.pipeline import VisionPipeline
-from edge.yamlconfig import load_yaml_model
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from edge.errors import PinganError
-from edge.securefs import private_dir
+from edge.shared.securefs import private_dir
 
 db_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                      help="The database schema (Alembic migrations).")

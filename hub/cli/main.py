@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from edge.errors import PinganError
-from edge.securefs import private_dir
+from edge.shared.securefs import private_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Pingan monitoring-centre hub.")
@@ -209,7 +209,7 @@ def nodes_renew_cert(node_id: Annotated[str, typer.Argument(help="Node id (one a
 
     from cryptography import x509
 
-    from edge.yamlconfig import atomic_write
+    from edge.shared.yamlconfig import atomic_write
     from hub.app import HubState
     from hub.nodes.fleet import Fleet
 
@@ -252,7 +252,7 @@ def nodes_rotate_key(node_id: Annotated[str, typer.Argument(help="Node id")],
                      out: Annotated[Path, typer.Option(help="Folder for the new key file")] = Path("bundles"),
                      ) -> None:
     """Give a node a new command-signing key (the old one stops working for commands at once)."""
-    from edge.yamlconfig import atomic_write
+    from edge.shared.yamlconfig import atomic_write
     from hub.app import HubState
     from hub.nodes.fleet import Fleet
 

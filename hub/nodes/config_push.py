@@ -27,8 +27,8 @@ import yaml
 from sqlalchemy import select
 
 from edge.config import NodeConfig, node_config_from_text
-from edge.configstore import MAX_CONFIG_BYTES
 from edge.errors import ConfigError
+from edge.protocol import MAX_CONFIG_BYTES
 from hub.alarms.service import HubService
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.engine import add_audit, now_utc
@@ -109,7 +109,7 @@ def _has_password(url: str) -> bool:
 
 
 def _line(tree: yaml.Node | None, *path: str) -> int | None:
-    from edge.yamlconfig import _line_of
+    from edge.shared.yamlconfig import _line_of
 
     return _line_of(tree, path)
 

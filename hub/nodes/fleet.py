@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from edge.config import NodeConfig
 from edge.protocol import ROOT
-from edge.yamlconfig import atomic_write
+from edge.shared.yamlconfig import atomic_write
 from hub.alarms.service import HubService
 from hub.errors import HubError
 from hub.nodes.pki import VALID_DAYS_CLIENT, ensure_ca, issue_client_cert, issue_server_cert, write_crl

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from edge.yamlconfig import atomic_write
+from edge.shared.yamlconfig import atomic_write
 from hub.config import HubSettings
 from hub.errors import SettingsError
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge.yamlconfig import atomic_write
+from edge.shared.yamlconfig import atomic_write
 
 VALID_DAYS_CA = 3650
 VALID_DAYS_SERVER = 825

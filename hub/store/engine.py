@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from edge.securefs import private_sqlite
+from edge.shared.securefs import private_sqlite
 from hub.store.schema import UTCDateTime, audit, nodes
 
 WRITE_OPTION = "pingan_write"  # on a Connection: its transaction will write (SQLite: BEGIN IMMEDIATE)
@@ -34,7 +34,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:"):
-            private_sqlite(path)  # 0600 in a 0700 folder, its -wal/-shm too (edge/securefs.py)
+            private_sqlite(path)  # 0600 in a 0700 folder, its -wal/-shm too (edge/shared/securefs.py)
         # a small pool: reopening SQLite (and its pragmas) per batch costs more than the batch
         engine = create_engine(url, pool_size=8, max_overflow=8,
                                connect_args={"check_same_thread": False, "timeout": 30})

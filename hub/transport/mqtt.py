@@ -28,8 +28,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from edge.link.sockopts import nodelay
 from edge.protocol import MAX_SNAPSHOT_BYTES, HubStatus, Topics
+from edge.shared.sockopts import nodelay
 from hub.config import HubSettings
 from hub.runtime import metrics
 from hub.store.engine import now_utc

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.securefs import private_sqlite
+from edge.shared.securefs import private_sqlite
 
 Verdict = Literal["ok", "unknown", "not_yet_valid", "expired"]
 

@@ -73,7 +73,7 @@ class MjpegRelay:
             while not self.closed:
                 async with self._changed:
                     try:
-                        async with asyncio.timeout(STALL_S):  # not wait_for: it can drop a cancel (edge/aio.py)
+                        async with asyncio.timeout(STALL_S):  # not wait_for: it can drop a cancel (edge/shared/aio.py)
                             await self._changed.wait_for(lambda s=seen: self.seq != s or self.closed)
                     except TimeoutError:
                         log.warning("MJPEG relay for %s: no frame for %.0f s", self.node, STALL_S)

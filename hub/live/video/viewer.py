@@ -19,8 +19,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from edge.aio import wait_event
-from edge.live.audio import AnalyserSpeaker, ToneTrack
+from edge.shared.aio import wait_event
+from edge.shared.audio import AnalyserSpeaker, ToneTrack
 
 log = logging.getLogger(__name__)
 
