@@ -118,6 +118,19 @@ def _spy(broker: Broker, topic: str) -> tuple[mqtt.Client, list[bytes]]:
     return spy, got
 
 
+def _replies_to(broker: Broker, node: str, cmds: list[Command]) -> list[bytes]:
+    """Publish commands straight to the broker (past the hub) and return the node's replies, in order."""
+    spy, replies = _spy(broker, Topics.replies(node))
+    try:
+        for cmd in cmds:
+            spy.publish(Topics.commands(node), cmd.to_bytes(), qos=1).wait_for_publish(5)
+        wait_for(lambda: len(replies) >= len(cmds), message=f"the node's {len(cmds)} replies")
+    finally:
+        spy.disconnect()
+        spy.loop_stop()
+    return replies
+
+
 def test_a_trial_that_never_reaches_the_hub_rolls_back_even_through_a_crash(
         broker: Broker, hub_factory, node_factory) -> None:
     """The broker takes the node's messages (PUBACK) but the hub never stores them: the trial must fail.
@@ -162,19 +175,12 @@ def test_the_node_refuses_a_signed_push_that_moves_it(broker: Broker, hub_factor
     key = hub.register("pole-c6")
     node = node_factory("pole-c6", broker.url, key, updates=FAST_TRIAL)
     _online(hub, "pole-c6")
-    spy, replies = _spy(broker, Topics.replies("pole-c6"))
-    try:
-        cfg = yaml.safe_load(node.config_path.read_text())
-        cfg["mqtt"] = {"url": "mqtt://127.0.0.1:1", "password_env": "PINGAN_NODE_KEY"}
-        theft = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
-        cfg["mqtt"] = {"url": broker.url, "password_env": "../../../etc/hostname"}
-        traversal = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
-        for cmd in (theft, traversal):
-            spy.publish(Topics.commands("pole-c6"), cmd.to_bytes(), qos=1).wait_for_publish(5)
-        wait_for(lambda: len(replies) >= 2, message="the node's two replies")
-    finally:
-        spy.disconnect()
-        spy.loop_stop()
+    cfg = yaml.safe_load(node.config_path.read_text())
+    cfg["mqtt"] = {"url": "mqtt://127.0.0.1:1", "password_env": "PINGAN_NODE_KEY"}
+    theft = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
+    cfg["mqtt"] = {"url": broker.url, "password_env": "../../../etc/hostname"}
+    traversal = Command.make("pole-c6", "config.update", {"yaml": yaml.safe_dump(cfg)}).signed(key.encode())
+    replies = _replies_to(broker, "pole-c6", [theft, traversal])
     theft_reply, traversal_reply = (json.loads(p) for p in replies)
     assert theft_reply["ok"] is False and "mqtt.url cannot be changed remotely" in theft_reply["detail"]
     assert "mqtt.password_env cannot be changed remotely" in theft_reply["detail"]
@@ -207,23 +213,10 @@ def test_forged_config_update_is_refused_by_the_node(broker: Broker, hub_factory
     hub = hub_factory(broker.url)
     node = node_factory("pole-c4", broker.url, hub.register("pole-c4"), updates=FAST_TRIAL)
     _online(hub, "pole-c4")
-    replies: list[bytes] = []
-    spy = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger", protocol=mqtt.MQTTv311)
-    spy.on_message = lambda c, u, m: replies.append(m.payload)
-    spy.connect("127.0.0.1", broker.port)
-    spy.loop_start()
-    try:
-        spy.subscribe(Topics.replies("pole-c4"), qos=1)
-        text = _yaml_with(node, heartbeat_s=3)
-        forged = Command.make("pole-c4", "config.update", {"yaml": text}).signed(b"not-the-node-key")
-        unsigned = Command.make("pole-c4", "config.update", {"yaml": text})
-        time.sleep(0.3)
-        for cmd in (forged, unsigned):
-            spy.publish(Topics.commands("pole-c4"), cmd.to_bytes(), qos=1).wait_for_publish(5)
-        wait_for(lambda: len(replies) >= 2, message="the node's two refusals")
-    finally:
-        spy.disconnect()
-        spy.loop_stop()
+    text = _yaml_with(node, heartbeat_s=3)
+    forged = Command.make("pole-c4", "config.update", {"yaml": text}).signed(b"not-the-node-key")
+    unsigned = Command.make("pole-c4", "config.update", {"yaml": text})
+    replies = _replies_to(broker, "pole-c4", [forged, unsigned])
     assert all(b"bad signature" in p and b'"ok":false' in p for p in replies), replies
     refused = wait_for(lambda: [e for e in hub.get("/api/events", node="pole-c4", kind="command.refused")
                                 if e["data"].get("name") == "config.update"], message="command.refused at the hub")

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,11 @@ from hub.app import create_app
 from hub.config import load_settings
 from hub.store.engine import make_engine
 from hub.store.schema import audit, login_failures
+from tests.test_auth import Clock
 
 PASSWORD = "operator-pass-1"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class RecordingHasher(PasswordHasher):
