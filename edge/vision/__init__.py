@@ -13,7 +13,8 @@ from typing import Any
 # Exports load on first use: importing edge.vision.config (the node config does) must not pull in
 # OpenCV, numpy and onnxruntime on a door node that has no camera.
 _EXPORTS = {
-    "MaskSettings": "config", "TamperSettings": "config", "TrackerSettings": "config", "VisionSettings": "config",
+    "MaskSettings": "config", "RegionSettings": "config",
+    "TamperSettings": "config", "TrackerSettings": "config", "VisionSettings": "config",
     "ZoneSettings": "config", "COCO_CLASSES": "detector", "DEFAULT_CLASSES": "detector",
     "VEHICLE_CLASSES": "detector", "Detection": "detector", "Detector": "detector", "available": "detector",
     "create": "detector", "register": "detector", "ModelError": "models", "model_dir": "models",
@@ -39,6 +40,7 @@ __all__ = [
     "ModelError",
     "MotionGate",
     "MotionResult",
+    "RegionSettings",
     "TamperSettings",
     "TrackerSettings",
     "VisionEvent",

@@ -95,6 +95,30 @@ class TrackerSettings(_Section):
                              description="A track unseen this long is dropped (its object left)")
     confirm_frames: int = Field(default=2, ge=1, le=30,
                                 description="Detections needed before a track may raise events")
+    predict: bool = Field(default=True,
+                          description="Match detections to where each object should be now (a "
+                                      "constant-velocity Kalman filter per track), so a person hidden "
+                                      "for a moment keeps their id; false = to where it was last seen")
+
+
+class RegionSettings(_Section):
+    enabled: bool = Field(default=True,
+                          description="Run the detector on model-sized squares around motion and tracked "
+                                      "objects (Frigate's regions), not on the whole frame squeezed into the "
+                                      "model: small people stay big enough to be found (bench/detect_eval.py)")
+    side: int | None = Field(default=None, ge=96, le=1280,
+                             description="Region side in frame pixels; default: per backend, measured on "
+                                         "labelled footage (240 ssdlite_person, 384 centernet_coco, 640 yolo)")
+    full_every_s: float = Field(default=2.0, gt=0, le=600,
+                                description="Seconds between full passes (whole frame plus overlapping "
+                                            "tiles) that find people standing still, who make no motion")
+    max_detect_fps: float = Field(default=5.0, gt=0, le=60,
+                                  description="Most detector runs per second with the motion gate on; frames "
+                                              "in between go through the gate and tamper checks only (a walker "
+                                              "moves a fraction of their width in 0.2 s)")
+    max_regions: int = Field(default=8, ge=1, le=64,
+                             description="Most detector calls per frame: a busier frame gets fewer, coarser "
+                                         "regions (sides x1.25 until they fit), so the cost stays bounded")
 
 
 class VisionSettings(_Section):
@@ -107,6 +131,11 @@ class VisionSettings(_Section):
     threshold: float | None = Field(default=None, gt=0, lt=1,
                                     description="Least detection score; default: the backend's own "
                                                 "(0.5 ssdlite_person, 0.3 centernet_coco, 0.35 yolo)")
+    thresholds: dict[str, float] = Field(default_factory=dict,
+                                         description="Least score per class (person, car, bicycle, ...), "
+                                                     "overriding the calibrated defaults in "
+                                                     "edge/vision/regions.py; threshold sets every class")
+    regions: RegionSettings = Field(default_factory=RegionSettings)
     threads: int = Field(default=2, ge=1, le=8, description="onnxruntime threads (a Pi 4 has four cores)")
     all_frames: bool = Field(default=False,
                              description="Run the detector on every frame (no motion gate): for comparisons")
@@ -118,6 +147,14 @@ class VisionSettings(_Section):
     tracker: TrackerSettings = Field(default_factory=TrackerSettings)
     timezone: str = Field(default="Asia/Shanghai", description="IANA time zone the schedules are written in")
     snapshot_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of event snapshots")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _class_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, v in value.items() if not 0.0 < v < 1.0)
+        if bad:
+            raise ValueError(f"thresholds must be between 0 and 1 (exclusive): {', '.join(bad)}")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -3,6 +3,11 @@
     masks -> tamper checks -> motion gate -> detector (on motion, or while tracks are live)
           -> IoU tracker -> zones (schedule, classes) -> entry / loitering events
 
+The detector looks at model-sized regions around the motion and the live tracks, and every
+``regions.full_every_s`` at the whole frame plus overlapping tiles (``edge.vision.regions``);
+``all_frames`` runs it on every whole frame instead, as before, for comparisons. Scores are
+kept per class (``thresholds``, calibrated on labelled real footage).
+
 The agent calls ``process(frame, now)`` for each frame its camera thread reads (``None``
 when the read failed, which feeds the feed-lost check) and publishes what comes back.
 Durations (dwell, feed lost, tamper hold) use the injected clock's ``monotonic()``;
@@ -25,6 +30,7 @@ from edge.protocol import MAX_SNAPSHOT_BYTES
 from edge.vision.config import VisionSettings
 from edge.vision.detector import Detection, Detector, create
 from edge.vision.motion import MotionGate, MotionResult
+from edge.vision.regions import CALIBRATED, REGION_SIDE, Region, detect_in_regions, full_pass, plan_within
 from edge.vision.tamper import TamperDetector
 from edge.vision.tracker import Tracker
 from edge.vision.zones import Zone, ZoneHit, ZoneMonitor
@@ -50,6 +56,7 @@ class FrameResult:
     ran_detector: bool = False
     detections: list[Detection] = field(default_factory=list)
     motion: MotionResult | None = None
+    regions: list[Region] = field(default_factory=list)  # where the detector looked (empty: whole frame)
 
 
 class VisionPipeline:
@@ -65,10 +72,17 @@ class VisionPipeline:
             iou=settings.tracker.iou,
             max_age_s=settings.tracker.max_age_s,
             confirm_frames=settings.tracker.confirm_frames,
+            predict=settings.tracker.predict,
+            # still objects are seen by the full pass only: let them live past its interval
+            still_max_age_s=2.5 * settings.regions.full_every_s if self._regions_on(settings) else None,
         )
         self.zones = [Zone(z, settings.timezone) for z in settings.zones] or [Zone.whole_frame(settings.timezone)]
         self.monitor = ZoneMonitor(self.zones)
         self.tamper = TamperDetector(settings.tamper)
+        self.thresholds = class_thresholds(settings)
+        self.side = settings.regions.side or REGION_SIDE.get(settings.detector, 320)
+        self._last_full: float | None = None
+        self._last_run: float | None = None
         self.frames = 0
         self.last = FrameResult(index=-1)
 
@@ -87,20 +101,57 @@ class VisionPipeline:
             for t in self.tamper.update(frame, mono)
         ]
         gate = None if self.settings.all_frames else self.motion.update(frame)
-        run = gate is None or gate.run_detector or self.tracker.active
+        following = self.tracker.moving if self._regions_on(self.settings) else self.tracker.tracks
+        run = gate is None or gate.run_detector or bool(following) or self._full_due(mono)
+        if run and gate is not None and self._last_run is not None and self.settings.regions.enabled:
+            run = mono - self._last_run >= 1.0 / self.settings.regions.max_detect_fps - 1e-6
         if not run:
             self.tracker.expire(mono)
             self.last = FrameResult(index, False, [], gate)
             return events
-        detections = self.detector.detect(frame)
+        regions = self._regions(frame, gate, mono)
+        self._last_run = mono
+        if regions is None:  # the gate's hold with nothing to look at and no full pass due
+            self.tracker.expire(mono)
+            self.last = FrameResult(index, False, [], gate)
+            return events
+        if regions:
+            detections = detect_in_regions(self.detector, frame, regions, thresholds=self.thresholds)
+        else:
+            detections = [d for d in self.detector.detect(frame)
+                          if d.score >= self.thresholds.get(d.label, self.detector.threshold)]
         seen = self.tracker.update(detections, mono)
         h, w = frame.shape[:2]
         hits = self.monitor.update(
             self.tracker.tracks, seen, width=w, height=h, mono=mono, now=now, confirmed=self.tracker.confirmed
         )
         events += [VisionEvent(hit.kind, self._data(hit), self._snapshot(frame, hit)) for hit in hits]
-        self.last = FrameResult(index, True, detections, gate)
+        self.last = FrameResult(index, True, detections, gate, regions)
         return events
+
+    @staticmethod
+    def _regions_on(settings: VisionSettings) -> bool:
+        return settings.regions.enabled and not settings.all_frames
+
+    def _full_due(self, mono: float) -> bool:
+        """Time for the low-rate full pass (region mode only)."""
+        if not self._regions_on(self.settings):
+            return False
+        return self._last_full is None or mono - self._last_full >= self.settings.regions.full_every_s
+
+    def _regions(self, frame: np.ndarray, gate: MotionResult | None, mono: float) -> list[Region] | None:
+        """Where to run the detector: [] the whole frame, a list of crops, None nowhere."""
+        if gate is None or not self.settings.regions.enabled:
+            return []
+        h, w = frame.shape[:2]
+        boxes = [*gate.boxes, *(t.box for t in self.tracker.moving)]
+        rs = self.settings.regions
+        if not (gate.reset or self._full_due(mono)):
+            if not boxes:
+                return None
+            return plan_within(boxes, w, h, side=self.side, max_regions=rs.max_regions)
+        self._last_full = mono
+        return full_pass(w, h, side=self.side, max_regions=rs.max_regions)
 
     @staticmethod
     def _data(hit: ZoneHit) -> dict[str, Any]:
@@ -137,11 +188,23 @@ class VisionPipeline:
         )
 
 
+def class_thresholds(settings: VisionSettings) -> dict[str, float]:
+    """Least score per class: ``threshold`` for all when set, else the backend's calibrated
+    figures (``edge.vision.regions.CALIBRATED``) overridden by ``thresholds``."""
+    if settings.threshold is not None:
+        return {**{c: settings.threshold for c in CALIBRATED.get(settings.detector, {})}, **settings.thresholds}
+    return {**CALIBRATED.get(settings.detector, {}), **settings.thresholds}
+
+
 def detector_options(settings: VisionSettings) -> dict[str, Any]:
-    """Keyword arguments for ``create(settings.detector, ...)``: only what the config sets."""
+    """Keyword arguments for ``create(settings.detector, ...)``: only what the config sets. The
+    backend's own threshold is the least of the per-class ones; each class is cut at its own."""
     opts: dict[str, Any] = {"threads": settings.threads}
     if settings.model:
         opts["model"] = settings.model
-    if settings.threshold is not None:
+    per_class = class_thresholds(settings)
+    if per_class:
+        opts["threshold"] = min(per_class.values())
+    elif settings.threshold is not None:
         opts["threshold"] = settings.threshold
     return opts
