@@ -14,9 +14,9 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ROOT = "pingan/v1"
 NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -96,15 +96,43 @@ class Topics:
     def ha_discovery(cls, component: str, node: str, entity: str) -> str:
         return f"{cls.HA_DISCOVERY_PREFIX}/{component}/pingan_{check_node_id(node).replace('-', '_')}/{entity}/config"
 
-    # Subscriptions the hub makes (node-to-hub traffic of every node).
-    HUB_SUBSCRIPTIONS: tuple[tuple[str, int], ...] = (
-        (f"{ROOT}/nodes/+/status", 1),
-        (f"{ROOT}/nodes/+/events", 1),
-        (f"{ROOT}/nodes/+/snapshots/+", 1),
-        (f"{ROOT}/nodes/+/clips/+/+", 1),
-        (f"{ROOT}/nodes/+/heartbeat", 0),
-        (f"{ROOT}/nodes/+/replies", 1),
+    # A node's channels, as topic filters under its base, with their QoS: what it publishes and what it
+    # reads. The hub's subscriptions and the broker's ACL are built from these (nothing else spells them).
+    NODE_PUBLISHES: tuple[tuple[str, int], ...] = (
+        ("status", 1), ("events", 1), ("snapshots/+", 1), ("clips/+/+", 1), ("heartbeat", 0), ("replies", 1),
     )
+    NODE_READS: tuple[str, ...] = ("commands", "receipts")
+    ALL: str = f"{ROOT}/#"  # every topic of the contract (the hub's own broker user)
+    SHARE_PREFIX = "$share"
+
+    # Subscriptions the hub makes (node-to-hub traffic of every node).
+    HUB_SUBSCRIPTIONS: tuple[tuple[str, int], ...] = tuple(
+        (f"{ROOT}/nodes/+/{channel}", qos) for channel, qos in NODE_PUBLISHES)
+
+    @classmethod
+    def shared(cls, group: str, topic: str) -> str:
+        """``topic`` as a shared subscription of ``group`` (one member of the group gets each message)."""
+        return f"{cls.SHARE_PREFIX}/{group}/{topic}"
+
+    @classmethod
+    def channel(cls, topic: str) -> str | None:
+        """The channel of a node topic (``"events"``, ``"clips"``…), None outside the contract."""
+        parsed = cls.parse(topic)
+        return parsed.channel if parsed else None
+
+    @classmethod
+    def node_acl(cls, user_pattern: str = "%u") -> str:
+        """mosquitto ACL lines confining every node to its own topics (``%u``: the node's user = its id)."""
+        base = f"{ROOT}/nodes/{user_pattern}"
+        return "\n".join([*(f"pattern write {base}/{channel}" for channel, _ in cls.NODE_PUBLISHES),
+                          *(f"pattern read {base}/{channel}" for channel in cls.NODE_READS),
+                          f"pattern read {cls.HUB_STATUS}"]) + "\n"
+
+    @classmethod
+    def hub_acl(cls, user: str) -> str:
+        """mosquitto ACL lines for a hub replica's user: everything under the root, and shared
+        subscriptions of any group (the group is a hub setting, ``share_group``)."""
+        return f"user {user}\ntopic readwrite {cls.ALL}\ntopic read {cls.shared('+', cls.ALL)}\n"
 
     @classmethod
     def hub_subscriptions(cls, share_group: str | None = None) -> list[tuple[str, int]]:
@@ -115,8 +143,8 @@ class Topics:
         replica's last will while others still serve."""
         if not share_group:
             return list(cls.HUB_SUBSCRIPTIONS)
-        out = [(f"$share/{share_group}/{topic}", qos) if not topic.endswith("/status") else (topic, qos)
-               for topic, qos in cls.HUB_SUBSCRIPTIONS]
+        out = [(topic, qos) if channel == "status" else (cls.shared(share_group, topic), qos)
+               for (channel, _), (topic, qos) in zip(cls.NODE_PUBLISHES, cls.HUB_SUBSCRIPTIONS, strict=True)]
         return [*out, (cls.HUB_STATUS, 1)]
 
     @staticmethod
@@ -252,9 +280,19 @@ class Event(_Payload):
     def known_kind(self) -> bool:
         return self.kind in EVENT_KINDS
 
+    def typed_data(self) -> EventData | None:
+        """``data`` as its kind's model (None for an unknown kind); raises ValidationError if it does not fit."""
+        model = event_data_model(self.kind)
+        return None if model is None else model.model_validate(self.data)
+
 
 class Heartbeat(_Payload):
-    model_config = ConfigDict(extra="allow")
+    """Every field a node sends is declared here. Undeclared ones are dropped, not kept (``extra="ignore"``):
+    drift cannot hide in the model (a field a node adds without declaring it never reaches the hub),
+    while a newer node's heartbeat still counts as one (``forbid`` would make the hub refuse it, and the
+    node would look silent)."""
+
+    model_config = ConfigDict(extra="ignore")
     ts: AwareDatetime
     uptime_s: float = Field(ge=0)
     outbox_depth: int = Field(ge=0)
@@ -271,8 +309,13 @@ class Receipt(_Payload):
 
     ids: list[str] = Field(default_factory=list)  # stored events (or already stored: a duplicate)
     snapshots: list[str] = Field(default_factory=list)  # event ids whose snapshot is stored
-    clips: list[str] = Field(default_factory=list)  # "<event id>/<n>" burst frames stored
+    clips: list[str] = Field(default_factory=list)  # clip_ref(): "<event id>/<n>" burst frames stored
     rejected: list[RejectedItem] = Field(default_factory=list)
+
+
+def clip_ref(event_id: str, n: int) -> str:
+    """How a receipt names one stored burst frame: ``"<event id>/<n>"`` (``Receipt.clips``)."""
+    return f"{event_id}/{n}"
 
 
 class RejectedItem(_Payload):
@@ -335,9 +378,365 @@ class Command(_Payload):
     def max_ttl(self) -> timedelta:
         return UNLOCK_MAX_TTL if self.name == "door.unlock" else COMMAND_MAX_TTL
 
+    def typed_args(self) -> _Body:
+        """``args`` as this command's model; raises ValidationError if they do not fit. The envelope keeps
+        the dict it was signed with (see the registries below for why)."""
+        model = command_args_model(self.name)
+        if model is None:  # unreachable: ``name`` is checked against COMMAND_NAMES
+            raise ValueError(f"unknown command {self.name!r}")
+        return model.model_validate(self.args)
+
 
 class Reply(_Payload):
     command_id: str
     ok: bool
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed bodies: each event kind's ``data``, each command's ``args``, each reply's ``data``
+# ---------------------------------------------------------------------------------------------
+# Why registries (name → model) and not a discriminated union on the envelope:
+#
+# * ``Command`` is signed over its JSON exactly as sent (``signing_bytes``). Parsing ``args`` into a
+#   model on the envelope would re-dump it with defaults filled in and break every signature made by
+#   an older hub; so the envelope keeps the dict it was signed with and ``Command.typed_args()``
+#   validates it against ``COMMAND_ARGS[name]``.
+# * ``Event`` must still parse when its kind is unknown (a newer node's: the hub keeps it in
+#   quarantine, design.md), which a closed union cannot; so ``Event.kind`` stays a string, and
+#   ``Event.typed_data()`` validates ``data`` for a known kind against ``EVENT_DATA[kind]``.
+# * The keys of both registries are ``Literal`` types (``EventKind``, ``CommandName``), checked
+#   against ``EVENT_KINDS`` and ``COMMAND_NAMES`` at import, so a kind cannot exist without a model.
+#
+# Unknown FIELDS are allowed in event data, command args and reply data (``extra="allow"``) and kept
+# as they came: a newer node or hub may add optional fields without a version bump (the contract's
+# rule), every event carries the node's location fields (``place``, ``grid``, ``lat``, ``lon``,
+# merged in by ``edge/roles/base.py``), and a command's extra args are covered by its signature.
+# What is declared is type-checked: a wrong type or a missing required field is refused.
+
+class _Body(BaseModel):
+    """An event's data, a command's args or a reply's data: declared fields typed, more allowed."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON-ready dict, only the fields that were set (what a sender would put on the wire)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# --- event data ------------------------------------------------------------------------------
+class EventData(_Body):
+    """Fields every node event carries: where the node stands (from its config)."""
+
+    place: str | None = None
+    grid: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class AlarmPressedData(EventData):
+    count: int = Field(default=1, ge=1)
+    burst_frames: int | None = Field(default=None, ge=0)
+
+
+class AlarmRepeatData(EventData):
+    alarm_id: str = Field(min_length=1, max_length=64)  # the open alarm's event id
+    count: int = Field(ge=1)
+
+
+class AlarmTestData(EventData):
+    detail: str | None = None
+
+
+class TamperData(EventData):
+    """tamper.opened / tamper.closed (the enclosure)."""
+
+    detail: str | None = None
+
+
+class TamperCameraData(EventData):
+    reason: str | None = None  # covered | turned | defocused | feed_lost
+    detail: str | None = None
+    lost_s: float | None = None
+    duration_s: float | None = None
+    similarity: float | None = None
+    sharpness_ratio: float | None = None
+
+
+class DoorGrantedData(EventData):
+    remote: bool = False
+    slot: int | None = None
+    tenant_id: str | None = None
+    score: int | None = None
+    operator: str | None = None
+    command_id: str | None = None
+
+
+class DoorDeniedData(EventData):
+    reason: str | None = None
+    failures: int | None = Field(default=None, ge=0)
+    slot: int | None = None
+    tenant_id: str | None = None
+
+
+class DoorLockoutData(EventData):
+    failures: int | None = Field(default=None, ge=0)
+    lockout_s: float | None = Field(default=None, ge=0)
+
+
+class DoorDetailData(EventData):
+    """door.forced."""
+
+    detail: str | None = None
+
+
+class DoorHeldOpenData(EventData):
+    open_s: float | None = Field(default=None, ge=0)
+
+
+class DoorFireReleaseData(EventData):
+    active: bool | None = None
+    detail: str | None = None
+
+
+class CommandRefusedData(EventData):
+    command_id: str
+    reason: str
+    name: str | None = None
+    operator: str | None = None
+
+
+class ConfigOutcomeData(EventData):
+    """config.trial, config.applied, config.rolled_back (with ``reason``)."""
+
+    command_id: str | None = None
+    boots: int | None = Field(default=None, ge=0)
+    sha256: str | None = None
+    reason: str | None = None
+
+
+class DetectionData(EventData):
+    """detection.person / .vehicle / .loitering (``limit_s`` for loitering)."""
+
+    track_id: int | None = None
+    class_: str | None = Field(default=None, alias="class")
+    score: float | None = None
+    zone: str | None = None
+    dwell_s: float | None = None
+    box: list[float] | None = None
+    limit_s: float | None = None
+
+
+class NodeFaultData(EventData):
+    """A node's fault, or one the hub raises for it (``raised_by: "hub"``, ``reason``).
+    ``severity: "info"`` is a note that raises no alarm."""
+
+    fault: str | None = None
+    severity: Literal["info", "warning", "error"] | None = None
+    detail: str | None = None
+    reason: str | None = None
+    raised_by: Literal["hub"] | None = None
+    event_id: str | None = None
+
+
+class NodeOfflineData(EventData):
+    """Raised by the hub only."""
+
+    last_seen: AwareDatetime | None = None
+    raised_by: Literal["hub"] = "hub"
+
+
+class NodesOfflineData(EventData):
+    """The hub's one incident for many silent nodes."""
+
+    going_silent: int = Field(ge=0)
+    raised_by: Literal["hub"] = "hub"
+
+
+EventKind = Literal[
+    "alarm.pressed", "alarm.repeat", "alarm.test", "tamper.opened", "tamper.closed", "tamper.camera",
+    "door.forced", "door.held_open", "door.fire_release", "door.lockout", "door.granted", "door.denied",
+    "command.refused", "config.applied", "config.rolled_back", "config.trial",
+    "detection.person", "detection.vehicle", "detection.loitering", "node.fault", "node.offline",
+    "nodes.offline",
+]
+
+EVENT_DATA: dict[EventKind, type[EventData]] = {
+    "alarm.pressed": AlarmPressedData,
+    "alarm.repeat": AlarmRepeatData,
+    "alarm.test": AlarmTestData,
+    "tamper.opened": TamperData,
+    "tamper.closed": TamperData,
+    "tamper.camera": TamperCameraData,
+    "door.forced": DoorDetailData,
+    "door.held_open": DoorHeldOpenData,
+    "door.fire_release": DoorFireReleaseData,
+    "door.lockout": DoorLockoutData,
+    "door.granted": DoorGrantedData,
+    "door.denied": DoorDeniedData,
+    "command.refused": CommandRefusedData,
+    "config.applied": ConfigOutcomeData,
+    "config.rolled_back": ConfigOutcomeData,
+    "config.trial": ConfigOutcomeData,
+    "detection.person": DetectionData,
+    "detection.vehicle": DetectionData,
+    "detection.loitering": DetectionData,
+    "node.fault": NodeFaultData,
+    "node.offline": NodeOfflineData,
+    "nodes.offline": NodesOfflineData,
+}
+
+
+# --- command args ----------------------------------------------------------------------------
+AlarmStage = Literal["received", "acknowledged", "dispatched", "on_scene", "resolved"]
+
+
+class AlarmAckArgs(_Body):
+    alarm_id: str | None = None  # the alarm's event id; none = the node's open alarm
+    stage: AlarmStage = "acknowledged"
+
+
+class SirenSetArgs(_Body):
+    on: bool = False
+
+
+class DoorUnlockArgs(_Body):
+    reason: str = Field(default="", max_length=500)
+
+
+class AccessEnrolArgs(_Body):
+    tenant_id: str = Field(min_length=1)
+    valid_from: str | None = None  # ISO-8601 (a date alone is its start, UTC)
+    valid_until: str | None = None
+    version: int = Field(default=0, ge=0)  # the door's access-list version
+    slot: int | None = Field(default=None, ge=0)
+    template_enc: str | None = None  # a template sealed for this door (sync from another door)
+
+
+class AccessRevokeArgs(_Body):
+    tenant_id: str | None = None
+    slot: int | None = Field(default=None, ge=0)
+    version: int = Field(default=0, ge=0)
+
+
+class AccessEntry(_Body):
+    slot: int = Field(ge=0)
+    tenant_id: str = Field(min_length=1)
+    valid_from: str | None = None
+    valid_until: str | None = None
+
+
+class AccessSyncArgs(_Body):
+    version: int = Field(ge=0)
+    entries: list[AccessEntry] = Field(default_factory=list)
+
+
+class ConfigUpdateArgs(_Body):
+    yaml: str  # the whole node config; its size and content are the node's to judge (edge/agent/updates.py)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
+class SnapshotRequestArgs(_Body):
+    pass
+
+
+class LiveStartArgs(_Body):
+    session: str = Field(min_length=1, max_length=64)
+    sdp: str  # the browser's SDP offer
+    talk: bool = False
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class LiveStopArgs(_Body):
+    session: str = Field(min_length=1, max_length=64)
+
+
+class LiveKeepaliveArgs(_Body):
+    sessions: list[str] = Field(default_factory=list)
+
+
+CommandName = Literal["alarm.ack", "siren.set", "door.unlock", "access.enrol", "access.revoke", "access.sync",
+                      "config.update", "snapshot.request", "live.start", "live.stop", "live.keepalive"]
+
+COMMAND_ARGS: dict[CommandName, type[_Body]] = {
+    "alarm.ack": AlarmAckArgs,
+    "siren.set": SirenSetArgs,
+    "door.unlock": DoorUnlockArgs,
+    "access.enrol": AccessEnrolArgs,
+    "access.revoke": AccessRevokeArgs,
+    "access.sync": AccessSyncArgs,
+    "config.update": ConfigUpdateArgs,
+    "snapshot.request": SnapshotRequestArgs,
+    "live.start": LiveStartArgs,
+    "live.stop": LiveStopArgs,
+    "live.keepalive": LiveKeepaliveArgs,
+}
+
+
+# --- reply data (what a successful reply carries; failures carry ``detail`` and maybe data) ------
+class ConfigUpdateReplyData(_Body):
+    sha256: str | None = None
+    trial_s: float | None = None
+    max_boots: int | None = None
+
+
+class LiveStartReplyData(_Body):
+    sdp: str | None = None  # the node's SDP answer
+
+
+class LiveKeepaliveReplyData(_Body):
+    alive: list[str] = Field(default_factory=list)
+    gone: dict[str, str] = Field(default_factory=dict)  # session → why it ended
+
+
+class AccessReplyData(_Body):
+    """access.enrol / revoke / sync."""
+
+    slot: int | None = None  # enrol
+    tenant_id: str | None = None
+    synced: bool | None = None
+    template_enc: str | None = None  # sealed for the block's other doors
+    slots: list[int] | None = None  # revoke
+    reader_deleted: Any = None  # revoke, sync: what the reader deleted
+    version: int | None = None  # sync
+    removed: Any = None
+
+
+REPLY_DATA: dict[CommandName, type[_Body]] = {
+    "config.update": ConfigUpdateReplyData,
+    "live.start": LiveStartReplyData,
+    "live.keepalive": LiveKeepaliveReplyData,
+    "access.enrol": AccessReplyData,
+    "access.revoke": AccessReplyData,
+    "access.sync": AccessReplyData,
+}
+
+
+def _check_registries() -> None:
+    kinds, names = set(get_args(EventKind)), set(get_args(CommandName))
+    if kinds != set(EVENT_KINDS) or kinds != set(EVENT_DATA):
+        raise RuntimeError("EventKind, EVENT_KINDS and EVENT_DATA differ")
+    if names != set(COMMAND_NAMES) or names != set(COMMAND_ARGS):
+        raise RuntimeError("CommandName, COMMAND_NAMES and COMMAND_ARGS differ")
+    if set(get_args(AlarmStage)) != set(ALARM_STAGES):
+        raise RuntimeError("AlarmStage and ALARM_STAGES differ")
+
+
+_check_registries()
+
+
+def validation_reason(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming the first bad field, for a refusal or a negative receipt (≤ 200 characters)."""
+    first = exc.errors()[0]
+    where = ".".join(map(str, first["loc"]))
+    return f"{prefix}{where + ': ' if where else ''}{first['msg']}"[:200]
+
+
+def event_data_model(kind: str) -> type[EventData] | None:
+    return next((m for k, m in EVENT_DATA.items() if k == kind), None)
+
+
+def command_args_model(name: str) -> type[_Body] | None:
+    return next((m for k, m in COMMAND_ARGS.items() if k == name), None)
+

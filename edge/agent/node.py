@@ -22,7 +22,7 @@ from edge.hw.gpio import AlarmPostPins
 from edge.link.commands import CommandGuard
 from edge.link.dispatch import CommandDispatcher
 from edge.link.mqtt import NodeLink, pem_bytes
-from edge.link.outbox import Outbox, event_key, snapshot_key
+from edge.link.outbox import Outbox, clip_ref_key, event_key, snapshot_key
 from edge.link.sender import Sender
 from edge.protocol import Heartbeat, HubStatus, Receipt, Reply, Topics, utcnow
 from edge.roles.door.access_list import AccessList
@@ -216,7 +216,7 @@ class NodeAgent:
             log.warning("ignoring malformed receipt")
             return
         self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots]
-                              + [f"c:{c}" for c in receipt.clips])
+                              + [clip_ref_key(c) for c in receipt.clips])
         self._last_progress = time.monotonic()
         for item in receipt.rejected:
             entry = self.sender.rejected(event_key(item.id), item.reason) or \

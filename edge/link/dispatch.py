@@ -4,6 +4,8 @@ Why one: whichever part of the node a command is for (the role, the door's acces
 update, live view), a refused one must get the same reply and the same ``command.refused`` audit
 event. When each part checked for itself the copies began to drift, so the parts now only
 register handlers by command name, and only this module talks to the guard (edge/link/commands.py).
+A command whose args do not fit its model in the contract (``edge.protocol.COMMAND_ARGS``: declared
+fields typed, required ones present, more allowed) is refused here with the field that is wrong.
 
 A handler that works the reader or the network is a coroutine function: ``dispatch`` (the agent)
 runs it as a task that sends its own reply; ``handle`` awaits it (tests and benches).
@@ -17,8 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from edge.link.commands import CommandGuard, CommandRefused
-from edge.protocol import Command, Reply
+from edge.protocol import Command, Reply, validation_reason
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,12 @@ class CommandDispatcher:
     def check(self, payload: bytes) -> Command | Reply | None:
         """The command if it may be obeyed; else the refusal to send (None: nobody to answer)."""
         try:
-            return self.guard.check(payload)
+            checked = self.guard.check(payload)
+            try:
+                checked.typed_args()  # the contract's model for this name (edge/protocol.py COMMAND_ARGS)
+            except ValidationError as bad:
+                raise CommandRefused(validation_reason(bad, "args do not fit the contract: args."), checked) from None
+            return checked
         except CommandRefused as exc:
             cmd = exc.command
             cmd_id = cmd.id if cmd else "?"

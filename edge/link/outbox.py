@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.protocol import Priority
+from edge.protocol import Priority, clip_ref
 from edge.shared.securefs import private_sqlite
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,12 @@ def snapshot_key(event_id: str) -> str:
 
 
 def clip_key(event_id: str, n: int) -> str:
-    return f"c:{event_id}/{n}"
+    return clip_ref_key(clip_ref(event_id, n))
+
+
+def clip_ref_key(ref: str) -> str:
+    """The outbox key of a receipt's clip (``Receipt.clips``: ``clip_ref(event_id, n)``)."""
+    return f"c:{ref}"
 
 
 class Outbox:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from edge.protocol import Priority, priority_of
+from edge.protocol import Priority, Topics, priority_of
 
 T = TypeVar("T")
 _KIND = re.compile(rb'"kind"\s*:\s*"([a-z0-9_.]{1,64})"')
@@ -30,7 +30,7 @@ _KIND = re.compile(rb'"kind"\s*:\s*"([a-z0-9_.]{1,64})"')
 
 def is_alarm_event(topic: str, payload: bytes) -> bool:
     """A cheap look at an event's kind on the MQTT thread; the writer validates it properly later."""
-    if not topic.endswith("/events"):
+    if Topics.channel(topic) != "events":
         return False
     m = _KIND.search(payload[:4096])
     return m is not None and priority_of(m.group(1).decode()) == Priority.ALARM

@@ -37,9 +37,12 @@ from edge.protocol import (
     RejectedItem,
     Reply,
     Topics,
+    clip_ref,
+    validation_reason,
 )
 from hub.config import HubSettings
 from hub.ingest.queue import TwoLaneQueue, is_alarm_event
+from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
 from hub.runtime import metrics
 from hub.store.engine import add_audit, ids_in, insert_ignore, insert_new, jsonable, now_utc, set_last_seen
 from hub.store.schema import alarms, clips, commands, events, nodes, quarantine, snapshots
@@ -134,7 +137,7 @@ class Processor:
         self._touch_node(conn, node, msg.received_at, **values)
         if status.state == "online":
             out.live += self._resolve_offline(conn, node, msg.received_at)
-        out.live.append({"type": "node", "node": node, "state": status.state})
+        out.live.append(NodeState(node=node, state=status.state).out())
 
     def _status_kind(self, conn: Connection, node: str, kind: str, at: datetime, values: dict[str, Any],
                      out: BatchResult) -> None:
@@ -160,7 +163,7 @@ class Processor:
         self._touch_node(conn, node, msg.received_at, heartbeat=hb.model_dump(mode="json"), state="online")
         if prev != "online":
             out.live += self._resolve_offline(conn, node, msg.received_at)
-            out.live.append({"type": "node", "node": node, "state": "online"})
+            out.live.append(NodeState(node=node, state="online").out())
 
     def _resolve_offline(self, conn: Connection, node: str, at: datetime) -> list[dict[str, Any]]:
         rows = conn.execute(select(alarms.c.id, alarms.c.incident).where(
@@ -170,7 +173,7 @@ class Processor:
                 state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
                 note="node back online"))
             add_audit(conn, "system", "alarm.resolve", alarm_id, {"outcome": "recovered"})
-        live = [{"type": "alarm", "alarm": {"id": a, "state": "resolved"}} for a, _ in rows]
+        live = [AlarmChanged(alarm={"id": a, "state": "resolved"}).out() for a, _ in rows]
         for incident in {i for _, i in rows if i}:  # the outage is over when its last node is back
             if conn.execute(select(func.count()).select_from(alarms).where(
                     alarms.c.incident == incident, alarms.c.state != "resolved")).scalar():
@@ -179,7 +182,7 @@ class Processor:
                     state="resolved", resolved_at=at, resolved_by="system", outcome="recovered",
                     note="every node back online")).rowcount:
                 add_audit(conn, "system", "alarm.resolve", incident, {"outcome": "recovered"})
-                live.append({"type": "alarm", "alarm": {"id": incident, "state": "resolved"}})
+                live.append(AlarmChanged(alarm={"id": incident, "state": "resolved"}).out())
         return live
 
     # --- events --------------------------------------------------------------------------------
@@ -197,6 +200,10 @@ class Processor:
             raise Rejected(f"node mismatch: topic {node}, payload {event.node}", str(event.id))
         if event.kind in RAISED_BY_HUB:
             raise Rejected(f"{event.kind} is raised by the hub only", str(event.id))
+        try:
+            event.typed_data()  # a known kind's data must fit its model; an unknown kind goes to quarantine
+        except ValidationError as exc:
+            raise Rejected(validation_reason(exc, f"invalid {event.kind} data: "), str(event.id)) from None
         return event
 
     def _event(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
@@ -235,19 +242,18 @@ class Processor:
         quiet: dict[str, list[int]] = defaultdict(list)  # non-alarm events, summarised when many
         for row in new:
             event = by_id[row["id"]]
-            live: dict[str, Any] = {"type": "event", "cursor": seqs.get(row["id"]),
-                                    "event": {**row, "ts": row["ts"].isoformat(),
-                                              "received_at": row["received_at"].isoformat()}}
+            live = EventMessage(cursor=seqs.get(row["id"]), event={
+                **row, "ts": row["ts"].isoformat(), "received_at": row["received_at"].isoformat()})
             alarm = self._alarm_for(conn, event, row["received_at"], incident)
             if alarm is not None:
-                live["alarm"] = alarm
-                out.live.append(live)
+                live.alarm = alarm
+                out.live.append(live.out())
             elif len(new) <= LIVE_BURST:
-                out.live.append(live)
+                out.live.append(live.out())
             else:
                 quiet[event.node].append(seqs.get(row["id"]) or 0)
         for node, cursors in quiet.items():  # a backlog draining must not flood the consoles
-            out.live.append({"type": "events", "node": node, "count": len(cursors), "cursor": max(cursors)})
+            out.live.append(EventsSummary(node=node, count=len(cursors), cursor=max(cursors)).out())
         metrics.ingested.labels("events").inc(len(new))
         for row in new:
             metrics.events_by_kind.labels(row["kind"]).inc()
@@ -334,7 +340,7 @@ class Processor:
                 conn.execute(clips.insert().values(event_id=event_id, n=int(clip_n), node=node, jpeg=msg.payload,
                                                    received_at=msg.received_at))
             metrics.ingested.labels("clips").inc()
-            out.clips[node].append(f"{event_id}/{clip_n}")
+            out.clips[node].append(clip_ref(event_id, clip_n))
             return
         existing = conn.execute(select(snapshots.c.node).where(snapshots.c.event_id == event_id)).scalar()
         if existing is None:
@@ -347,7 +353,7 @@ class Processor:
             raise Rejected("node mismatch on an existing snapshot", event_id)
         metrics.ingested.labels("snapshots").inc()
         out.snapshots[node].append(event_id)
-        out.live.append({"type": "snapshot", "event_id": event_id, "node": node})
+        out.live.append(SnapshotStored(event_id=event_id, node=node).out())
 
     # --- replies -------------------------------------------------------------------------------
     def _reply(self, conn: Connection, node: str, msg: Incoming, out: BatchResult) -> None:
@@ -363,8 +369,8 @@ class Processor:
             if alarm_id:
                 conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(
                     node_stage=(row.args or {}).get("stage")))
-        out.live.append({"type": "reply", "node": node, "command_id": reply.command_id, "name": row.name,
-                         "ok": reply.ok, "detail": reply.detail})
+        out.live.append(CommandReply(node=node, command_id=reply.command_id, name=row.name, ok=reply.ok,
+                                     detail=reply.detail).out())
 
     # --- node silence --------------------------------------------------------------------------
     def raise_offline(self, conn: Connection, now: datetime, out: BatchResult) -> None:
@@ -386,7 +392,7 @@ class Processor:
         for node, state, last_seen in silent:
             if state == "online":
                 conn.execute(update(nodes).where(nodes.c.id == node).values(state="offline"))
-                out.live.append({"type": "node", "node": node, "state": "offline"})
+                out.live.append(NodeState(node=node, state="offline").out())
             if node not in alarmed:
                 crossed.append((node, last_seen))
         if not crossed:
@@ -399,7 +405,7 @@ class Processor:
         if incident:
             count = conn.execute(select(func.count()).select_from(alarms).where(alarms.c.incident == incident)).scalar()
             conn.execute(update(alarms).where(alarms.c.id == incident).values(count=count))
-            out.live.append({"type": "alarm", "alarm": {"id": incident, "count": count}})
+            out.live.append(AlarmChanged(alarm={"id": incident, "count": count}).out())
 
     def _outage(self, conn: Connection, now: datetime, out: BatchResult) -> str | None:
         """The outage incident nodes crossing their deadline now belong to, if any: one raised less than
@@ -427,7 +433,7 @@ def _nodes_with_open_offline_alarm() -> Any:
 
 
 def _cost(msg: Incoming) -> int:
-    return 1 if msg.topic.endswith("/events") else ONE_BY_ONE_COST
+    return 1 if Topics.channel(msg.topic) == "events" else ONE_BY_ONE_COST
 
 
 def _parse(model: Any, payload: bytes) -> Any:

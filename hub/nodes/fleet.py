@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from edge.config import NodeConfig
-from edge.protocol import ROOT
+from edge.protocol import Topics
 from edge.shared.yamlconfig import atomic_write
 from hub.alarms.service import HubService
 from hub.errors import HubError
@@ -42,17 +42,8 @@ BROKER_USER = "mosquitto"  # Debian's package creates it; the broker never runs 
 
 
 
-NODE_ACL = f"""# nodes: each may publish only under its own topics and read only its own commands/receipts
-pattern write {ROOT}/nodes/%u/status
-pattern write {ROOT}/nodes/%u/events
-pattern write {ROOT}/nodes/%u/snapshots/+
-pattern write {ROOT}/nodes/%u/clips/+/+
-pattern write {ROOT}/nodes/%u/heartbeat
-pattern write {ROOT}/nodes/%u/replies
-pattern read {ROOT}/nodes/%u/commands
-pattern read {ROOT}/nodes/%u/receipts
-pattern read {ROOT}/hub/status
-"""
+NODE_ACL = ("# nodes: each may publish only under its own topics and read only its own commands/receipts\n"
+            + Topics.node_acl())  # built from the contract's channel list (edge/protocol.py)
 
 
 def mosquitto_hash(password: str, iterations: int = PBKDF2_ITERATIONS) -> str:
@@ -192,7 +183,7 @@ class Fleet:
         for replica in replicas:
             user, password = self.hub_user(replica, out)
             pw_lines.append(f"{user}:{mosquitto_hash(password)}")
-            hub_lines.append(f"user {user}\ntopic readwrite {ROOT}/#\ntopic read $share/pingan-hub/{ROOT}/#\n")
+            hub_lines.append(Topics.hub_acl(user))
         pw_lines += [f"{u}:{h}" for u, h in self.active_users()]
         atomic_write(out / "passwords", ("\n".join(pw_lines) + "\n").encode(), mode=0o600)
         atomic_write(out / "acl", ("# the hub\n" + "\n".join(hub_lines) + "\n" + NODE_ACL).encode(), mode=0o600)
