@@ -9,7 +9,7 @@ if [ -f models/build_models.py ]; then
 fi
 echo "[test] ruff"
 .venv/bin/ruff check edge hub tests bench models
-echo "[test] mypy (strict: the contract, the node's link and config)"
+echo "[test] mypy (strict: the contract, the node's link and config, the hub's transport, ingest and store)"
 .venv/bin/mypy
 echo "[test] pytest"
 rc=0

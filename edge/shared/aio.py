@@ -11,6 +11,7 @@ on its resend 10 s later. ``asyncio.timeout`` waits in the caller's own task, so
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -23,7 +24,7 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
-async def cancel_and_wait(tasks: list[asyncio.Task]) -> None:
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and return once every one has ended, so none outlives its owner. The cancel is
     repeated until it lands: library code that still waits with ``wait_for`` (aiomqtt's publish) can
     swallow one, and a single cancel then leaves the task running."""

@@ -296,8 +296,8 @@ class Processor:
             count = int(event.data.get("count", 1)) if str(event.data.get("count", "")).isdigit() else 1
             conn.execute(update(alarms).where(alarms.c.id == target, alarms.c.node == event.node,
                                               alarms.c.count < count).values(count=count))
-            row = conn.execute(select(alarms).where(alarms.c.id == target)).first()
-            return jsonable(row) if row else None
+            merged = conn.execute(select(alarms).where(alarms.c.id == target)).first()
+            return jsonable(merged) if merged else None
         if event.kind not in ALARM_KINDS:
             return None
         if event.kind == "node.fault" and event.data.get("severity") == "info":
@@ -340,7 +340,7 @@ class Processor:
                 conn.execute(clips.insert().values(event_id=event_id, n=int(clip_n), node=node, jpeg=msg.payload,
                                                    received_at=msg.received_at))
             metrics.ingested.labels("clips").inc()
-            out.clips[node].append(clip_ref(event_id, clip_n))
+            out.clips[node].append(clip_ref(event_id, int(clip_n)))
             return
         existing = conn.execute(select(snapshots.c.node).where(snapshots.c.event_id == event_id)).scalar()
         if existing is None:
@@ -416,7 +416,7 @@ class Processor:
             alarms.c.kind == "nodes.offline", alarms.c.state != "resolved", alarms.c.raised_at >= now - after)
             .order_by(alarms.c.raised_at.desc()).limit(1)).scalar()
         if gathering:
-            return gathering
+            return str(gathering)
         going = conn.execute(select(func.count()).select_from(nodes).where(
             nodes.c.state.in_(("online", "offline")), nodes.c.last_seen < now - after / 2,
             nodes.c.id.not_in(_nodes_with_open_offline_alarm()))).scalar() or 0

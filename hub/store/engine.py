@@ -131,9 +131,9 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
         return []
     if conn.dialect.name != "postgresql":
         stmt = insert_ignore_stmt(conn, table, key).returning(*(table.c[c] for c in returning))
-        return conn.execute(stmt, rows).all()
+        return list(conn.execute(stmt, rows).all())
     names = list(rows[0])
-    defaults = {c.name: c.default.arg for c in table.columns  # Python-side defaults, as SQLAlchemy would add
+    defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]  # a ScalarElementColumnDefault
                 if c.name not in names and c.default is not None and c.default.is_scalar}
     if defaults:
         rows = [{**r, **defaults} for r in rows]
@@ -155,7 +155,7 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
            f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(returning)}")
     from sqlalchemy import text
 
-    return conn.execute(text(sql), arrays).all()
+    return list(conn.execute(text(sql), arrays).all())
 
 
 def ids_in(conn: Connection, column: Any, ids: list[str]) -> Any:

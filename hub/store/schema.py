@@ -30,7 +30,7 @@ metadata = MetaData()
 BigSeq = BigInteger().with_variant(Integer, "sqlite")
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Stored naive in UTC (SQLite has no zones), always returned aware."""
 
     impl = DateTime
