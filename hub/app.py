@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -28,14 +27,15 @@ from hub.errors import Conflict, NotFound
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.video.mjpeg import MjpegRelays
-from hub.live.video.service import LiveService
+from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
-from hub.runtime import metrics
+from hub.reports.service import Reports
+from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
-from hub.runtime.memtrim import trim_forever
+from hub.runtime.periodic import Job, start_jobs, stop_jobs
 from hub.store.engine import init_db, make_engine
 from hub.transport.mqtt import MqttTransport, Transport
-from hub.web.console import setup_console, start_console_tasks
+from hub.web.console import setup_console
 
 log = logging.getLogger(__name__)
 
@@ -107,23 +107,14 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
         await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
-        resender = asyncio.create_task(_resend_loop(state))
+        jobs = start_jobs(periodic_jobs(state), state.cluster.is_leader)
         lag_watch = asyncio.create_task(watch_loop_lag())
-        trimmer = asyncio.create_task(trim_forever())  # RSS follows what the hub holds (hub/runtime/memtrim.py)
-        live_sweeper = asyncio.create_task(state.liveview.run())
-        console_tasks = start_console_tasks(state)
         try:
             yield
         finally:
-            for task in console_tasks:
-                task.cancel()
-            resender.cancel()
             lag_watch.cancel()
-            trimmer.cancel()
-            live_sweeper.cancel()
+            await stop_jobs(jobs)
             await state.mjpeg.close()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resender
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
             await asyncio.to_thread(state.cluster.stop)
@@ -140,7 +131,6 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
-    state.escalator.active = state.cluster.is_leader  # replicas: one escalates
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -201,14 +191,23 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-async def _resend_loop(state: HubState) -> None:
-    while True:
-        await asyncio.sleep(state.settings.ack_resend_s / 2)
-        if not state.cluster.is_leader():  # replicas: only the leader resends, so each attempt goes out once
-            continue
-        try:
-            await asyncio.to_thread(state.service.resend_unanswered, state.settings.ack_resend_s)
-            if state.homeassistant is not None and state.ingest is not None and state.ingest.connected:
-                await asyncio.to_thread(state.homeassistant.sync)
-        except Exception:  # noqa: BLE001 - keep resending whatever one round did
-            log.exception("resending unanswered commands failed")
+def periodic_jobs(state: HubState) -> list[Job]:
+    """Every periodic job of the hub (hub/runtime/periodic.py runs them); leader_only on replicas."""
+    settings = state.settings
+
+    def resend() -> None:
+        state.service.resend_unanswered(settings.ack_resend_s)  # alarm.ack until the node replies
+        if state.homeassistant is not None and state.transport is not None and state.transport.connected:
+            state.homeassistant.sync()
+
+    jobs = [
+        Job("resend", settings.ack_resend_s / 2, resend, leader_only=True),
+        Job("escalation", min(1.0, settings.escalate_after_s / 4), state.escalator.check, leader_only=True),
+        # closed days' door counts into the report roll-up, so reports over weeks stay fast
+        Job("report_roll_up", 600, Reports(state.engine, settings.timezone).roll_up, leader_only=True,
+            first_after_s=0),
+        Job("live_sweep", KEEPALIVE_EVERY_S, state.liveview.sweep),  # each replica its own sessions
+    ]
+    if memtrim.available():  # RSS follows what the hub holds (hub/runtime/memtrim.py)
+        jobs.append(Job("memtrim", 60, memtrim.trim))
+    return jobs

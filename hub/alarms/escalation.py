@@ -7,7 +7,6 @@ injectable: tests call :meth:`Escalator.check` with the time they want.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import urllib.request
@@ -38,7 +37,6 @@ class Escalator:
         self.publish = publish
         self.clock = clock
         self.webhook_timeout_s = webhook_timeout_s
-        self.active: Callable[[], bool] = lambda: True  # replicas: only the leader escalates (hub/runtime/cluster.py)
 
     def check(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Escalate every open, unacknowledged alarm older than the limit; returns the escalated alarms."""
@@ -82,16 +80,6 @@ class Escalator:
         with self.engine.begin() as conn:
             conn.execute(update(escalations).where(escalations.c.alarm_id == alarm["id"]).values(
                 webhook_status=status, webhook_error=error))
-
-    async def run(self, interval_s: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            if not self.active():
-                continue
-            try:
-                await asyncio.to_thread(self.check)
-            except Exception:  # noqa: BLE001 - keep checking whatever one round did
-                log.exception("escalation check failed")
 
 
 def annotate(engine: Engine, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

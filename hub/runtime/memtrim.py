@@ -10,7 +10,6 @@ heap, and glibc keeps the freed pages behind the blocks still in use instead of 
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import logging
@@ -39,10 +38,8 @@ def trim() -> bool:
     return bool(_trim()) if _trim is not None else False
 
 
-async def trim_forever(every_s: float = 60.0) -> None:
+def available() -> bool:
+    """Whether this C library has malloc_trim (glibc does; musl does not)."""
     if _trim is None:
         log.info("malloc_trim is not available here; the hub's RSS keeps its high-water mark")
-        return
-    while True:
-        await asyncio.sleep(every_s)
-        await asyncio.to_thread(trim)  # walks the heap holding its locks: off the event loop
+    return _trim is not None

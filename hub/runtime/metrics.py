@@ -13,6 +13,9 @@ ingested = Counter("pingan_hub_ingested_total", "Messages stored, by channel", [
 duplicates = Counter("pingan_hub_duplicates_total", "Events received again and ignored", registry=registry)
 rejected = Counter("pingan_hub_rejected_total", "Messages refused, by reason", ["reason"], registry=registry)
 quarantined = Counter("pingan_hub_quarantined_total", "Events of unknown kinds kept aside", registry=registry)
+job_runs = Counter("pingan_hub_job_runs_total", "Rounds of the periodic jobs, by job", ["job"], registry=registry)
+job_failures = Counter("pingan_hub_job_failures_total", "Failed rounds of the periodic jobs, by job", ["job"],
+                       registry=registry)
 superseded = Counter("pingan_hub_heartbeats_superseded_total",
                      "Heartbeats replaced by a newer one from the same node before the writer took them "
                      "(the writer is behind)", registry=registry)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from pathlib import Path
@@ -21,7 +20,6 @@ from hub.api.auth import router as auth_router
 from hub.api.reports import router as reports_router
 from hub.auth import service as auth
 from hub.auth.policy import AuthMiddleware
-from hub.reports import service as reports
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent
@@ -52,21 +50,3 @@ def setup_console(app: FastAPI, state: Any) -> None:
         if path.suffix not in STATIC_TYPES or not path.is_file():
             raise HTTPException(404, "no such file")
         return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
-
-
-def start_console_tasks(state: Any) -> list[asyncio.Task[None]]:
-    interval = min(1.0, state.settings.escalate_after_s / 4)
-    return [asyncio.create_task(state.escalator.run(interval)), asyncio.create_task(_roll_up_loop(state))]
-
-
-async def _roll_up_loop(state: Any, every_s: float = 600) -> None:
-    """Closed days' door counts into the report roll-up, so reports over weeks stay fast."""
-    while True:
-        cluster = getattr(state, "cluster", None)
-        while cluster is not None and not cluster.is_leader():  # replicas: one rolls up
-            await asyncio.sleep(5)
-        try:
-            await asyncio.to_thread(reports.Reports(state.engine, state.settings.timezone).roll_up)
-        except Exception:  # noqa: BLE001 - try again next round
-            log.exception("report roll-up failed")
-        await asyncio.sleep(every_s)

@@ -162,14 +162,6 @@ class LiveService:
         return session
 
     # --- housekeeping ------------------------------------------------------------------------
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(KEEPALIVE_EVERY_S)
-            try:
-                await self.sweep()
-            except Exception:  # noqa: BLE001 - try again next round
-                log.exception("live-session sweep failed")
-
     async def sweep(self) -> None:
         """End sessions whose viewer or node went silent; keep the rest alive on their nodes."""
         now = time.monotonic()
