@@ -4,6 +4,7 @@ coming), dispatch and resolve it, see the map and the report, and survive a hub 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
     assert resolved["outcome"] == "assisted" and resolved["resolved_by"] == "wang"
 
     page.click('.tab[data-tab="map"]')
-    dot = page.wait_for_selector('#map g[data-node="pole-07"]')
+    dot = page.wait_for_selector('#tab-map [data-node="pole-07"]')  # no coordinates: listed beside the map
     assert dot.get_attribute("data-health") == "online"
 
     page.click('.tab[data-tab="reports"]')
@@ -158,4 +159,196 @@ def test_a_street_gone_silent_is_one_outage_card_until_its_nodes_return(broker: 
     page.wait_for_selector("article.alarm", state="detached", timeout=20000)
     resolved = hub.get("/api/alarms", state="resolved")
     assert [(a["kind"], a["outcome"], a["nodes_back"]) for a in resolved] == [("nodes.offline", "recovered", 3)]
+    assert not errors, errors
+
+
+# --- issue 17: the queue, resolving, English, snapshots and the live panel (state seeded in the hub's store) ---
+def seed(hub, nodes: dict[str, str | dict] | None = None, alarms: list[dict] | None = None,
+         escalated: tuple[int, ...] = ()) -> list[str]:
+    """Nodes (id → state, or → columns) and alarms straight into a running hub's database, as its ingest would
+    leave them."""
+    import uuid
+    from datetime import timedelta
+
+    from hub.store.engine import make_engine
+    from hub.store.schema import alarms as alarms_t
+    from hub.store.schema import escalations
+    from hub.store.schema import nodes as nodes_t
+
+    now = datetime.now(UTC)
+    engine = make_engine(f"sqlite:///{(hub.data_dir / 'hub.db').resolve()}")
+    ids = []
+    try:
+        with engine.begin() as conn:
+            for i, (node, spec) in enumerate((nodes or {}).items()):
+                values = {"id": node, "kind": "rental_door" if node.startswith("door") else "alarm_post",
+                          "place": f"{node} 路口", "grid": "G01", "lat": 24.48 + i * 0.001, "lon": 118.11 + i * 0.001,
+                          "created": now, "last_seen": now}
+                values.update({"state": spec} if isinstance(spec, str) else spec)
+                conn.execute(nodes_t.insert().values(**values))
+            for a in alarms or []:
+                aid = str(uuid.uuid4())
+                raised = now - timedelta(seconds=a.pop("age", 0))
+                conn.execute(alarms_t.insert().values(**{"id": aid, "state": "open", "count": 1, "node_ts": raised,
+                                                         "raised_at": raised, **a}))
+                ids.append(aid)
+            for i in escalated:
+                conn.execute(escalations.insert().values(alarm_id=ids[i], escalated_at=now))
+    finally:
+        engine.dispose()
+    return ids
+
+
+def watch_errors(page) -> list[str]:
+    """Script errors, CSP refusals and every failed request (a snapshot's 404 was one) the page meets."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text)  # /api/me's 401 before the login is expected
+            if m.type == "error" and "status of 401" not in m.text else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not (r.status == 401 and r.url.endswith("/api/me")) else None)
+    return errors
+
+
+def test_queue_order_resolve_outcome_skipped_stages_and_both_languages(broker: Broker, hub_factory, browser) -> None:
+    hub = hub_factory(broker.url, offline_after_s="3600")
+    ensure_user(hub.data_dir, *OPERATOR, "operator")
+    acked, loiter, tamper, door, press = seed(
+        hub, {"pole-01": "online", "pole-02": "offline", "door-01": "online"}, [
+            {"node": "pole-01", "kind": "alarm.pressed", "state": "acknowledged", "age": 300,
+             "acked_by": "li", "acked_at": datetime(2026, 1, 1, tzinfo=UTC)},
+            {"node": "pole-01", "kind": "detection.loitering", "age": 200},
+            {"node": "pole-02", "kind": "tamper.opened", "age": 20},
+            {"node": "door-01", "kind": "door.forced", "age": 10},
+            {"node": "pole-02", "kind": "alarm.pressed", "age": 5}], escalated=(1,))
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    errors = watch_errors(page)
+    login(page, hub.url, *OPERATOR)
+    page.wait_for_selector(f'article.alarm[data-id="{acked}"]')
+    # unacknowledged first, the escalated one first among them, then the loudest, then the oldest
+    order = page.eval_on_selector_all("article.alarm", "els => els.map((e) => e.dataset.id)")
+    assert order == [loiter, press, door, tamper, acked]
+    # an offline node offers no live view; one online does
+    assert not page.is_visible(f'article[data-id="{press}"] [data-act="live"]')
+    assert not page.is_visible(f'article[data-id="{tamper}"] [data-act="live"]')
+    assert page.is_visible(f'article[data-id="{loiter}"] [data-act="live"]')
+    # resolving asks for the outcome: no default, nothing sent until one is chosen
+    card = page.query_selector(f'article[data-id="{press}"]')
+    assert card.eval_on_selector('[data-f="outcome"]', "s => s.value") == ""
+    card.query_selector('[data-act="resolve"]').click()
+    assert "结案前请选择处置结果" in card.text_content()
+    assert hub.get(f"/api/alarms/{press}")["state"] == "open"
+    card.query_selector('[data-f="outcome"]').select_option("false_alarm")
+    card.query_selector('[data-act="resolve"]').click()
+    page.wait_for_selector(f'article[data-id="{press}"]', state="detached")
+    done = hub.get(f"/api/alarms/{press}")
+    assert done["outcome"] == "false_alarm" and done["acked_at"] is None  # skipped, not stamped
+    # dispatching straight away shows the acknowledgement as skipped
+    page.query_selector(f'article[data-id="{tamper}"] [data-act="dispatch"]').click()
+    skipped = page.wait_for_selector(f'article[data-id="{tamper}"][data-state="dispatched"] li.skipped')
+    assert "已确认" in skipped.text_content() and "跳过" in skipped.text_content()
+    # the favicon is there
+    assert page.eval_on_selector('link[rel="icon"]', "l => fetch(l.href).then((r) => r.status)") == 200
+    # reports in Chinese: every header translated ("down" was not)
+    page.click('.tab[data-tab="reports"]')
+    page.wait_for_selector("#report-totals")
+    assert "离线时长" in page.text_content("#report") and "down" not in page.text_content("#report")
+    # English: outcomes, the live status and dates in the order the inputs take them
+    page.evaluate("lvStatus('lv_playing')")
+    page.click("header .lang")
+    assert page.text_content("#live-status") == "live"  # it stayed 直播中
+    page.click('.tab[data-tab="alarms"]')
+    options = page.eval_on_selector_all(f'article[data-id="{loiter}"] [data-f="outcome"] option',
+                                        "os => os.map((o) => o.textContent)")
+    assert options == ["Choose the outcome…", "Assisted", "False alarm", "Crime or disorder", "Other"]
+    page.click('.tab[data-tab="reports"]')
+    assert page.get_attribute("#report-from", "placeholder") == "YYYY-MM-DD"
+    page.fill("#report-from", "2026-03-02")
+    page.fill("#report-to", "2026-03-03")
+    page.click('#report-form button[type="submit"]')
+    page.wait_for_function("() => document.querySelector('#report p').textContent.startsWith('2026-03-02 ')")
+    assert "Downtime" in page.text_content("#report")
+    assert not errors, errors  # no snapshot asked for that is not there (door cards 404'd), no favicon 404
+
+
+def test_the_live_panel_covers_nothing_opens_once_and_follows_the_newest_press(broker: Broker, hub_factory,
+                                                                                browser) -> None:
+    hub = hub_factory(broker.url, offline_after_s="3600")
+    ensure_user(hub.data_dir, *OPERATOR, "operator")
+    first, *_ = seed(hub, {"pole-01": "online", "pole-02": "online", "pole-03": "online"},
+                     [{"node": "pole-01", "kind": "alarm.pressed", "age": 30}]
+                     + [{"node": "pole-02", "kind": "tamper.opened", "age": 40 + i} for i in range(7)])
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    login(page, hub.url, *OPERATOR)
+    page.wait_for_selector("#live-panel", state="visible")  # the press shows its scene by itself
+    assert page.text_content("#live-node") == "pole-01"
+    for size in ({"width": 1366, "height": 768}, {"width": 1600, "height": 1000}):
+        page.set_viewport_size(size)
+        for tab in ("alarms", "map"):
+            page.click(f'.tab[data-tab="{tab}"]')
+            covered = page.evaluate("""() => {
+                const p = document.getElementById('live-panel').getBoundingClientRect();
+                const sel = '#tab-alarms:not([hidden]) button, #tab-alarms:not([hidden]) select, '
+                    + '#tab-alarms:not([hidden]) input, #tab-map:not([hidden]) #map';
+                return [...document.querySelectorAll(sel)].filter((b) => b.offsetParent).map((b) => {
+                    const r = b.getBoundingClientRect();
+                    return [r.right > p.left && r.left < p.right, b.outerHTML.slice(0, 60)]; })
+                  .filter(([hit]) => hit).map(([, what]) => what); }""")
+            assert covered == [], (size, tab, covered)
+    page.click('.tab[data-tab="alarms"]')
+    # a newer press replaces the older pole being watched
+    seed(hub, alarms=[{"node": "pole-03", "kind": "alarm.pressed", "age": 1}])
+    page.evaluate("loadAlarms()")
+    page.wait_for_function("() => document.getElementById('live-node').textContent === 'pole-03'")
+    # closed, it stays closed when the page is loaded again
+    page.click("#live-close")
+    page.reload()
+    page.wait_for_selector(f'article.alarm[data-id="{first}"] [data-act="live"]')
+    page.wait_for_timeout(500)
+    assert not page.is_visible("#live-panel")
+
+
+def test_the_map_lists_unplaced_doors_beside_it_keeps_labels_apart_and_colours_every_alarm(
+        broker: Broker, hub_factory, browser) -> None:
+    hub = hub_factory(broker.url, offline_after_s="3600")
+    ensure_user(hub.data_dir, *OPERATOR, "operator")
+    spots = {}
+    for g in range(8):  # eight grids of poles, close together (labels would sit on each other)
+        for i in range(4):
+            spots[f"pole-{g}{i}"] = {"state": "online", "grid": f"G0{g}", "lat": 24.48 + g * 0.002 + i * 0.0002,
+                                     "lon": 118.11 + i * 0.0002 + g * 0.001}
+    spots |= {"door-held": {"state": "online", "lat": 24.481, "lon": 118.111},
+              "door-locked": {"state": "online", "lat": 24.483, "lon": 118.112}}
+    spots |= {f"door-{i:02}": {"state": "online", "lat": None, "lon": None} for i in range(12)}  # no coordinates
+    seed(hub, spots, [{"node": "door-held", "kind": "door.held_open", "age": 5},
+                      {"node": "door-locked", "kind": "door.lockout", "age": 5},
+                      {"node": "door-03", "kind": "door.held_open", "age": 5}])
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    errors = watch_errors(page)
+    login(page, hub.url, *OPERATOR)
+    page.click('.tab[data-tab="map"]')
+    page.wait_for_selector('#map g[data-node="pole-73"]')
+    # doors without coordinates are listed beside the map, not drawn over the poles
+    assert page.query_selector('#map [data-node^="door-0"]') is None
+    listed = page.eval_on_selector_all("#map-unplaced li", "ls => ls.map((l) => l.dataset.node)")
+    assert listed == [f"door-{i:02}" for i in range(12)]
+    assert "未标位置" in page.text_content("#map-unplaced")
+    list_box, map_box = page.locator("#map-unplaced").bounding_box(), page.locator("#map").bounding_box()
+    assert list_box["x"] >= map_box["x"] + map_box["width"]
+    # a door held open or locked out is an alarm on the map, not green
+    for door in ("door-held", "door-locked"):
+        assert page.get_attribute(f'#map g[data-node="{door}"]', "data-health") == "alarm"
+    assert page.get_attribute('#map-unplaced li[data-node="door-03"]', "data-health") == "alarm"
+    # no two labels overlap
+    overlaps = page.evaluate("""() => {
+        const b = [...document.querySelectorAll('#map text')].map((t) => [t.textContent, t.getBBox()]);
+        const out = [];
+        for (let i = 0; i < b.length; i++) for (let j = i + 1; j < b.length; j++) {
+          const [p, q] = [b[i][1], b[j][1]];
+          if (p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height)
+            out.push(b[i][0] + ' / ' + b[j][0]);
+        }
+        return out; }""")
+    assert overlaps == [], overlaps
+    assert page.query_selector('#map g[data-node="door-held"] text') is not None  # an alarm's label is drawn
     assert not errors, errors

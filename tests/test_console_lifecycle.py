@@ -147,3 +147,34 @@ def test_a_dead_webhook_does_not_stop_escalation(tmp_path: Path) -> None:
     with state.engine.connect() as conn:
         status, error = conn.exec_driver_sql("SELECT webhook_status, webhook_error FROM alarm_escalations").one()
     assert status is None and error
+
+
+def test_the_queue_puts_unacknowledged_first_escalated_first_then_loudest_then_oldest(console) -> None:
+    """issue 17: an acknowledged alarm stayed above unacknowledged and escalated ones (sorted by kind first)."""
+    state, client, pushed = console
+    acked_press = _alarm(state, "alarm.pressed", T0)
+    with state.engine.begin() as conn:
+        conn.execute(alarms.update().where(alarms.c.id == acked_press).values(state="acknowledged", acked_at=T0))
+    old_loiter = _alarm(state, "detection.loitering", T0)  # unacknowledged for long: it escalates
+    tamper = _alarm(state, "tamper.opened", T0 + timedelta(seconds=50))
+    press_new = _alarm(state, "alarm.pressed", T0 + timedelta(seconds=55))
+    press_old = _alarm(state, "alarm.pressed", T0 + timedelta(seconds=40))
+    assert [a["id"] for a in state.escalator.check(T0 + timedelta(seconds=70))] == [old_loiter]
+    order = [a["id"] for a in client.get("/api/alarms").json()]
+    assert order == [old_loiter, press_old, press_new, tamper, acked_press]
+
+
+def test_resolving_needs_an_outcome_and_skipped_stages_stay_skipped(console) -> None:
+    """issue 17: resolving an alarm nobody acknowledged stamped acked_at with the resolve time."""
+    state, client, pushed = console
+    aid = _alarm(state, at=datetime.now(UTC) - timedelta(seconds=217.8))
+    assert client.post(f"/api/alarms/{aid}/resolve", json={}).status_code == 422  # no default outcome
+    assert client.post(f"/api/alarms/{aid}/resolve", json={"outcome": None}).status_code == 422
+    body = client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "false_alarm"}).json()
+    assert body["state"] == "resolved" and body["resolved_at"] and body["outcome"] == "false_alarm"
+    assert body["acked_at"] is None and body["acked_by"] is None and body["dispatched_at"] is None
+    assert body["skipped"] == ["acknowledged", "dispatched", "on_scene"]
+    other = _alarm(state, at=datetime.now(UTC))
+    body = client.post(f"/api/alarms/{other}/dispatch", json={"to": "G01"}).json()
+    assert body["acked_at"] is None and body["dispatched_at"] and body["skipped"] == ["acknowledged"]
+    assert client.get("/api/alarms").json()[0]["skipped"] == ["acknowledged"]

@@ -91,10 +91,10 @@ def test_day_summary_known_answers(env) -> None:
         expected_hours[h] = n
     assert r["per_hour"] == expected_hours
     assert r["response"] == {
-        "acknowledge": {"n": 3, "median_s": 20, "p90_s": 30},
-        "dispatch": {"n": 2, "median_s": 50, "p90_s": 60},
-        "arrive": {"n": 2, "median_s": 250, "p90_s": 300},
-        "resolve": {"n": 3, "median_s": 420, "p90_s": 600},  # the node's own recovery is not a response
+        "acknowledge": {"n": 3, "median_s": 20, "p90_s": 30, "skipped": 0},
+        "dispatch": {"n": 2, "median_s": 50, "p90_s": 60, "skipped": 1},  # a3 went from acknowledged to resolved
+        "arrive": {"n": 2, "median_s": 250, "p90_s": 300, "skipped": 1},
+        "resolve": {"n": 3, "median_s": 420, "p90_s": 600, "skipped": 0},  # the node's own recovery is no response
     }
     up = {u["node"]: u for u in r["uptime"]}
     assert up["pole-01"]["uptime_pct"] == 100
@@ -178,3 +178,21 @@ def test_rolled_up_days_give_the_same_answers_as_the_events(env) -> None:
     partial = reports._door_counts(at(12, 1), at(12, 1, day=1), now=DAY + timedelta(days=3))
     assert sorted(partial) == [("door-01", "door.denied", 1), ("door-01", "door.granted", 2)]  # from 12:01
     assert reports.roll_up(now=DAY + timedelta(days=3)) == 0  # idempotent
+
+
+def test_an_alarm_resolved_unacknowledged_counts_as_skipped_not_timed(env) -> None:
+    """issue 17: the CSV showed ack_s 217.8 for an alarm nobody acknowledged (resolve stamped the ack)."""
+    app, state, ids = env
+    raised = datetime.now(UTC) - timedelta(seconds=217.8)
+    with state.engine.begin() as conn:
+        aid = add_alarm(conn, "pole-02", "alarm.pressed", raised)
+    state.service.advance(aid, "resolved", "wang", outcome="false_alarm")
+    reports = Reports(state.engine, "Asia/Shanghai")
+    start, end = raised - timedelta(minutes=1), datetime.now(UTC) + timedelta(minutes=1)
+    response = reports.summary(start, end)["response"]
+    assert response["acknowledge"] == {"n": 0, "median_s": None, "p90_s": None, "skipped": 1}
+    assert response["dispatch"]["skipped"] == response["arrive"]["skipped"] == 1
+    assert response["resolve"]["n"] == 1 and response["resolve"]["skipped"] == 0
+    row, = csv.DictReader(io.StringIO(reports.alarms_csv(start, end)))
+    assert (row["acked_at"], row["acked_by"], row["ack_s"]) == ("", "", "skipped")
+    assert float(row["resolve_s"]) == pytest.approx(217.8, abs=5)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, exists, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.protocol import ALARM_KINDS, HUB_NODE, Command, Topics
@@ -19,7 +19,7 @@ from hub.errors import Conflict, NotFound
 from hub.nodes.keys import KeyVault
 from hub.runtime import metrics
 from hub.store.engine import add_audit, has_rows, jsonable, now_utc
-from hub.store.schema import alarms, commands, nodes
+from hub.store.schema import alarms, commands, escalations, nodes, snapshots
 
 log = logging.getLogger(__name__)
 _OUTGOING = "pingan_outgoing_commands"  # Connection.info key: commands to publish after the commit
@@ -30,6 +30,20 @@ STAGES = ("open", "acknowledged", "dispatched", "on_scene", "resolved")
 OUTCOMES = ("assisted", "false_alarm", "crime", "test", "recovered", "other")
 ALARM_RANK = {kind: i for i, kind in enumerate(ALARM_KINDS)}
 MAX_MEMBERS = 200  # node ids an outage incident lists; its count says how many there are
+
+
+STAGE_AT = {"acknowledged": "acked_at", "dispatched": "dispatched_at", "on_scene": "on_scene_at"}
+
+
+def skipped_stages(state: str, times: dict[str, Any]) -> list[str]:
+    """The stages an alarm went past without doing them (no time stamped), e.g. resolved unacknowledged."""
+    reached = STAGES.index(state) if state in STAGES else 0
+    return [s for s in STAGES[1:reached] if times.get(STAGE_AT[s]) is None]
+
+
+def with_skipped(alarm: dict[str, Any]) -> dict[str, Any]:
+    alarm["skipped"] = skipped_stages(alarm.get("state", "open"), alarm)
+    return alarm
 
 
 class HubService:
@@ -73,23 +87,31 @@ class HubService:
 
     # --- alarms --------------------------------------------------------------------------------
     def list_alarms(self, state: str = "open", limit: int = 200) -> list[dict[str, Any]]:
+        # the queue a night operator scans from the top: unacknowledged first (escalated first among them),
+        # then the loudest kind, then the oldest; an acknowledged alarm is never above an unacknowledged one
         rank = case(ALARM_RANK, value=alarms.c.kind, else_=len(ALARM_RANK))
-        q = select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
+        waiting = case((alarms.c.state == "open", 0), else_=1)
+        quiet = case((escalations.c.alarm_id.is_(None), 1), else_=0)
+        # whether its picture is stored yet: the console asks for no snapshot that is not there (a 404 each)
+        pictured = exists().where(snapshots.c.event_id == alarms.c.id).label("has_snapshot")
+        q = (select(alarms, nodes.c.place, nodes.c.grid, pictured)
+             .join(nodes, nodes.c.id == alarms.c.node, isouter=True)
+             .join(escalations, escalations.c.alarm_id == alarms.c.id, isouter=True))
         q = q.where(alarms.c.incident.is_(None))  # an outage's nodes are listed inside its one incident
         if state == "open":
             q = q.where(alarms.c.state != "resolved")
         elif state != "all":
             q = q.where(alarms.c.state == state)
-        q = q.order_by(rank, alarms.c.raised_at.desc()).limit(limit)
+        q = q.order_by(waiting, quiet, rank, alarms.c.raised_at, alarms.c.id).limit(limit)
         with self.engine.connect() as conn:
-            return self._with_members(conn, [jsonable(r) for r in conn.execute(q).all()])
+            return self._with_members(conn, [with_skipped(jsonable(r)) for r in conn.execute(q).all()])
 
     def get_alarm(self, alarm_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
             row = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
             if row is None:
                 raise NotFound(f"no alarm {alarm_id}")
-            return self._with_members(conn, [jsonable(row)])[0]
+            return self._with_members(conn, [with_skipped(jsonable(row))])[0]
 
     @staticmethod
     def _with_members(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,9 +143,11 @@ class HubService:
                 raise NotFound(f"no alarm {alarm_id}")
             if STAGES.index(stage) <= STAGES.index(row.state):
                 raise Conflict(f"alarm is already {row.state}")
+            # only the stage done now gets a time: a stage skipped on the way stays empty, which is how it
+            # is recorded as skipped (``with_skipped``; reports count it apart instead of timing it)
             values: dict[str, Any] = {"state": stage}
-            if stage == "acknowledged" or row.acked_at is None:
-                values.update(acked_at=row.acked_at or now, acked_by=row.acked_by or operator)
+            if stage == "acknowledged":
+                values.update(acked_at=now, acked_by=operator)
             if stage == "dispatched":
                 values.update(dispatched_at=now, dispatched_to=to or "")
             if stage == "on_scene":
@@ -139,7 +163,7 @@ class HubService:
             if row.kind in ("alarm.pressed", "alarm.test"):
                 self._command(conn, row.node, "alarm.ack", {"alarm_id": alarm_id, "stage": stage}, operator)
             updated = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
-        return jsonable(updated)
+        return with_skipped(jsonable(updated))
 
     # --- commands ------------------------------------------------------------------------------
     def _command(self, conn: Connection, node: str, name: str, args: dict[str, Any], operator: str,

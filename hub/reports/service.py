@@ -6,6 +6,9 @@ stage's time, as design.md "Time" requires. Definitions:
 
 * alarms: every alarm kind except ``alarm.test`` (tests are counted apart, as ``tests``);
 * median: the usual median; p90: nearest rank (the ceil(0.9·n)-th smallest value);
+* a stage staff went past without doing it (resolved with nobody acknowledging, say) has no time: it is
+  counted as ``skipped`` beside that stage's times (not timed), and the CSV says ``skipped``; alarms the
+  system closed (a node's return) skip nothing, nobody was meant to work them;
 * resolve time: only alarms resolved by staff (``node.offline`` closed by the node's return is not
   a response);
 * an outage (``nodes.offline``, many nodes silent together) counts as one alarm; the nodes'
@@ -37,6 +40,7 @@ from sqlalchemy import String, and_, func, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from hub.alarms.escalation import escalations
+from hub.alarms.service import STAGES, skipped_stages
 from hub.store.engine import now_utc
 from hub.store.schema import alarms, door_daily, events, nodes, rolled_days
 
@@ -276,6 +280,8 @@ class Reports:
         by_kind: Counter[str] = Counter()
         by_outcome: Counter[str] = Counter()
         escalated = still_open = 0
+        skipped: Counter[str] = Counter()
+        reached = {"acknowledge": 1, "dispatch": 2, "arrive": 3}  # stage past which each one counts as skipped
         for (node, kind, raised, acked, dispatched, on_scene, resolved, resolved_by, outcome, place, grid, esc,
              state) in real:
             by_kind[kind] += 1
@@ -300,6 +306,11 @@ class Reports:
                 hd = local_hour[hour_key] = (local.hour, local.date().isoformat())
             per_hour[hd[0]] += 1
             per_day[hd[1]] += 1
+            if resolved_by != "system" and state in STAGES:
+                at = STAGES.index(state)
+                for stage, value in (("acknowledge", acked), ("dispatch", dispatched), ("arrive", on_scene)):
+                    if value is None and at > reached[stage]:
+                        skipped[stage] += 1
             if acked is not None:
                 ack_all.append(acked)
                 grid_ack[grid].append(acked)
@@ -352,7 +363,7 @@ class Reports:
             "per_grid": [{"grid": g, "alarms": n} for g, n in sorted(per_grid.items(), key=lambda x: (-x[1], x[0]))],
             "per_hour": per_hour,
             "per_day": dict(sorted(per_day.items())),
-            "response": {stage: stats(v) for stage, v in durations.items()},
+            "response": {stage: {**stats(v), "skipped": skipped.get(stage, 0)} for stage, v in durations.items()},
             "uptime": sorted(up.values(), key=lambda v: (v["uptime_pct"], v["node"])),
             "doors": {k.split(".", 1)[1]: doors_total.get(k.split(".", 1)[1], 0) for k in DOOR_KINDS},
             "doors_by_node": {n: dict(c) for n, c in sorted(doors_by_node.items())},
@@ -368,13 +379,16 @@ class Reports:
             return at.astimezone(self.tz).isoformat(timespec="seconds") if at else ""
 
         for r in self._alarm_rows(start, end):
-            ack_s = (r.acked_at - r.raised_at).total_seconds() if r.acked_at else None
+            ack_s: Any = (r.acked_at - r.raised_at).total_seconds() if r.acked_at else None
+            if ack_s is None and r.resolved_by != "system" and "acknowledged" in skipped_stages(r.state, r._mapping):
+                ack_s = "skipped"  # nobody acknowledged it: a skipped stage, not a time
             res_s = (r.resolved_at - r.raised_at).total_seconds() if r.resolved_at else None
             values = [r.id, r.node, r.place, r.grid, r.kind, r.state, r.count, local(r.raised_at), local(r.acked_at),
                       r.acked_by, local(r.dispatched_at), r.dispatched_to, local(r.on_scene_at),
                       local(r.resolved_at), r.resolved_by, r.outcome, r.note,
                       "yes" if r.escalated_at else "no",
-                      None if ack_s is None else round(ack_s, 1), None if res_s is None else round(res_s, 1)]
+                      round(ack_s, 1) if isinstance(ack_s, float) else ack_s,
+                      None if res_s is None else round(res_s, 1)]
             w.writerow([csv_cell(v) for v in values])
         return buf.getvalue()
 

@@ -23,6 +23,8 @@ const I18N = {
     d_granted: '开门', d_denied: '拒绝', d_forced: '强行打开', d_held_open: '未关门', d_lockout: '锁定',
     s_acknowledge: '确认', s_dispatch: '派警', s_arrive: '到场', s_resolve: '结案', nodes: '设备',
     false_alarms: '误报', node: '设备', ago: '前', failed: '操作失败', no_location: '未标位置：',
+    o_pick: '选择处置结果…', o_test: '测试', o_recovered: '已自动恢复', need_outcome: '结案前请选择处置结果',
+    skipped: '跳过', r_down: '离线时长', r_n: '次数', r_skipped: '跳过', date_hint: '年-月-日',
   },
   en: {
     login_title: 'Monitoring centre login', username: 'Username', password: 'Password', login: 'Log in',
@@ -37,7 +39,7 @@ const I18N = {
     responder: 'Responder or grid team', note: 'Note', escalated: 'ESCALATED', stage_open: 'Raised',
     stage_acknowledged: 'Acknowledged', stage_dispatched: 'Dispatched', stage_on_scene: 'On scene',
     stage_resolved: 'Resolved', grid: 'Grid', place: 'Place', count: 'presses',
-    o_assisted: 'assisted', o_false_alarm: 'false alarm', o_crime: 'crime', o_other: 'other',
+    o_assisted: 'Assisted', o_false_alarm: 'False alarm', o_crime: 'Crime or disorder', o_other: 'Other',
     k_alarm_pressed: 'Alarm button', k_door_forced: 'Door forced', k_tamper_opened: 'Enclosure opened',
     k_tamper_camera: 'Camera tampered', k_node_offline: 'Node offline', k_nodes_offline: 'Many nodes offline at once', outage_nodes: 'nodes', outage_back: 'back', k_detection_person: 'Person detected',
     k_detection_vehicle: 'Vehicle detected', k_detection_loitering: 'Loitering', k_door_held_open: 'Door held open',
@@ -49,6 +51,9 @@ const I18N = {
     d_held_open: 'held open', d_lockout: 'lockout', s_acknowledge: 'acknowledge', s_dispatch: 'dispatch',
     s_arrive: 'arrive', s_resolve: 'resolve', nodes: 'Nodes', false_alarms: 'False alarms', node: 'Node',
     ago: 'ago', failed: 'Action failed', no_location: 'No location:',
+    o_pick: 'Choose the outcome…', o_test: 'Test', o_recovered: 'Recovered by itself',
+    need_outcome: 'Choose the outcome before resolving', skipped: 'skipped', r_down: 'Downtime', r_n: 'n',
+    r_skipped: 'Skipped', date_hint: 'YYYY-MM-DD',
   },
 };
 const OUTCOMES = ['assisted', 'false_alarm', 'crime', 'other'];
@@ -69,6 +74,7 @@ function esc(s) {
 function applyLang() {
   document.documentElement.lang = S.lang === 'zh' ? 'zh-CN' : 'en';
   document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll('[data-i18n-ph]').forEach((el) => { el.placeholder = t(el.dataset.i18nPh); });
   S.cards.clear(); $('alarms').innerHTML = ''; renderAlarms(); renderMap();
   if (!$('tab-reports').hidden) loadReport();
 }
@@ -76,7 +82,11 @@ function fmtTime(iso, withDate) {
   if (!iso) return '';
   const opts = {timeZone: S.tz, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false};
   if (withDate) Object.assign(opts, {year: 'numeric', month: '2-digit', day: '2-digit'});
-  return new Intl.DateTimeFormat(S.lang === 'zh' ? 'zh-CN' : 'en-GB', opts).format(new Date(iso));
+  const f = new Intl.DateTimeFormat(S.lang === 'zh' ? 'zh-CN' : 'en-GB', opts);
+  if (S.lang === 'zh' || !withDate) return f.format(new Date(iso));
+  // English dates in the order the report inputs take them (year-month-day), never dd/mm beside mm/dd
+  const p = Object.fromEntries(f.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 function fmtDur(s) {
   if (s == null) return '–';
@@ -120,7 +130,7 @@ async function start() {
   $('login-view').hidden = true; $('app-view').hidden = false;
   $('whoami').textContent = `${S.me.username} (${S.me.role})`;
   applyLang();
-  await Promise.all([loadAlarms(), loadNodes()]);
+  await loadNodes(); await loadAlarms(); // the nodes first: a card offers Live only for a node online
   connect();
 }
 
@@ -168,6 +178,9 @@ async function loadAlarms() {
 function stageList(a) {
   return '<ol>' + STAGES.map((s) => {
     const at = a[STAGE_AT[s]];
+    if (!at && (a.skipped || []).includes(s)) {
+      return `<li class="skipped" data-stage="${s}">${t('stage_' + s)} – ${t('skipped')}</li>`;
+    }
     return at ? `<li class="done">${t('stage_' + s)} ${fmtTime(at)}${s === 'dispatched' && a.dispatched_to
       ? ' → ' + esc(a.dispatched_to) : ''}</li>` : '';
   }).join('') + '</ol>';
@@ -182,8 +195,8 @@ function actions(a) {
       <button data-act="dispatch">${t('dispatch')}</button>`;
   }
   if (i < 3) h += `<button data-act="on_scene">${t('on_scene')}</button>`;
-  h += `<select data-f="outcome">${OUTCOMES.map((o) => `<option value="${o}">${t('o_' + o)}</option>`).join('')}
-    </select><input data-f="note" placeholder="${t('note')}"><button data-act="resolve">${t('resolve')}</button>`;
+  h += `<select data-f="outcome" required><option value="" selected disabled>${t('o_pick')}</option>${
+    OUTCOMES.map((o) => `<option value="${o}">${t('o_' + o)}</option>`).join('')}</select><input data-f="note" placeholder="${t('note')}"><button data-act="resolve">${t('resolve')}</button>`;
   return `<div class="actions">${h}</div><p class="error"></p>`;
 }
 function card(a) {
@@ -194,7 +207,8 @@ function card(a) {
       <span class="age" data-since="${esc(a.raised_at)}"></span></h3>
     ${a.kind === 'nodes.offline' ? outageMeta(a) : `<div class="meta">${esc(a.node)} · ${t('place')}: ${esc(a.place || '–')}
       · ${t('grid')}: ${esc(a.grid || '–')}${a.count > 1 ? ` · ×${a.count} ${t('count')}` : ''}</div>`}
-    <img alt="" data-snap="${esc(a.id)}" src="/api/events/${encodeURIComponent(a.id)}/snapshot.jpg">
+    <img alt="" data-snap="${esc(a.id)}"${a.has_snapshot ? ` src="/api/events/${encodeURIComponent(a.id)}/snapshot.jpg"`
+      : ' hidden'}>
     ${stageList(a)}${actions(a)}`;
   const img = d.querySelector('img');
   img.onerror = () => { img.hidden = true; };
@@ -212,7 +226,7 @@ function renderAlarms() {
   const root = $('alarms');
   const keep = new Set();
   for (const a of S.alarms) {
-    const sig = [a.state, a.count, a.nodes_back, a.escalated, a.dispatched_to, S.lang].join('|');
+    const sig = [a.state, a.count, a.nodes_back, a.escalated, a.dispatched_to, a.has_snapshot, S.lang].join('|');
     let entry = S.cards.get(a.id);
     if (!entry || entry.sig !== sig) {
       const el = card(a);
@@ -239,7 +253,10 @@ async function act(a, action, el) {
   const body = {};
   const f = (n) => el.querySelector(`[data-f="${n}"]`);
   if (action === 'dispatch') body.to = f('to').value || (a.grid ? `${t('grid')} ${a.grid}` : 'patrol');
-  if (action === 'resolve') { body.outcome = f('outcome').value; if (f('note').value) body.note = f('note').value; }
+  if (action === 'resolve') { // no default outcome: the operator says what happened
+    if (!f('outcome').value) { el.querySelector('.error').textContent = t('need_outcome'); f('outcome').focus(); return; }
+    body.outcome = f('outcome').value; if (f('note').value) body.note = f('note').value;
+  }
   const r = await api(`/api/alarms/${encodeURIComponent(a.id)}/${action}`, {method: 'POST', body});
   if (!r.ok) {
     const msg = await r.json().catch(() => ({}));
@@ -268,6 +285,7 @@ function connect() {
     if (msg.type === 'snapshot') {
       const img = document.querySelector(`img[data-snap="${CSS.escape(msg.event_id)}"]`);
       if (img) img.src = `/api/events/${encodeURIComponent(msg.event_id)}/snapshot.jpg?t=${Date.now()}`;
+      else scheduleAlarms(); // its card is not drawn yet: it comes with the picture
     }
   };
   ws.onclose = async () => {
@@ -292,10 +310,12 @@ async function loadNodes() {
   const r = await api('/api/nodes').catch(() => null);
   if (!r || !r.ok) return;
   S.nodes = await r.json(); renderMap();
+  document.dispatchEvent(new Event('pingan:nodes')); // e.g. Live is offered only for nodes online
 }
-function health(n) {
-  const open = S.alarms.filter((a) => a.node === n.id && a.state !== 'resolved').map((a) => a.kind);
-  if (open.some((k) => k.startsWith('alarm.') || k === 'door.forced' || k.startsWith('detection.'))) return 'alarm-c';
+function health(n) { // every open alarm kind colours its node (a door held open or locked out stayed green)
+  const open = S.alarms.filter((a) => a.node === n.id && a.state !== 'resolved' && a.kind !== 'alarm.test')
+    .map((a) => a.kind);
+  if (open.some((k) => !k.startsWith('tamper.') && !k.endsWith('.offline'))) return 'alarm-c';
   if (open.some((k) => k.startsWith('tamper.'))) return 'tamper';
   if (n.state !== 'online') return 'offline';
   return 'online';
@@ -304,16 +324,34 @@ function renderMap() {
   const svg = $('map');
   const placed = S.nodes.filter((n) => n.lat != null && n.lon != null);
   const unplaced = S.nodes.filter((n) => n.lat == null || n.lon == null);
-  const dot = (n, cx, cy) => {
-    const c = health(n);
-    return `<g data-node="${esc(n.id)}" data-health="${c.replace('-c', '')}"><title>${esc(n.id)} · ${
-      esc(n.place)} · ${esc(n.state)}</title><circle class="${c}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${
-      c === 'alarm-c' ? 11 : 7}"/><text x="${(cx + 10).toFixed(1)}" y="${(cy + 4).toFixed(1)}">${esc(n.id)}</text></g>`;
+  // labels never overlap: each takes the first free spot around its dot (alarms first), or none (its title stays)
+  const boxes = [];
+  const free = (b) => b.x0 >= 0 && b.x1 <= 1000 && b.y0 >= 0 && b.y1 <= 640
+    && !boxes.some((o) => b.x0 < o.x1 && b.x1 > o.x0 && b.y0 < o.y1 && b.y1 > o.y0);
+  const label = (text, cx, cy, r, size = 12) => {
+    const w = text.length * size * 0.62; const h = size + 2;
+    for (const [x, y, anchor] of [[cx + r + 3, cy + size / 3, 'start'], [cx - r - 3, cy + size / 3, 'end'],
+      [cx, cy - r - 4, 'middle'], [cx, cy + r + size + 2, 'middle']]) {
+      const x0 = anchor === 'start' ? x : anchor === 'end' ? x - w : x - w / 2;
+      const b = {x0, x1: x0 + w, y0: y - size, y1: y - size + h};
+      if (free(b)) { boxes.push(b); return {x, y, anchor}; }
+    }
+    return null;
   };
-  // nodes registered without a location: a row along the bottom, so none is missing from the map
-  let extra = unplaced.length ? `<text x="20" y="612">${t('no_location')}</text>` : '';
-  unplaced.forEach((n, i) => { extra += dot(n, 130 + (i % 10) * 86, 608 - Math.floor(i / 10) * 24); });
-  if (!placed.length) { svg.innerHTML = extra; return; }
+  const dot = (n, cx, cy) => {
+    const c = health(n); const r = c === 'alarm-c' ? 11 : 7;
+    const at = label(n.id, cx, cy, r);
+    return `<g data-node="${esc(n.id)}" data-health="${c.replace('-c', '')}"><title>${esc(n.id)} · ${
+      esc(n.place)} · ${esc(n.state)}</title><circle class="${c}" cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r}"/>${
+      at ? `<text x="${at.x.toFixed(1)}" y="${at.y.toFixed(1)}" text-anchor="${at.anchor}">${esc(n.id)}</text>` : ''}</g>`;
+  };
+  // nodes registered without a location are listed beside the map, not drawn on it (they stacked over poles)
+  const list = $('map-unplaced');
+  list.hidden = !unplaced.length;
+  list.innerHTML = unplaced.length ? `<b>${t('no_location')}</b><ul>${unplaced.map((n) =>
+    `<li data-node="${esc(n.id)}" data-health="${health(n).replace('-c', '')}"><i class="dot ${health(n)}"></i>${
+      esc(n.id)} <small>${esc(n.place || '')}</small></li>`).join('')}</ul>` : '';
+  if (!placed.length) { svg.innerHTML = ''; return; }
   const lats = placed.map((n) => n.lat); const lons = placed.map((n) => n.lon);
   const [la0, la1, lo0, lo1] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
   const k = Math.cos((la0 + la1) / 2 * Math.PI / 180); // equirectangular, good enough for a district
@@ -324,13 +362,17 @@ function renderMap() {
   const grids = {};
   for (const n of placed) (grids[n.grid || '–'] ||= []).push(n);
   let out = '';
-  for (const [g, list] of Object.entries(grids)) {
-    const cx = list.reduce((s, n) => s + x(n), 0) / list.length;
-    const cy = list.reduce((s, n) => s + y(n), 0) / list.length;
-    out += `<text class="grid-label" x="${cx.toFixed(1)}" y="${(cy - 22).toFixed(1)}">${t('grid')} ${esc(g)}</text>`;
+  for (const n of placed) boxes.push({x0: x(n) - 11, x1: x(n) + 11, y0: y(n) - 11, y1: y(n) + 11}); // dots first
+  const loud = (n) => (health(n) === 'alarm-c' ? 0 : health(n) === 'tamper' ? 1 : 2);
+  for (const n of [...placed].sort((a, b) => loud(a) - loud(b))) out += dot(n, x(n), y(n));
+  for (const [g, members] of Object.entries(grids)) {
+    const cx = members.reduce((s, n) => s + x(n), 0) / members.length;
+    const cy = members.reduce((s, n) => s + y(n), 0) / members.length;
+    const at = label(`${t('grid')} ${g}`, cx, cy, 22, 14);
+    if (at) out = `<text class="grid-label" x="${at.x.toFixed(1)}" y="${at.y.toFixed(1)}" text-anchor="${at.anchor}">${
+      t('grid')} ${esc(g)}</text>` + out;
   }
-  for (const n of placed) out += dot(n, x(n), y(n));
-  svg.innerHTML = out + extra;
+  svg.innerHTML = out;
 }
 
 // --- tabs ----------------------------------------------------------------------------------------------
@@ -350,6 +392,9 @@ function reportQuery() {
   return `period=${p === 'range' ? 'today' : p}`;
 }
 $('report-form').addEventListener('submit', (e) => { e.preventDefault(); loadReport(); });
+for (const id of ['report-from', 'report-to']) { // typing a date means a range
+  $(id).addEventListener('input', () => { $('report-period').value = 'range'; });
+}
 function bars(labels, values, height = 160) {
   const max = Math.max(1, ...values); const bw = Math.min(80, 960 / Math.max(1, values.length));
   let s = `<svg viewBox="0 0 1000 ${height + 30}">`;
@@ -384,14 +429,14 @@ async function loadReport() {
     <h2>${t('r_per_node')}</h2><div class="chart">${bars(top.map((n) => n.node), top.map((n) => n.alarms))}</div>
     <h2>${t('r_per_grid')}</h2><div class="chart">${bars(R.per_grid.map((g) => g.grid || '–'),
       R.per_grid.map((g) => g.alarms))}</div>
-    <h2>${t('r_response')}</h2>${table(['', 'n', t('r_median'), t('r_p90')], Object.entries(R.response).map(([k, v]) =>
-      [t('s_' + k), v.n, fmtDur(v.median_s), fmtDur(v.p90_s)]))}
+    <h2>${t('r_response')}</h2>${table(['', t('r_n'), t('r_median'), t('r_p90'), t('r_skipped')],
+      Object.entries(R.response).map(([k, v]) => [t('s_' + k), v.n, fmtDur(v.median_s), fmtDur(v.p90_s), v.skipped ?? 0]))}
     <h2>${t('r_scorecard')}</h2>${table([t('grid'), t('nodes'), t('r_alarms'), t('false_alarms'), t('r_escalated'),
       t('s_acknowledge') + ' ' + t('r_median'), t('s_resolve') + ' ' + t('r_median'), t('r_uptime'),
       t('d_denied'), t('d_forced')], R.scorecard.map((g) => [g.grid || '–', g.nodes, g.alarms, g.false_alarms,
       g.escalated, fmtDur(g.ack.median_s), fmtDur(g.resolve.median_s),
       g.uptime_pct == null ? '–' : g.uptime_pct.toFixed(2) + '%', g.doors.denied, g.doors.forced]))}
-    <h2>${t('r_uptime')}</h2>${table([t('node'), t('grid'), '%', 'down'], R.uptime.map((u) =>
+    <h2>${t('r_uptime')}</h2>${table([t('node'), t('grid'), '%', t('r_down')], R.uptime.map((u) =>
       [u.node, u.grid, u.uptime_pct.toFixed(2), fmtDur(u.downtime_s)]))}`;
 }
 

@@ -7,6 +7,8 @@ Object.assign(I18N.zh, {
   lv_connecting: '连接中…', lv_playing: '直播中', lv_failed: '无法打开实时画面', lv_ended: '实时画面已结束',
   lv_talking: '对讲中：现场可听到中心', lv_mic: '无法使用麦克风',
 });
+Object.assign(I18N.zh, {lv_offline: '设备不在线，无法查看实时画面'});
+Object.assign(I18N.en, {lv_offline: 'The node is offline (or not connected yet): no live view'});
 Object.assign(I18N.en, {
   lv_live: 'Live', lv_talk: 'Talk', lv_ptt: 'Hold to talk', lv_open: 'Open line', lv_close: 'Close',
   lv_connecting: 'connecting…', lv_playing: 'live', lv_failed: 'Could not open live view', lv_ended: 'Live view ended',
@@ -19,9 +21,25 @@ const canTalk = () => S.me && ['operator', 'admin'].includes(S.me.role);
 function lvStatus(key, detail) {
   $('live-status').textContent = t(key) + (detail ? `: ${detail}` : '');
   $('live-status').dataset.state = key;
+  $('live-status').dataset.detail = detail ?? '';
 }
+// only a node that is online can stream; one that is offline or never came up offers no Live
+const lvOnline = (node) => S.nodes.some((n) => n.id === node && n.state === 'online');
+function lvRelabel() { // the language changed: the status follows it (it stayed "直播中" in English)
+  const st = $('live-status');
+  if (st.dataset.state) lvStatus(st.dataset.state, st.dataset.detail);
+  lvButtons();
+}
+document.querySelectorAll('.lang').forEach((b) => b.addEventListener('click', lvRelabel));
+document.addEventListener('pingan:nodes', () => {
+  document.querySelectorAll('[data-act="live"]').forEach((b) => { b.hidden = !lvOnline(b.dataset.node); });
+});
+// a pressed alarm shows its scene by itself once, not again on every page load
+const LV_SHOWN = 'pingan.live.shown';
+function lvShown() { try { return JSON.parse(localStorage.getItem(LV_SHOWN)) || []; } catch { return []; } }
+function lvMarkShown(id) { localStorage.setItem(LV_SHOWN, JSON.stringify([...lvShown().slice(-199), id])); }
 function lvButtons() {
-  $('live-talk').hidden = !canTalk() || LV.kind === 'talk';
+  $('live-talk').hidden = !canTalk() || LV.kind !== 'live';
   $('live-ptt').hidden = $('live-openline').hidden = LV.kind !== 'talk';
   $('live-openline').classList.toggle('active', LV.open);
 }
@@ -37,6 +55,7 @@ async function waitIce(pc, ms = 2000) {
 async function openLive(node, talk = false) {
   await closeLive(false);
   const seq = ++LV.seq;
+  document.body.classList.add('live-open'); // the page makes room: the panel covers no button
   LV.node = node; LV.kind = talk ? 'talk' : 'live'; LV.open = false;
   $('live-panel').hidden = false; $('live-node').textContent = node; lvStatus('lv_connecting'); lvButtons();
   let pc = null;
@@ -79,6 +98,12 @@ async function openLive(node, talk = false) {
     if (seq === LV.seq) closeLive(false, true);
   }
 }
+async function lvNotOnline(node) { // says so at once, asks the hub for nothing
+  await closeLive(false);
+  ++LV.seq; LV.node = node; LV.kind = 'offline';
+  $('live-panel').hidden = false; document.body.classList.add('live-open');
+  $('live-node').textContent = node; lvStatus('lv_offline'); lvButtons();
+}
 async function keepAlive() {
   if (!LV.session) return;
   const r = await api(`/api/live/${LV.session}/keepalive`, {method: 'POST'}).catch(() => null);
@@ -90,7 +115,10 @@ async function closeLive(tellHub = true, keepPanel = false) {
   if (timer) clearInterval(timer);
   if (mic) mic.getTracks().forEach((tr) => tr.stop());
   if (pc) pc.close();
-  if (!keepPanel) { $('live-panel').hidden = true; $('live-video').srcObject = null; LV.node = null; }
+  if (!keepPanel) {
+    $('live-panel').hidden = true; $('live-video').srcObject = null; LV.node = null;
+    document.body.classList.remove('live-open');
+  }
   $('live-audio').srcObject = null;
   if (session && tellHub) await api(`/api/live/${session}`, {method: 'DELETE'}).catch(() => null);
 }
@@ -112,21 +140,25 @@ window.addEventListener('pagehide', () => {
 document.addEventListener('click', (e) => {
   const b = e.target.closest('[data-act="live"]');
   if (b) { e.stopPropagation(); openLive(b.dataset.node); return; }
-  const g = e.target.closest('#map g[data-node]');
-  if (g) openLive(g.dataset.node);
+  const g = e.target.closest('#map g[data-node], #map-unplaced li[data-node]');
+  if (g) (lvOnline(g.dataset.node) ? openLive : lvNotOnline)(g.dataset.node);
 }, true);
 const lvObserver = new MutationObserver(() => {
   document.querySelectorAll('article.alarm:not([data-live])').forEach((card) => {
     card.dataset.live = '1';
     const a = S.alarms.find((x) => x.id === card.dataset.id);
-    if (!a || a.kind.startsWith('door.')) return;
+    if (!a || a.kind.startsWith('door.') || a.kind.endsWith('.offline')) return;
     const h = card.querySelector('h3');
     const b = document.createElement('button');
     b.className = 'live-btn'; b.dataset.act = 'live'; b.dataset.node = a.node; b.textContent = t('lv_live');
+    b.hidden = !lvOnline(a.node);
     h.appendChild(b);
-    // a resident pressed the button: show the scene at once if nothing else is being watched
-    if (a.kind === 'alarm.pressed' && a.state === 'open' && !LV.node && !S.seen.has(a.id + ':live')) {
-      S.seen.add(a.id + ':live'); openLive(a.node);
+    // a resident pressed the button: show the scene at once, once; a newer press replaces an older pole
+    // being watched (never a talk in progress)
+    if (a.kind === 'alarm.pressed' && a.state === 'open' && lvOnline(a.node) && LV.kind !== 'talk'
+        && !lvShown().includes(a.id)) {
+      lvMarkShown(a.id);
+      if (LV.node !== a.node || !LV.pc) openLive(a.node);
     }
   });
 });
