@@ -89,6 +89,8 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     node.stop()  # a pole that is not there: the panel says so instead of spinning
     wait_for(lambda: any(n["id"] == "pole-51" and n["state"] == "offline" for n in hub.get("/api/nodes")),
              message="pole-51 offline")
+    # the page learns it from the live stream, a moment after the API: click once it knows
+    page.wait_for_function("() => S.nodes.some((n) => n.id === 'pole-51' && n.state !== 'online')")
     page.click('#tab-map [data-node="pole-51"]')  # an offline node is not asked for a picture (issue 17)
     page.wait_for_selector('#live-status[data-state="lv_offline"]')
     assert "offline" in page.text_content("#live-status")
