@@ -30,8 +30,11 @@ _KIND = re.compile(rb'"kind"\s*:\s*"([a-z0-9_.]{1,64})"')
 
 def is_alarm_event(topic: str, payload: bytes) -> bool:
     """A cheap look at an event's kind on the MQTT thread; the writer validates it properly later."""
-    if Topics.channel(topic) != "events":
-        return False
+    return Topics.channel(topic) == "events" and is_alarm_payload(payload)
+
+
+def is_alarm_payload(payload: bytes) -> bool:
+    """Whether an event payload's kind is alarm-class (for a caller that already knows the channel)."""
     m = _KIND.search(payload[:4096])
     return m is not None and priority_of(m.group(1).decode()) == Priority.ALARM
 

@@ -41,7 +41,7 @@ from edge.protocol import (
     validation_reason,
 )
 from hub.config import HubSettings
-from hub.ingest.queue import TwoLaneQueue, is_alarm_event
+from hub.ingest.queue import TwoLaneQueue, is_alarm_payload
 from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
 from hub.runtime import metrics
 from hub.store.engine import add_audit, ids_in, insert_ignore, insert_new, jsonable, now_utc, set_last_seen
@@ -468,10 +468,9 @@ class Ingest:
     # --- transport thread ------------------------------------------------------------------------
     def receive(self, msg: Received) -> None:
         """Queue a node's message for the writer (alarms first); called on the transport's thread."""
-        urgent = is_alarm_event(msg.topic, msg.payload)
+        channel = Topics.channel(msg.topic)  # parsed once: this runs for every message on the MQTT thread
+        urgent = channel == "events" and is_alarm_payload(msg.payload)
         qos = msg.qos
-        parsed = Topics.parse(msg.topic)
-        channel = parsed.channel if parsed is not None else None
         if qos > 0 and channel == "status":
             # A node's status is retained: the broker hands it over again on every subscribe, so it need not
             # hold one of the broker's in-flight slots until committed. Those slots are then left to events:

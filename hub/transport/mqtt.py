@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -95,7 +95,7 @@ class MqttTransport:
         self.connected_since = time.monotonic()  # before `connected`: the writer reads both, unlocked
         self.connected = True
         client.subscribe(Topics.hub_subscriptions(self.settings.share_group or None))
-        client.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), qos=1, retain=True)
+        self._say("online")
         log.info("hub connected to broker %s", self.settings.mqtt_url)
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -123,7 +123,12 @@ class MqttTransport:
             return
         if offline and self.connected and not self._stopping:
             log.info("another replica went away; hub status set online again by %s", self.settings.replica)
-            self.publish(Topics.HUB_STATUS, HubStatus(state="online", ts=now_utc()).to_bytes(), retain=True)
+            self._say("online")
+
+    def _say(self, state: Literal["online", "offline"]) -> mqtt.MQTTMessageInfo:
+        """The hub's retained status (its last will says offline when it dies without saying so)."""
+        return self.client.publish(Topics.HUB_STATUS, HubStatus(state=state, ts=now_utc()).to_bytes(), qos=1,
+                                   retain=True)
 
     # --- the seam ------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
@@ -143,8 +148,7 @@ class MqttTransport:
         self._stopping = True
         try:
             if self.connected:
-                self.client.publish(Topics.HUB_STATUS, HubStatus(state="offline", ts=now_utc()).to_bytes(),
-                                    qos=1, retain=True).wait_for_publish(timeout=2)
+                self._say("offline").wait_for_publish(timeout=2)
         except (RuntimeError, ValueError):
             pass
         self.client.disconnect()
