@@ -14,11 +14,13 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ROOT = "pingan/v1"
+BodyT = TypeVar("BodyT", bound="_Body")  # a command's args or a reply's data, as its model
+EventDataT = TypeVar("EventDataT", bound="EventData")
 NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
 MAX_SNAPSHOT_BYTES = 256 * 1024
@@ -285,6 +287,13 @@ class Event(_Payload):
         model = event_data_model(self.kind)
         return None if model is None else model.model_validate(self.data)
 
+    def data_as(self, model: type[EventDataT]) -> EventDataT:
+        """``data`` as ``model``, which must be this kind's registered model (ingest has already refused data
+        that does not fit, so a reader of a stored event gets its fields typed instead of ``.get()``)."""
+        if event_data_model(self.kind) is not model:
+            raise TypeError(f"{self.kind} carries {event_data_model(self.kind)}, not {model.__name__}")
+        return model.model_validate(self.data)
+
 
 class Heartbeat(_Payload):
     """Every field a node sends is declared here. Undeclared ones are dropped, not kept (``extra="ignore"``):
@@ -386,12 +395,23 @@ class Command(_Payload):
             raise ValueError(f"unknown command {self.name!r}")
         return model.model_validate(self.args)
 
+    def args_as(self, model: type[BodyT]) -> BodyT:
+        """``args`` as ``model``, which must be this command's registered model: a handler names the model it
+        expects and gets it typed (the dispatcher has already refused args that do not fit)."""
+        if command_args_model(self.name) is not model:
+            raise TypeError(f"{self.name} carries {command_args_model(self.name)}, not {model.__name__}")
+        return model.model_validate(self.args)
+
 
 class Reply(_Payload):
     command_id: str
     ok: bool
     detail: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+    def data_as(self, model: type[BodyT]) -> BodyT:
+        """``data`` as the reply model of the command it answers (``REPLY_DATA``); raises ValidationError."""
+        return model.model_validate(self.data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from edge.protocol import (
     EVENT_DATA,
     EVENT_KINDS,
     REPLY_DATA,
+    AlarmAckArgs,
+    AlarmPressedData,
+    AlarmRepeatData,
     Command,
     Event,
     Heartbeat,
@@ -27,11 +30,12 @@ from edge.protocol import (
     NodeStatus,
     Receipt,
     Reply,
+    SirenSetArgs,
     Topics,
 )
 from hub.config import HubSettings
 from hub.ingest.writer import Incoming, Processor, Rejected
-from hub.live.messages import LIVE_MESSAGE, schema_text
+from hub.live.messages import LIVE_MESSAGE, LIVE_MESSAGE_MODELS, schema_text
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT_DIR / "tests" / "fixtures" / "contract"
@@ -123,6 +127,22 @@ def test_the_node_refuses_a_command_whose_args_do_not_fit() -> None:
     assert audits and audits[-1][0] == "command.refused" and audits[-1][1]["command_id"] == bad.id
 
 
+def test_handlers_read_args_and_data_as_their_registered_models() -> None:
+    """``args_as``/``data_as`` give a handler its typed body, and refuse a model that is not the one the contract
+    registers for that name (a handler reading the wrong model would silently get defaults)."""
+    cmd = Command.make("pole-07", "alarm.ack", {"stage": "dispatched", "alarm_id": "a1"})
+    ack = cmd.args_as(AlarmAckArgs)
+    assert (ack.stage, ack.alarm_id) == ("dispatched", "a1")
+    with pytest.raises(TypeError, match="alarm.ack carries"):
+        cmd.args_as(SirenSetArgs)
+    event = Event.make("pole-07", "alarm.repeat", {"alarm_id": "a1", "count": 3})
+    assert event.data_as(AlarmRepeatData).count == 3
+    with pytest.raises(TypeError, match="alarm.repeat carries"):
+        event.data_as(AlarmPressedData)
+    with pytest.raises(ValidationError):
+        Event.make("pole-07", "alarm.repeat", {"alarm_id": "a1", "count": "three"}).data_as(AlarmRepeatData)
+
+
 def _incoming(event: dict[str, Any]) -> Incoming:
     return Incoming(topic=Topics.events(event["node"]), payload=json.dumps(event).encode(), mid=1, qos=1,
                     received_at=datetime.now(UTC))
@@ -207,3 +227,27 @@ def test_no_topic_share_group_or_outbox_key_is_spelled_outside_the_contract() ->
                 if why:
                     problems.append(f"{rel}:{lineno}: {text!r} ({why})")
     assert not problems, "spelled outside edge/protocol.py:\n" + "\n".join(problems)
+
+
+def test_no_live_message_is_built_from_a_dict_literal() -> None:
+    """Every /api/live message is made through its model in hub/live/messages.py (``AlarmChanged(...).out()``),
+    so a misspelt key fails where it is made; a ``{"type": "alarm", ...}`` literal elsewhere in hub/ would not."""
+    live_types = {m.model_fields["type"].default for m in LIVE_MESSAGE_MODELS}
+    problems = []
+    for path in sorted((ROOT_DIR / "hub").rglob("*.py")):
+        rel = path.relative_to(ROOT_DIR)
+        if rel == Path("hub/live/messages.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Dict):
+                pairs = zip(node.keys, node.values, strict=True)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+                pairs = ((ast.Constant(k.arg), k.value) for k in node.keywords)  # type: ignore[assignment]
+            else:
+                continue
+            for key, value in pairs:
+                if (isinstance(key, ast.Constant) and key.value == "type" and isinstance(value, ast.Constant)
+                        and value.value in live_types):
+                    problems.append(f"{rel}:{node.lineno}: a {value.value!r} message built from a dict")
+    assert live_types >= {"alarm", "event", "node", "reply"}
+    assert not problems, "\n".join(problems)

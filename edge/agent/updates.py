@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from edge.config import load_node_config, pushed_config_from_text
 from edge.configstore import Boot, ConfigStore, update_refusals
 from edge.errors import ConfigError
-from edge.protocol import MAX_CONFIG_BYTES, Command, Reply
+from edge.protocol import MAX_CONFIG_BYTES, Command, ConfigUpdateArgs, Reply
 
 if TYPE_CHECKING:
     from edge.agent.node import NodeAgent
@@ -56,8 +56,8 @@ class ConfigUpdater:
         if self.boot.trial is not None or self.staged is not None:
             busy = self.staged or self.boot.trial.command_id  # type: ignore[union-attr]
             return refuse(f"config update {busy} is still being tried; wait for config.applied or rolled_back")
-        text = cmd.args.get("yaml")
-        if not isinstance(text, str) or not text.strip():
+        text = cmd.args_as(ConfigUpdateArgs).yaml
+        if not text.strip():
             return refuse("args.yaml must hold the node config as YAML text")
         if len(text.encode()) > MAX_CONFIG_BYTES:
             return refuse(f"the config is larger than {MAX_CONFIG_BYTES} bytes")

@@ -30,10 +30,9 @@ from edge.config import LiveSettings
 from edge.errors import HardwareError
 from edge.live.audio import Speaker, open_microphone, open_speaker, play_file
 from edge.live.video import SharedVideoEncoder
-from edge.protocol import Command, Reply
+from edge.protocol import Command, LiveKeepaliveArgs, LiveStartArgs, LiveStopArgs, Reply
 
 log = logging.getLogger(__name__)
-SESSION_ID_MAX = 64
 DISCONNECTED_GRACE_S = 5.0  # ICE "disconnected" may recover; "failed" and "closed" end at once
 
 
@@ -77,31 +76,28 @@ class LiveManager:
             return Reply(command_id=cmd.id, ok=False, detail=f"{cmd.name} failed: {exc}"[:300])
 
     async def _obey(self, cmd: Command) -> Reply:
-        args = cmd.args
         if cmd.name == "live.keepalive":
             now = self.clock.monotonic()
             alive, gone = [], {}
-            listed = args.get("sessions")
-            for sid in listed if isinstance(listed, list) else []:
-                session = self.sessions.get(str(sid))
+            for sid in cmd.args_as(LiveKeepaliveArgs).sessions:
+                session = self.sessions.get(sid)
                 if session is not None:
                     session.last_keepalive = now
                     alive.append(session.id)
                 else:
-                    gone[str(sid)] = self.ended.get(str(sid), "unknown")
+                    gone[sid] = self.ended.get(sid, "unknown")
             return Reply(command_id=cmd.id, ok=True, detail=f"{len(alive)} alive",
                          data={"alive": alive, "gone": gone})
-        sid = str(args.get("session", ""))
-        if not sid or len(sid) > SESSION_ID_MAX:
-            return Reply(command_id=cmd.id, ok=False, detail="args.session (1..64 characters) is required")
         if cmd.name == "live.stop":
+            sid = cmd.args_as(LiveStopArgs).session
             known = sid in self.sessions
             await self.end(sid, "stopped")
             return Reply(command_id=cmd.id, ok=True, detail="stopped" if known else "no such session")
-        return await self._start(cmd, sid)
+        return await self._start(cmd)
 
-    async def _start(self, cmd: Command, sid: str) -> Reply:
-        args = cmd.args
+    async def _start(self, cmd: Command) -> Reply:
+        args = cmd.args_as(LiveStartArgs)
+        sid = args.session
         if not self.settings.enabled:
             return Reply(command_id=cmd.id, ok=False, detail="live view is disabled in this node's config")
         if sid in self.sessions:
@@ -109,11 +105,11 @@ class LiveManager:
         if len(self.sessions) >= self.settings.max_viewers:
             return Reply(command_id=cmd.id, ok=False,
                          detail=f"this node already serves {len(self.sessions)} sessions (live.max_viewers)")
-        sdp = args.get("sdp")
-        if not isinstance(sdp, str) or "m=" not in sdp:
+        sdp = args.sdp
+        if "m=" not in sdp:
             return Reply(command_id=cmd.id, ok=False, detail="args.sdp must be the browser's SDP offer")
-        talk = bool(args.get("talk", False))
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=_ice_servers(args.get("ice_servers"))))
+        talk = args.talk
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=_ice_servers(args.ice_servers)))
         now = self.clock.monotonic()
         session = LiveSession(sid, cmd.operator or "?", talk, pc, now, now)
         self.sessions[sid] = session

@@ -23,7 +23,7 @@ from edge.hw.camera import Camera
 from edge.hw.gpio import AlarmPostPins
 from edge.link.dispatch import CommandDispatcher
 from edge.link.outbox import Outbox
-from edge.protocol import ALARM_STAGES, Command, Reply
+from edge.protocol import AlarmAckArgs, Command, Reply, SirenSetArgs
 from edge.roles.base import EventEmitter
 from edge.roles.debounce import Debouncer
 
@@ -173,10 +173,8 @@ class AlarmPost(EventEmitter):
             self._show()
 
     def _ack(self, cmd: Command) -> Reply:
-        stage = str(cmd.args.get("stage", "acknowledged"))
-        if stage not in ALARM_STAGES:
-            return Reply(command_id=cmd.id, ok=False, detail=f"unknown stage {stage!r}")
-        alarm_id = cmd.args.get("alarm_id")
+        args = cmd.args_as(AlarmAckArgs)  # the dispatcher refused a stage outside ALARM_STAGES
+        stage, alarm_id = args.stage, args.alarm_id
         if self.alarm is None or (alarm_id and alarm_id != self.alarm.id):
             return Reply(command_id=cmd.id, ok=True, detail="no such open alarm on this node")
         if stage == "resolved":
@@ -189,7 +187,7 @@ class AlarmPost(EventEmitter):
         return Reply(command_id=cmd.id, ok=True, detail=f"showing {self.pins.light.pattern}")
 
     def _siren(self, cmd: Command) -> Reply:
-        on = bool(cmd.args.get("on", False))
+        on = cmd.args_as(SirenSetArgs).on
         self.pins.set_siren(on)
         return Reply(command_id=cmd.id, ok=True, detail=f"siren {'on' if on else 'off'}")
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from hub.live.messages import AlarmChanged
 from hub.store.engine import add_audit, has_rows, jsonable, now_utc
 from hub.store.schema import alarms, escalations, nodes
 
@@ -62,7 +63,7 @@ class Escalator:
             if self.webhook:
                 self._call_webhook(alarm)
         if out and self.publish:
-            self.publish([{"type": "alarm", "alarm": a, "escalated": True} for a in out])
+            self.publish([AlarmChanged(alarm=a, escalated=True).out() for a in out])
         return out
 
     def _call_webhook(self, alarm: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from edge.protocol import ALARM_KINDS, HUB_NODE, Command, Topics
+from edge.protocol import ALARM_KINDS, HUB_NODE, AlarmAckArgs, Command, Topics
 from hub.errors import Conflict, NotFound
 from hub.nodes.keys import KeyVault
 from hub.runtime import metrics
@@ -242,5 +242,5 @@ class HubService:
             commands.c.name == "alarm.ack", commands.c.node == row.node,
             commands.c.id == commands.c.delivery,  # the first attempt of another delivery
             commands.c.delivery != row.delivery, commands.c.issued_at > first_issued,
-            commands.c.args["alarm_id"].as_string() == (row.args or {}).get("alarm_id"))).first()
+            commands.c.args["alarm_id"].as_string() == AlarmAckArgs.model_validate(row.args or {}).alarm_id)).first()
         return newer is not None

@@ -21,6 +21,7 @@ from hub.alarms.escalation import annotate
 from hub.alarms.service import OUTCOMES, HubService
 from hub.api.auth import current_user
 from hub.auth.policy import requires
+from hub.live.messages import AlarmChanged, EventMessage, Hello
 from hub.runtime import metrics
 from hub.store.engine import jsonable
 from hub.store.schema import clips, events, snapshots
@@ -135,7 +136,7 @@ def get_alarm(alarm_id: str, service: ServiceDep) -> dict[str, Any]:
 
 
 def _push(request: Request, alarm: dict[str, Any]) -> dict[str, Any]:
-    request.app.state.hub.live.publish([{"type": "alarm", "alarm": alarm}])
+    request.app.state.hub.live.publish([AlarmChanged(alarm=alarm).out()])
     return alarm
 
 
@@ -191,11 +192,11 @@ async def live(websocket: WebSocket, since: int | None = None) -> None:
                 with state.engine.connect() as conn:
                     rows = conn.execute(select(events).where(events.c.seq > since)
                                         .order_by(events.c.seq).limit(5000)).all()
-                return [{"type": "event", "cursor": r.seq, "event": jsonable(r), "replay": True} for r in rows]
+                return [EventMessage(cursor=r.seq, event=jsonable(r), replay=True).out() for r in rows]
 
             for message in await asyncio.to_thread(catch_up):
                 await websocket.send_json(message)
-        await websocket.send_json({"type": "hello", "version": __version__})
+        await websocket.send_json(Hello(version=__version__).out())
         receiver = asyncio.create_task(_drain_client(websocket))
         try:
             while True:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from edge.protocol import AccessReplyData
 from hub.alarms.service import HubService
 from hub.errors import Conflict, NotFound
 from hub.store.engine import add_audit, jsonable, now_utc
@@ -233,7 +234,8 @@ class DoorService:
                     state="failed", detail=cmd.detail, updated=now))
                 return
             conn.execute(update(enrolments).where(enrolments.c.id == row.id).values(
-                state="enrolled", slot=data.get("slot"), detail=cmd.detail, template_enc=sealed, updated=now))
+                state="enrolled", slot=AccessReplyData.model_validate(data).slot, detail=cmd.detail,
+                template_enc=sealed, updated=now))
             tenant = self._tenant_row(conn, row.tenant)
             if sealed is None or tenant.state != "active":
                 return

@@ -30,8 +30,10 @@ from edge.protocol import (
     MAX_JSON_PAYLOAD_BYTES,
     MAX_SNAPSHOT_BYTES,
     RAISED_BY_HUB,
+    AlarmRepeatData,
     Event,
     Heartbeat,
+    NodeFaultData,
     NodeStatus,
     Receipt,
     RejectedItem,
@@ -292,15 +294,15 @@ class Processor:
                    incident: str | None = None) -> dict[str, Any] | None:
         """The alarm an event raises, for the live push; ``incident``: it joins that outage, no alarm alone."""
         if event.kind == "alarm.repeat":
-            target = str(event.data.get("alarm_id", ""))
-            count = int(event.data.get("count", 1)) if str(event.data.get("count", "")).isdigit() else 1
+            repeat = event.data_as(AlarmRepeatData)  # checked against the contract before it was stored
+            target, count = repeat.alarm_id, repeat.count
             conn.execute(update(alarms).where(alarms.c.id == target, alarms.c.node == event.node,
                                               alarms.c.count < count).values(count=count))
             merged = conn.execute(select(alarms).where(alarms.c.id == target)).first()
             return jsonable(merged) if merged else None
         if event.kind not in ALARM_KINDS:
             return None
-        if event.kind == "node.fault" and event.data.get("severity") == "info":
+        if event.kind == "node.fault" and event.data_as(NodeFaultData).severity == "info":
             return None
         row = {"id": str(event.id), "node": event.node, "kind": event.kind, "state": "open",
                "count": 1, "node_ts": event.ts, "raised_at": received_at, "incident": incident}

@@ -106,6 +106,8 @@ class AlarmChanged(_Live):
     escalated: bool | None = None
 
 
+LIVE_MESSAGE_MODELS: tuple[type[_Live], ...] = (Hello, NodeState, EventMessage, EventsSummary, SnapshotStored,
+                                                CommandReply, AlarmChanged)
 LiveMessage = Annotated[
     Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged,
     Field(discriminator="type"),

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from edge.config import NodeConfig, node_config_from_text
 from edge.errors import ConfigError
-from edge.protocol import MAX_CONFIG_BYTES
+from edge.protocol import MAX_CONFIG_BYTES, ConfigOutcomeData, ConfigUpdateArgs
 from hub.alarms.service import HubService
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.engine import add_audit, now_utc
@@ -145,15 +145,16 @@ def list_updates(service: HubService, node: str, limit: int = 50) -> list[dict[s
             first = min(r.issued_at for r in rows)
             for ev in conn.execute(select(events).where(events.c.node == node, events.c.kind.in_(OUTCOME_KINDS),
                                                         events.c.received_at >= first).order_by(events.c.seq)):
-                data = ev.data if isinstance(ev.data, dict) else json.loads(ev.data or "{}")
-                outcomes[str(data.get("command_id"))] = (ev, data)  # the latest outcome wins
+                data = ConfigOutcomeData.model_validate(ev.data if isinstance(ev.data, dict)
+                                                        else json.loads(ev.data or "{}"))
+                outcomes[str(data.command_id)] = (ev, data)  # the latest outcome wins
     now = now_utc()
     out = []
     for r in rows:
-        args = r.args or {}
+        args = ConfigUpdateArgs.model_validate(r.args or {})
         item: dict[str, Any] = {
             "command_id": r.id, "operator": r.operator, "issued_at": r.issued_at.isoformat(),
-            "expires_at": r.expires_at.isoformat(), "sha256": args.get("sha256"), "yaml": args.get("yaml"),
+            "expires_at": r.expires_at.isoformat(), "sha256": args.sha256, "yaml": args.yaml,
             "reply": None if r.replied_at is None else {"ok": r.ok, "detail": r.detail,
                                                         "at": r.replied_at.isoformat(), "data": r.data},
             "state": "sent", "reason": None, "outcome_at": None,
@@ -161,8 +162,8 @@ def list_updates(service: HubService, node: str, limit: int = 50) -> list[dict[s
         if r.id in outcomes:
             ev, data = outcomes[r.id]
             item["state"] = "applied" if ev.kind == "config.applied" else "rolled_back"
-            item["reason"] = data.get("reason")
-            item["boots"] = data.get("boots")
+            item["reason"] = data.reason
+            item["boots"] = data.boots
             item["outcome_at"] = ev.received_at.isoformat()
         elif r.replied_at is not None:
             item["state"] = "accepted" if r.ok else "refused"

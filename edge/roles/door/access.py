@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.errors import HardwareError, PinganError
 from edge.hw.fingerprint import EnrolmentError, FingerprintReader
-from edge.protocol import Command, Reply
+from edge.protocol import AccessEnrolArgs, AccessRevokeArgs, AccessSyncArgs, Command, Reply
 from edge.roles.door.access_list import AccessEntry, AccessList, parse_time
 from edge.template_crypto import TemplateKeyError, open_template, seal_template
 
@@ -60,13 +60,13 @@ class AccessManager:
         return self.door.reader
 
     async def _enrol(self, cmd: Command) -> Reply:
-        args = cmd.args
-        tenant_id = str(args["tenant_id"])
-        valid_from, valid_until = parse_time(args.get("valid_from")), parse_time(args.get("valid_until"))
+        args = cmd.args_as(AccessEnrolArgs)
+        tenant_id = args.tenant_id
+        valid_from, valid_until = parse_time(args.valid_from), parse_time(args.valid_until)
         if valid_from and valid_until and valid_until <= valid_from:
             raise ValueError("valid_until must be after valid_from")
-        version = int(args.get("version", 0))
-        sealed = args.get("template_enc")
+        version = args.version
+        sealed = args.template_enc
         template = None
         if sealed:
             if self.block_key is None:
@@ -76,7 +76,7 @@ class AccessManager:
         reader = self._need_reader()
         self.door.busy = "enrol"
         try:
-            slot = args.get("slot")
+            slot = args.slot
             if slot is None:
                 used = await asyncio.to_thread(reader.used_slots)
                 capacity = (await asyncio.to_thread(reader.parameters)).capacity
@@ -115,13 +115,13 @@ class AccessManager:
         return Reply(command_id=cmd.id, ok=True, detail=detail, data=data)
 
     async def _revoke(self, cmd: Command) -> Reply:
-        args = cmd.args
+        args = cmd.args_as(AccessRevokeArgs)
         slots: set[int] = set()
-        if args.get("tenant_id"):
-            slots.update(self.access.slots_of(str(args["tenant_id"])))
-        if args.get("slot") is not None:
-            slots.add(int(args["slot"]))
-        version = int(args.get("version", 0))
+        if args.tenant_id:
+            slots.update(self.access.slots_of(args.tenant_id))
+        if args.slot is not None:
+            slots.add(args.slot)
+        version = args.version
         deleted_on_reader = await self._delete_templates(sorted(slots))
         for slot in slots:
             self.access.remove(slot, version)
@@ -143,10 +143,10 @@ class AccessManager:
         return deleted
 
     async def _sync(self, cmd: Command) -> Reply:
-        args = cmd.args
-        version = int(args["version"])
-        entries = [AccessEntry(int(e["slot"]), str(e["tenant_id"]), parse_time(e.get("valid_from")),
-                               parse_time(e.get("valid_until")), version) for e in args.get("entries", [])]
+        args = cmd.args_as(AccessSyncArgs)
+        version = args.version
+        entries = [AccessEntry(e.slot, e.tenant_id, parse_time(e.valid_from), parse_time(e.valid_until), version)
+                   for e in args.entries]
         wanted = {e.slot for e in entries}
         if len(wanted) != len(entries):
             raise ValueError("access.sync lists a slot twice")

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from edge.protocol import LIVE_START_TTL
+from edge.protocol import LIVE_START_TTL, LiveKeepaliveReplyData
 from hub.alarms.service import HubService
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.engine import add_audit, jsonable, now_utc
@@ -86,10 +86,11 @@ class LiveService:
             loop, fut = waiter
             loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(reply))
         if item.get("name") == "live.keepalive" and item.get("ok"):
-            for sid in data.get("alive", []):
+            kept = LiveKeepaliveReplyData.model_validate(data)
+            for sid in kept.alive:
                 if sid in self.open:
                     self.open[sid].last_node_ack = time.monotonic()
-            for sid, reason in (data.get("gone") or {}).items():
+            for sid, reason in kept.gone.items():
                 self._finish(sid, f"node: {reason}")
 
     async def _ask(self, node: str, name: str, args: dict[str, Any], operator: str,
