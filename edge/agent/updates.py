@@ -2,7 +2,7 @@
 
 Why this shape: a config pushed from the centre can be valid and still wrong for the place (a
 broker port the node cannot reach, a pin that is not there). Nobody is at the pole to fix it, so
-the node tries a pushed config as *pending* (edge/configstore.py), counts the starts it gets, and
+the node tries a pushed config as *pending* (edge/agent/configstore.py), counts the starts it gets, and
 promotes it to *confirmed* only once the node is up with it; after ``updates.max_boots`` failed
 starts, or at once when it cannot even be parsed, it goes back to the last confirmed config and
 says so with a ``config.rolled_back`` event (``config.applied`` when it worked).
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.agent.configstore import Boot, ConfigStore, update_refusals
 from edge.config import load_node_config, pushed_config_from_text
-from edge.configstore import Boot, ConfigStore, update_refusals
 from edge.errors import ConfigError
 from edge.protocol import MAX_CONFIG_BYTES, Command, ConfigUpdateArgs, Reply
 

@@ -75,7 +75,7 @@ class Doctor:
             self.cfg = load_node_config(self.config_path)
         except ConfigError as exc:
             return Finding("config", "fail", str(exc), f"edit {self.config_path} (see firmware_config/*.example.yaml)")
-        from edge.configstore import ConfigStore
+        from edge.agent.configstore import ConfigStore
 
         # after a config.update the agent runs the confirmed remote config: check that one
         self.cfg, in_effect = ConfigStore(self.config_path, self.cfg.data_dir).in_effect(self.cfg)

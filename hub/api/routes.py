@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
@@ -27,7 +26,6 @@ from hub.store.engine import jsonable
 from hub.store.schema import clips, events, snapshots
 
 router = APIRouter()
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 def _state(request: Request) -> Any:
@@ -113,7 +111,7 @@ def clip_frames(event_id: str, state: StateDep) -> dict[str, Any]:
 @router.get("/api/events/{event_id}/clips/{n}.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such frame"}})
 def clip_frame(event_id: str, n: int, state: StateDep) -> Response:
-    if not 0 <= n < 2**31:  # beyond SQLite's INTEGER: no such frame (found by tests/test_openapi_fuzz.py)
+    if not 0 <= n < 2**31:  # beyond SQLite's INTEGER: no such frame (found by tests/hub/test_openapi_fuzz.py)
         raise HTTPException(404, f"no frame {n} of event {event_id}'s burst")
     with state.engine.connect() as conn:
         jpeg = conn.execute(select(clips.c.jpeg).where(clips.c.event_id == event_id, clips.c.n == n)).scalar()
@@ -173,11 +171,6 @@ def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: S
 def prometheus() -> Response:
     """Needs ``Authorization: Bearer $PINGAN_METRICS_TOKEN`` (checked by hub/auth/policy.py's middleware)."""
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-@router.get("/", include_in_schema=False)
-def dashboard() -> FileResponse:
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
 @router.websocket("/api/live")

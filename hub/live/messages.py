@@ -3,7 +3,7 @@
 This is the console's contract, as the MQTT one (edge/protocol.py) is the nodes'. Producers build a
 message through its model and hand ``.out()`` to the fan-out, so a misspelt key or a missing field
 fails where it is made, not in a browser. ``contract_schema()`` is both contracts as JSON Schema; it
-is committed as ``hub/web/contract.schema.json`` for the console (tests/test_contract.py keeps the
+is committed as ``hub/web/contract.schema.json`` for the console (tests/contract/test_contract.py keeps the
 file in sync; ``python -m hub.live.messages > hub/web/contract.schema.json`` writes it again).
 
 The stream is a discriminated union on ``type`` (``LiveMessage``): each message is a small flat

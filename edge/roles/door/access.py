@@ -5,7 +5,7 @@ template syncing between a block's doors, the reader's library. The lock only re
 
 Each command works the reader (seconds, in a worker thread), so they are coroutines, one at a time;
 while one enrols, the door does not scan. A template enrolled here is sealed with the block key
-(edge/template_crypto.py) for the block's other doors; one sealed elsewhere is opened and uploaded.
+(edge/roles/door/template_crypto.py) for the block's other doors; one sealed elsewhere is opened and uploaded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from edge.errors import HardwareError, PinganError
 from edge.hw.fingerprint import EnrolmentError, FingerprintReader
 from edge.protocol import AccessEnrolArgs, AccessRevokeArgs, AccessSyncArgs, Command, Reply
 from edge.roles.door.access_list import AccessEntry, AccessList, parse_time
-from edge.template_crypto import TemplateKeyError, open_template, seal_template
+from edge.roles.door.template_crypto import TemplateKeyError, open_template, seal_template
 
 if TYPE_CHECKING:
     from edge.roles.door.lock import Door
