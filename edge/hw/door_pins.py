@@ -21,7 +21,7 @@ from gpiozero.exc import BadPinFactory, GPIOPinInUse
 
 from edge.config import DoorSettings
 from edge.errors import HardwareError
-from edge.hw.gpio import make_pin_factory
+from edge.hw.gpio import close_devices, make_pin_factory
 
 EdgeHandler = Callable[[bool], None]
 
@@ -124,12 +124,7 @@ class DoorPins:
                 relay.off()  # leave the lock de-energised, whatever happened
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
-        for device in reversed(self._devices):
-            try:
-                device.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self._devices.clear()
+        close_devices(self._devices)
 
     def __repr__(self) -> str:
         if not self._devices:

@@ -32,6 +32,17 @@ LED_PATTERNS: dict[str, tuple[float, float] | str] = {
 }
 
 
+def close_devices(devices: list[Any]) -> None:
+    """Close in reverse order of opening and forget them: best effort, so one stuck pin cannot keep the
+    others (a lock relay among them) claimed when the agent stops."""
+    for device in reversed(devices):
+        try:
+            device.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+    devices.clear()
+
+
 def make_pin_factory(mode: str) -> Any:
     """The pin factory for this run; None means gpiozero's own choice (lgpio on a Pi)."""
     if mode == "mock" or os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock":
@@ -147,12 +158,7 @@ class AlarmPostPins:
         pin.drive_high() if opened else pin.drive_low()
 
     def close(self) -> None:
-        for device in reversed(self._devices):
-            try:
-                device.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self._devices.clear()
+        close_devices(self._devices)
 
     def __repr__(self) -> str:
         return (f"<AlarmPostPins button={'down' if self.button_pressed else 'up'} {self.light!r} "
