@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hub.api.deps import IngestDep, ServiceDep, UserDep
+from hub.api.models import ConfigRefused
 from hub.api.models.node_config import ConfigSent, ConfigUpdate
 from hub.auth.policy import requires
 from hub.nodes.config_push import ConfigInvalid, config_text, list_updates, push_config, validate_for
@@ -30,7 +31,7 @@ def _invalid(exc: ConfigInvalid) -> JSONResponse:
 
 
 @router.post("/{node}/config", status_code=202, response_model=ConfigSent,
-             responses={422: {"description": "Invalid config, not sent"}})
+             responses={422: {"model": ConfigRefused, "description": "Invalid config, not sent"}})
 @requires("installer", "admin")
 def push_node_config(node: str, body: ConfigPush, user: UserDep, ingest: IngestDep, service: ServiceDep) -> Any:
     """Validate the config as the node would, then send it as a signed config.update. The node tries

@@ -29,7 +29,7 @@ from hub.store.schema import clips, events, snapshots
 
 router = APIRouter()
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-JPEG = {200: {"content": {"image/jpeg": {}}}}
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
 
 
 class AckBody(BaseModel):
@@ -55,7 +55,7 @@ def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster:
             "replica": settings.replica, "leader": cluster.is_leader()}
 
 
-@router.get("/api/nodes", response_model=list[NodeOut])
+@router.get("/api/nodes", response_model=list[NodeOut], response_model_exclude_unset=True)
 def list_nodes(service: ServiceDep) -> list[dict[str, Any]]:
     return service.list_nodes()
 
@@ -180,8 +180,8 @@ async def live(websocket: WebSocket, fanout: LiveHubDep, engine: EngineDep, sinc
                                         .order_by(events.c.seq).limit(5000)).all()
                 return [EventMessage(cursor=r.seq, event=jsonable(r), replay=True).out() for r in rows]
 
-            for message in await asyncio.to_thread(catch_up):
-                await websocket.send_json(message)
+            for replayed in await asyncio.to_thread(catch_up):
+                await websocket.send_json(replayed)
         await websocket.send_json(Hello(version=__version__).out())
         receiver = asyncio.create_task(_drain_client(websocket))
         try:

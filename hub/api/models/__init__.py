@@ -24,9 +24,14 @@ THE RULE, for every router in ``hub/api/`` (today's and those added later):
 5. A key a row has only sometimes gets a default, and its route sets
    ``response_model_exclude_unset=True``: the key stays absent as the service made it (not ``null``),
    and the schema shows it as not required. tests/hub/test_api_schema.py checks the pairing.
-6. Non-JSON routes (JPEG, CSV, MJPEG) set ``response_class=`` and declare their media type in
+6. Error bodies: FastAPI documents a 422 for every route with parameters (its own list of
+   problems). A route that answers 422 in another shape declares it, e.g.
+   ``responses={422: {"model": Refused}}`` (a sentence or FastAPI's list); schemathesis checks
+   every documented status, errors included. Undocumented statuses (401, 403, 404, 409) are
+   ``{"detail": "<why>"}`` from HTTPException, hub.errors and the policy middleware.
+7. Non-JSON routes (JPEG, CSV, MJPEG) set ``response_class=`` and declare their media type in
    ``responses={200: {"content": {"image/jpeg": {}}}}``; they have no response model.
-7. Routes take what they need through the typed dependencies of ``hub/api/deps.py`` (``ServiceDep``,
+8. Routes take what they need through the typed dependencies of ``hub/api/deps.py`` (``ServiceDep``,
    ``DoorsDep``, ``UserDep`` ...), never ``request.app.state``.
 """
 
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ApiModel(BaseModel):
@@ -45,3 +50,26 @@ class ApiModel(BaseModel):
 
 Role = Literal["operator", "installer", "admin"]  # hub.auth.service.ROLES
 NodeStateName = Literal["unknown", "online", "offline", "removed"]  # registered, status or heartbeat, removed
+
+
+class Problem(BaseModel):
+    """One problem with a request, as FastAPI lists them (``extra="allow"``: pydantic adds ``input``,
+    ``ctx`` and ``url`` as it sees fit; the hub adds a YAML ``line`` for a config)."""
+
+    model_config = ConfigDict(extra="allow")
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Refused(ApiModel):
+    """A 422 that is a sentence (the hub's own check) or FastAPI's list of problems (a malformed request)."""
+
+    detail: str | list[Problem]
+
+
+class ConfigRefused(ApiModel):
+    """A config push refused before anything was sent: each problem with its field and YAML line."""
+
+    detail: list[Problem]
+    message: str | None = Field(default=None, description="All problems in one sentence (absent: malformed request)")
