@@ -11,9 +11,10 @@ THE RULE, for every router in ``hub/api/`` (today's and those added later):
    name). Request bodies stay in the router beside their route. Shared pieces (this module's
    :class:`ApiModel`, the closed sets below) are imported from here.
 2. How: every JSON route names its model with ``response_model=`` in its decorator. Services keep
-   returning plain dicts (the store's rows through ``jsonable``); FastAPI validates them against the
-   model on the way out. A route may return a model instance instead; the schema is the same.
-3. Strict: models derive from :class:`ApiModel` (``extra="forbid"``), so an undeclared key fails.
+   returning plain dicts (the store's rows through ``jsonable``) and the function's return annotation
+   says so (``-> dict[str, Any]``); FastAPI validates the dict against the model on the way out.
+3. Strict: models derive from :class:`ApiModel` (``extra="forbid"``), so an undeclared key fails
+   (a 500 ResponseValidationError: the route's tests fail, rather than the key silently vanishing).
    ``extra="allow"`` only where a row legitimately carries open-ended data, with the reason in the
    model's docstring; a ``dict[str, Any]`` field (open JSON, e.g. an event's ``data``) likewise, and
    both need an entry with its reason in ``UNTYPED_OK`` in tests/hub/test_api_schema.py, which fails
@@ -32,7 +33,8 @@ THE RULE, for every router in ``hub/api/`` (today's and those added later):
 7. Non-JSON routes (JPEG, CSV, MJPEG) set ``response_class=`` and declare their media type in
    ``responses={200: {"content": {"image/jpeg": {}}}}``; they have no response model.
 8. Routes take what they need through the typed dependencies of ``hub/api/deps.py`` (``ServiceDep``,
-   ``DoorsDep``, ``UserDep`` ...), never ``request.app.state``.
+   ``DoorsDep``, ``UserDep`` ...; a new part of the hub gets its provider there), never
+   ``request.app.state`` (tests/hub/test_api_schema.py checks).
 """
 
 from __future__ import annotations
