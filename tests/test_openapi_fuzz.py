@@ -116,7 +116,7 @@ IDS = _seed()
 TOKEN = TestClient(app).post("/api/login", json={"username": "fuzz", "password": "fuzz password 123"}).json()["token"]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-EXAMPLES = int(os.environ.get("PINGAN_OPENAPI_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("PINGAN_OPENAPI_EXAMPLES", "20"))  # ~20 s on 2 cores; CI may raise it
 
 
 @schema.parametrize()
