@@ -9,7 +9,7 @@ if [ -f models/build_models.py ]; then
 fi
 echo "[test] ruff"
 .venv/bin/ruff check edge hub tests bench models
-echo "[test] mypy (strict: the contract, the node's link and config, the hub's transport, ingest and store)"
+echo "[test] mypy (strict: the contract, the node's link and config, the hub's transport, ingest, store and API)"
 .venv/bin/mypy
 echo "[test] pytest"
 rc=0

@@ -8,8 +8,12 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from hub.api.deps import AuthDep, SettingsDep, UserDep, current_user
+from hub.api.models.auth import LiveTicketOut, LoginOut, LogoutOut, Me, StaffUser
 from hub.auth.policy import _headers, client_ip, requires, same_origin
-from hub.auth.service import COOKIE, LIVE_TICKET_TTL_S, ROLES, Auth, User
+from hub.auth.service import COOKIE, LIVE_TICKET_TTL_S, ROLES
+
+__all__ = ["current_user", "router"]  # current_user: hub/api/deps.py's, kept importable from here
 
 # --- routes ------------------------------------------------------------------------------------
 router = APIRouter(tags=["auth"])
@@ -20,20 +24,12 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-def current_user(request: Request) -> User:
-    user = request.scope.get("state", {}).get("user")
-    if user is None:  # only reachable if the middleware is missing
-        raise HTTPException(401, "login required")
-    return user
-
-
-@router.post("/api/login")
-async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+@router.post("/api/login", response_model=LoginOut)
+async def login(body: LoginBody, request: Request, response: Response, auth: AuthDep) -> dict[str, Any]:
     """Returns a bearer token and sets the console's session cookie (HttpOnly, SameSite=Strict).
 
     503 with Retry-After when too many logins are in flight (checked here, on the loop, before a
     thread is taken), 429 when the username or the address has failed too often (hub/auth/service.py)."""
-    auth: Auth = request.app.state.hub.auth
     headers = _headers(request.scope)
     if "origin" in headers and not same_origin(headers):
         raise HTTPException(403, "cross-origin login refused")
@@ -45,10 +41,9 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict[s
             "expires_in_s": int(auth.session_ttl.total_seconds())}
 
 
-@router.post("/api/logout")
+@router.post("/api/logout", response_model=LogoutOut)
 @requires(*ROLES)
-def logout(request: Request, response: Response) -> dict[str, Any]:
-    auth: Auth = request.app.state.hub.auth
+def logout(request: Request, response: Response, auth: AuthDep) -> dict[str, Any]:
     headers = _headers(request.scope)
     authz = headers.get("authorization", "")
     token = authz[7:].strip() if authz.lower().startswith("bearer ") else request.cookies.get(COOKIE)
@@ -58,25 +53,22 @@ def logout(request: Request, response: Response) -> dict[str, Any]:
     return {"ok": True}
 
 
-@router.post("/api/live/ticket")
+@router.post("/api/live/ticket", response_model=LiveTicketOut)
 @requires(*ROLES)
-def live_ticket(request: Request) -> dict[str, Any]:
+def live_ticket(request: Request, user: UserDep, auth: AuthDep) -> dict[str, Any]:
     """A single-use ticket for ``/api/live?ticket=...`` (clients that can send neither the cookie nor an
     Authorization header on a WebSocket); valid for :data:`LIVE_TICKET_TTL_S` seconds."""
-    auth: Auth = request.app.state.hub.auth
-    return {"ticket": auth.new_ticket(current_user(request), client_ip(request.scope)),
+    return {"ticket": auth.new_ticket(user, client_ip(request.scope)),
             "expires_in_s": LIVE_TICKET_TTL_S}
 
 
-@router.get("/api/me")
-def me(request: Request) -> dict[str, Any]:
-    user = current_user(request)
-    settings = request.app.state.hub.settings
+@router.get("/api/me", response_model=Me)
+def me(user: UserDep, settings: SettingsDep) -> dict[str, Any]:
     return {"username": user.username, "role": user.role, "timezone": settings.timezone,
             "escalate_after_s": settings.escalate_after_s}
 
 
-@router.get("/api/users")
+@router.get("/api/users", response_model=list[StaffUser])
 @requires("admin")
-def list_users(request: Request) -> list[dict[str, Any]]:
-    return request.app.state.hub.auth.list_users()
+def list_users(auth: AuthDep) -> list[dict[str, Any]]:
+    return auth.list_users()

@@ -7,21 +7,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from hub.api.deps import DoorsDep
+from hub.api.models.doors import (
+    AuditEntry,
+    Block,
+    CommandOut,
+    CommandSent,
+    Door,
+    Enrolment,
+    SyncSent,
+    Tenant,
+    TenantDetail,
+)
 from hub.auth.policy import requires
-from hub.doors.service import DoorService
 
 router = APIRouter(prefix="/api/doors", tags=["doors"])
-
-
-def _doors(request: Request) -> DoorService:
-    return request.app.state.hub.doors
-
-
-DoorsDep = Annotated[DoorService, Depends(_doors)]
 OPERATORS = ("operator", "admin")
 INSTALLERS = ("installer", "admin")
 
@@ -75,36 +79,36 @@ class UnlockBody(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-@router.get("/blocks")
+@router.get("/blocks", response_model=list[Block])
 def list_blocks(svc: DoorsDep) -> list[dict[str, Any]]:
     return svc.list_blocks()
 
 
-@router.post("/blocks", status_code=201)
+@router.post("/blocks", status_code=201, response_model=Block)
 @requires(*INSTALLERS)
 def add_block(body: BlockBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     return svc.add_block(body.id, name=body.name, address=body.address, grid=body.grid, units_=body.units,
                          actor=_actor(request, body.operator))
 
 
-@router.get("")
+@router.get("", response_model=list[Door])
 def list_doors(svc: DoorsDep, block: str | None = None) -> list[dict[str, Any]]:
     return svc.list_doors(block)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Door)
 @requires(*INSTALLERS)
 def add_door(body: DoorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     return svc.add_door(body.node, body.block, name=body.name, actor=_actor(request, body.operator))
 
 
-@router.get("/tenants")
+@router.get("/tenants", response_model=list[Tenant])
 def list_tenants(svc: DoorsDep, block: str | None = None,
                  state: Annotated[str | None, Query(pattern="^(active|revoked)$")] = None) -> list[dict[str, Any]]:
     return svc.list_tenants(block, state)
 
 
-@router.post("/tenants", status_code=201)
+@router.post("/tenants", status_code=201, response_model=TenantDetail)
 @requires(*OPERATORS)
 def add_tenant(body: TenantBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     return svc.add_tenant(name=body.name, phone=body.phone, id_number=body.id_number, block=body.block,
@@ -112,12 +116,12 @@ def add_tenant(body: TenantBody, svc: DoorsDep, request: Request) -> dict[str, A
                           actor=_actor(request, body.operator))
 
 
-@router.get("/tenants/{tenant_id}")
+@router.get("/tenants/{tenant_id}", response_model=TenantDetail)
 def get_tenant(tenant_id: str, svc: DoorsDep) -> dict[str, Any]:
     return svc.get_tenant(tenant_id)
 
 
-@router.post("/tenants/{tenant_id}/enrol", status_code=202)
+@router.post("/tenants/{tenant_id}/enrol", status_code=202, response_model=Enrolment)
 @requires(*OPERATORS)
 def enrol(tenant_id: str, body: EnrolBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     """Ask the door to enrol the tenant (two scans there); on success the template goes to the block's
@@ -125,23 +129,23 @@ def enrol(tenant_id: str, body: EnrolBody, svc: DoorsDep, request: Request) -> d
     return svc.enrol(tenant_id, body.door, _actor(request, body.operator), body.slot)
 
 
-@router.post("/tenants/{tenant_id}/revoke", status_code=202)
+@router.post("/tenants/{tenant_id}/revoke", status_code=202, response_model=TenantDetail)
 @requires(*OPERATORS)
 def revoke(tenant_id: str, body: OperatorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     return svc.revoke(tenant_id, _actor(request, body.operator))
 
 
-@router.get("/enrolments")
+@router.get("/enrolments", response_model=list[Enrolment])
 def list_enrolments(svc: DoorsDep, tenant: str | None = None, door: str | None = None) -> list[dict[str, Any]]:
     return svc.list_enrolments(tenant, door)
 
 
-@router.get("/commands/{command_id}")
+@router.get("/commands/{command_id}", response_model=CommandOut)
 def command_status(command_id: str, svc: DoorsDep) -> dict[str, Any]:
     return svc.command_status(command_id)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditEntry])
 def audit_log(svc: DoorsDep, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
               until: datetime | None = None,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
@@ -156,14 +160,14 @@ def audit_csv(svc: DoorsDep, door: str | None = None, tenant: str | None = None,
                     headers={"Content-Disposition": 'attachment; filename="door-audit.csv"'})
 
 
-@router.post("/{node}/unlock", status_code=202)
+@router.post("/{node}/unlock", status_code=202, response_model=CommandSent)
 @requires(*OPERATORS)
 def unlock(node: str, body: UnlockBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     """Remote unlock for a named operator: signed, valid for at most 10 s, audited by the door."""
     return {"command_id": svc.unlock(node, _actor(request, body.operator), body.reason)}
 
 
-@router.post("/{node}/sync", status_code=202)
+@router.post("/{node}/sync", status_code=202, response_model=SyncSent)
 @requires("operator", "installer", "admin")
 def sync(node: str, body: OperatorBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
     return {"command_id": svc.sync(node, _actor(request, body.operator))}

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -17,27 +17,17 @@ from sqlalchemy import select, text
 
 from hub import __version__
 from hub.alarms.escalation import annotate
-from hub.alarms.service import OUTCOMES, HubService
-from hub.api.auth import current_user
+from hub.api.deps import ClusterDep, EngineDep, IngestDep, LiveHubDep, ServiceDep, SettingsDep, UserDep
+from hub.api.models.routes import AlarmEscalated, AlarmListed, AlarmOut, ClipFrames, EventOut, Health, NodeOut, Outcome
 from hub.auth.policy import requires
+from hub.live.fanout import LiveHub
 from hub.live.messages import AlarmChanged, EventMessage, Hello
 from hub.runtime import metrics
 from hub.store.engine import jsonable
 from hub.store.schema import clips, events, snapshots
 
 router = APIRouter()
-
-
-def _state(request: Request) -> Any:
-    return request.app.state.hub
-
-
-def _service(request: Request) -> HubService:
-    return request.app.state.hub.service
-
-
-ServiceDep = Annotated[HubService, Depends(_service)]
-StateDep = Annotated[Any, Depends(_state)]
+JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
 
 
 class AckBody(BaseModel):
@@ -50,27 +40,26 @@ class DispatchBody(AckBody):
 
 
 class ResolveBody(AckBody):
-    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    outcome: Outcome
 
 
-@router.get("/api/health")
-def health(state: StateDep) -> dict[str, Any]:
-    with state.engine.connect() as conn:
+@router.get("/api/health", response_model=Health)
+def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster: ClusterDep) -> dict[str, Any]:
+    with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-    ingest = state.ingest
     return {"status": "ok", "version": __version__,
             "mqtt": None if ingest is None else ("connected" if ingest.connected else "disconnected"),
             "ingest_queue": None if ingest is None else ingest.queue.qsize(),
-            "replica": state.settings.replica, "leader": state.cluster.is_leader()}
+            "replica": settings.replica, "leader": cluster.is_leader()}
 
 
-@router.get("/api/nodes")
+@router.get("/api/nodes", response_model=list[NodeOut], response_model_exclude_unset=True)
 def list_nodes(service: ServiceDep) -> list[dict[str, Any]]:
     return service.list_nodes()
 
 
-@router.get("/api/events")
-def list_events(state: StateDep, node: str | None = None, kind: str | None = None,
+@router.get("/api/events", response_model=list[EventOut])
+def list_events(engine: EngineDep, node: str | None = None, kind: str | None = None,
                 after: Annotated[int | None, Query(description="Only events with cursor > after")] = None,
                 since: datetime | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
@@ -84,24 +73,24 @@ def list_events(state: StateDep, node: str | None = None, kind: str | None = Non
     if since is not None:
         q = q.where(events.c.received_at >= since)
     q = q.order_by(events.c.seq if after is not None else events.c.seq.desc()).limit(limit)
-    with state.engine.connect() as conn:
+    with engine.connect() as conn:
         return [jsonable(r) for r in conn.execute(q).all()]
 
 
 @router.get("/api/events/{event_id}/snapshot.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot"}})
-def snapshot(event_id: str, state: StateDep) -> Response:
-    with state.engine.connect() as conn:
+            responses={**JPEG, 404: {"description": "No snapshot"}})
+def snapshot(event_id: str, engine: EngineDep) -> Response:
+    with engine.connect() as conn:
         jpeg = conn.execute(select(snapshots.c.jpeg).where(snapshots.c.event_id == event_id)).scalar()
     if jpeg is None:
         raise HTTPException(404, f"no snapshot for event {event_id} (yet)")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.get("/api/events/{event_id}/clips")
-def clip_frames(event_id: str, state: StateDep) -> dict[str, Any]:
+@router.get("/api/events/{event_id}/clips", response_model=ClipFrames)
+def clip_frames(event_id: str, engine: EngineDep) -> dict[str, Any]:
     """The frames of an alarm's pre-press burst (oldest first) stored so far."""
-    with state.engine.connect() as conn:
+    with engine.connect() as conn:
         frames = [n for (n,) in conn.execute(select(clips.c.n).where(clips.c.event_id == event_id)
                                              .order_by(clips.c.n))]
     return {"event_id": event_id, "frames": frames,
@@ -109,18 +98,18 @@ def clip_frames(event_id: str, state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/api/events/{event_id}/clips/{n}.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such frame"}})
-def clip_frame(event_id: str, n: int, state: StateDep) -> Response:
+            responses={**JPEG, 404: {"description": "No such frame"}})
+def clip_frame(event_id: str, n: int, engine: EngineDep) -> Response:
     if not 0 <= n < 2**31:  # beyond SQLite's INTEGER: no such frame (found by tests/hub/test_openapi_fuzz.py)
         raise HTTPException(404, f"no frame {n} of event {event_id}'s burst")
-    with state.engine.connect() as conn:
+    with engine.connect() as conn:
         jpeg = conn.execute(select(clips.c.jpeg).where(clips.c.event_id == event_id, clips.c.n == n)).scalar()
     if jpeg is None:
         raise HTTPException(404, f"no frame {n} of event {event_id}'s burst")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.get("/api/alarms")
+@router.get("/api/alarms", response_model=list[AlarmListed], response_model_exclude_unset=True)
 def list_alarms(service: ServiceDep,
                 state: Annotated[str, Query(pattern="^(open|all|acknowledged|dispatched|on_scene|resolved)$")]
                 = "open",
@@ -128,43 +117,41 @@ def list_alarms(service: ServiceDep,
     return annotate(service.engine, service.list_alarms(state, limit))
 
 
-@router.get("/api/alarms/{alarm_id}")
+@router.get("/api/alarms/{alarm_id}", response_model=AlarmEscalated, response_model_exclude_unset=True)
 def get_alarm(alarm_id: str, service: ServiceDep) -> dict[str, Any]:
     return annotate(service.engine, [service.get_alarm(alarm_id)])[0]
 
 
-def _push(request: Request, alarm: dict[str, Any]) -> dict[str, Any]:
-    request.app.state.hub.live.publish([AlarmChanged(alarm=alarm).out()])
+def _push(live: LiveHub, alarm: dict[str, Any]) -> dict[str, Any]:
+    live.publish([AlarmChanged(alarm=alarm).out()])
     return alarm
 
 
-def _operator(request: Request) -> str:
-    return current_user(request).username
-
-
-@router.post("/api/alarms/{alarm_id}/ack")
+@router.post("/api/alarms/{alarm_id}/ack", response_model=AlarmOut, response_model_exclude_unset=True)
 @requires("operator", "admin")
-def ack_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "acknowledged", _operator(request), note=body.note))
+def ack_alarm(alarm_id: str, body: AckBody, user: UserDep, live: LiveHubDep, service: ServiceDep) -> dict[str, Any]:
+    return _push(live, service.advance(alarm_id, "acknowledged", user.username, note=body.note))
 
 
-@router.post("/api/alarms/{alarm_id}/dispatch")
+@router.post("/api/alarms/{alarm_id}/dispatch", response_model=AlarmOut, response_model_exclude_unset=True)
 @requires("operator", "admin")
-def dispatch_alarm(alarm_id: str, body: DispatchBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "dispatched", _operator(request), to=body.to, note=body.note))
+def dispatch_alarm(alarm_id: str, body: DispatchBody, user: UserDep, live: LiveHubDep,
+                   service: ServiceDep) -> dict[str, Any]:
+    return _push(live, service.advance(alarm_id, "dispatched", user.username, to=body.to, note=body.note))
 
 
-@router.post("/api/alarms/{alarm_id}/on_scene")
+@router.post("/api/alarms/{alarm_id}/on_scene", response_model=AlarmOut, response_model_exclude_unset=True)
 @requires("operator", "admin")
-def on_scene_alarm(alarm_id: str, body: AckBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "on_scene", _operator(request), note=body.note))
+def on_scene_alarm(alarm_id: str, body: AckBody, user: UserDep, live: LiveHubDep,
+                   service: ServiceDep) -> dict[str, Any]:
+    return _push(live, service.advance(alarm_id, "on_scene", user.username, note=body.note))
 
 
-@router.post("/api/alarms/{alarm_id}/resolve")
+@router.post("/api/alarms/{alarm_id}/resolve", response_model=AlarmOut, response_model_exclude_unset=True)
 @requires("operator", "admin")
-def resolve_alarm(alarm_id: str, body: ResolveBody, request: Request, service: ServiceDep) -> dict[str, Any]:
-    return _push(request, service.advance(alarm_id, "resolved", _operator(request), outcome=body.outcome,
-                                          note=body.note))
+def resolve_alarm(alarm_id: str, body: ResolveBody, user: UserDep, live: LiveHubDep,
+                  service: ServiceDep) -> dict[str, Any]:
+    return _push(live, service.advance(alarm_id, "resolved", user.username, outcome=body.outcome, note=body.note))
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -174,21 +161,20 @@ def prometheus() -> Response:
 
 
 @router.websocket("/api/live")
-async def live(websocket: WebSocket, since: int | None = None) -> None:
+async def live(websocket: WebSocket, fanout: LiveHubDep, engine: EngineDep, since: int | None = None) -> None:
     """New events and alarm changes as JSON; ``?since=<cursor>`` first replays stored events."""
-    state = websocket.app.state.hub
     await websocket.accept()
-    queue = state.live.subscribe()  # a LiveClient: alarms first, then the rest in order
+    queue = fanout.subscribe()  # a LiveClient: alarms first, then the rest in order
     try:
         if since is not None:
             def catch_up() -> list[dict[str, Any]]:
-                with state.engine.connect() as conn:
+                with engine.connect() as conn:
                     rows = conn.execute(select(events).where(events.c.seq > since)
                                         .order_by(events.c.seq).limit(5000)).all()
                 return [EventMessage(cursor=r.seq, event=jsonable(r), replay=True).out() for r in rows]
 
-            for message in await asyncio.to_thread(catch_up):
-                await websocket.send_json(message)
+            for replayed in await asyncio.to_thread(catch_up):
+                await websocket.send_json(replayed)
         await websocket.send_json(Hello(version=__version__).out())
         receiver = asyncio.create_task(_drain_client(websocket))
         try:
@@ -207,7 +193,7 @@ async def live(websocket: WebSocket, since: int | None = None) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        state.live.unsubscribe(queue)
+        fanout.unsubscribe(queue)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may be gone already
             await websocket.close()
 

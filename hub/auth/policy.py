@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -76,7 +76,7 @@ def route_roles(app: Any, scope: dict[str, Any]) -> frozenset[str]:
     return ADMIN_ONLY
 
 
-def _headers(scope: dict[str, Any]) -> dict[str, str]:
+def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
@@ -87,7 +87,7 @@ def same_origin(headers: dict[str, str]) -> bool:
     return urlparse(origin).netloc.lower() == headers.get("host", "").lower()
 
 
-def client_ip(scope: dict[str, Any]) -> str:
+def client_ip(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     return client[0] if client else "-"
 

@@ -1,0 +1,106 @@
+"""The typed dependencies every route takes: the one place that reads ``app.state.hub``.
+
+A route names what it needs (``service: ServiceDep``, ``user: UserDep``) and gets it typed, so a
+route never reaches into ``request.app.state`` and a test can see from its signature what it uses.
+Each provider takes an ``HTTPConnection``, so the same dependency serves HTTP routes and the
+``/api/live`` WebSocket. The hub's parts are built once per process by ``hub.app.HubState``; this
+module does not import it (``hub.app`` imports the routers), it names each part's own type instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from sqlalchemy.engine import Engine
+from starlette.requests import HTTPConnection
+
+from hub.alarms.service import HubService
+from hub.auth.service import Auth, User
+from hub.config import HubSettings
+from hub.doors.service import DoorService
+from hub.ingest.writer import Ingest
+from hub.live.fanout import LiveHub
+from hub.live.video.mjpeg import MjpegRelays
+from hub.live.video.service import LiveService
+from hub.reports.service import Reports
+from hub.runtime.cluster import Cluster
+
+
+def _service(conn: HTTPConnection) -> HubService:
+    service: HubService = conn.app.state.hub.service
+    return service
+
+
+def _doors(conn: HTTPConnection) -> DoorService:
+    doors: DoorService = conn.app.state.hub.doors
+    return doors
+
+
+def _liveview(conn: HTTPConnection) -> LiveService:
+    live: LiveService = conn.app.state.hub.liveview
+    return live
+
+
+def _mjpeg(conn: HTTPConnection) -> MjpegRelays:
+    relays: MjpegRelays = conn.app.state.hub.mjpeg
+    return relays
+
+
+def _live_hub(conn: HTTPConnection) -> LiveHub:
+    fanout: LiveHub = conn.app.state.hub.live
+    return fanout
+
+
+def _auth(conn: HTTPConnection) -> Auth:
+    auth: Auth = conn.app.state.hub.auth
+    return auth
+
+
+def _engine(conn: HTTPConnection) -> Engine:
+    engine: Engine = conn.app.state.hub.engine
+    return engine
+
+
+def _settings(conn: HTTPConnection) -> HubSettings:
+    settings: HubSettings = conn.app.state.hub.settings
+    return settings
+
+
+def _ingest(conn: HTTPConnection) -> Ingest | None:
+    """None when the hub runs without MQTT (``mqtt_enabled=False``: tests, a read-only replica)."""
+    ingest: Ingest | None = conn.app.state.hub.ingest
+    return ingest
+
+
+def _cluster(conn: HTTPConnection) -> Cluster:
+    cluster: Cluster = conn.app.state.hub.cluster
+    return cluster
+
+
+def _reports(conn: HTTPConnection) -> Reports:
+    """A Reports over the hub's store in the centre's zone (cheap: it holds no state between requests)."""
+    state = conn.app.state.hub
+    return Reports(state.engine, state.settings.timezone)
+
+
+def current_user(conn: HTTPConnection) -> User:
+    """The logged-in staff member, set by hub/auth/policy.py's middleware before any route runs."""
+    user: User | None = conn.scope.get("state", {}).get("user")
+    if user is None:  # only reachable if the middleware is missing
+        raise HTTPException(401, "login required")
+    return user
+
+
+ServiceDep = Annotated[HubService, Depends(_service)]
+DoorsDep = Annotated[DoorService, Depends(_doors)]
+LiveDep = Annotated[LiveService, Depends(_liveview)]
+MjpegDep = Annotated[MjpegRelays, Depends(_mjpeg)]
+LiveHubDep = Annotated[LiveHub, Depends(_live_hub)]
+AuthDep = Annotated[Auth, Depends(_auth)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+SettingsDep = Annotated[HubSettings, Depends(_settings)]
+IngestDep = Annotated[Ingest | None, Depends(_ingest)]
+ClusterDep = Annotated[Cluster, Depends(_cluster)]
+ReportsDep = Annotated[Reports, Depends(_reports)]
+UserDep = Annotated[User, Depends(current_user)]
