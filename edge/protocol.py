@@ -703,6 +703,9 @@ class ConfigUpdateReplyData(_Body):
 
 class LiveStartReplyData(_Body):
     sdp: str | None = None  # the node's SDP answer
+    type: str | None = None  # the SDP's type ("answer")
+    talk: bool | None = None  # whether the node took the operator's audio
+    max_session_s: float | None = None  # the node ends the session after this long
 
 
 class LiveKeepaliveReplyData(_Body):

@@ -30,7 +30,7 @@ from edge.config import LiveSettings
 from edge.errors import HardwareError
 from edge.live.audio import Speaker, open_microphone, open_speaker, play_file
 from edge.live.video import SharedVideoEncoder
-from edge.protocol import Command, LiveKeepaliveArgs, LiveStartArgs, LiveStopArgs, Reply
+from edge.protocol import Command, LiveKeepaliveArgs, LiveStartArgs, LiveStartReplyData, LiveStopArgs, Reply
 
 log = logging.getLogger(__name__)
 DISCONNECTED_GRACE_S = 5.0  # ICE "disconnected" may recover; "failed" and "closed" end at once
@@ -138,9 +138,9 @@ class LiveManager:
         self._ensure_ticker()
         log.info("live session %s started for %s (talk=%s); %d session(s)", sid, session.operator, talk,
                  len(self.sessions))
-        return Reply(command_id=cmd.id, ok=True, detail="answer", data={
-            "sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "talk": talk,
-            "max_session_s": self.settings.max_session_s})
+        return Reply(command_id=cmd.id, ok=True, detail="answer", data=LiveStartReplyData(
+            sdp=pc.localDescription.sdp, type=pc.localDescription.type, talk=talk,
+            max_session_s=self.settings.max_session_s).dump())
 
     async def _add_talk(self, session: LiveSession, operator_audio: list[MediaStreamTrack]) -> None:
         mic, closer = open_microphone(self.settings.audio_in)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from edge.protocol import LIVE_START_TTL, LiveKeepaliveReplyData
+from edge.protocol import LIVE_START_TTL, LiveKeepaliveReplyData, LiveStartReplyData
 from hub.alarms.service import HubService
 from hub.errors import Conflict, HubError, NotFound
 from hub.store.engine import add_audit, jsonable, now_utc
@@ -137,9 +137,10 @@ class LiveService:
         now = time.monotonic()
         self.open[sid] = OpenSession(sid, node, username, kind, now, now, now)
         await asyncio.to_thread(self._audit_start, sid, node, username, kind)
-        return {"session": sid, "node": node, "kind": kind, "sdp": reply["data"]["sdp"], "type": "answer",
+        answer = LiveStartReplyData.model_validate(reply["data"])
+        return {"session": sid, "node": node, "kind": kind, "sdp": answer.sdp, "type": "answer",
                 "keepalive_s": KEEPALIVE_EVERY_S, "viewer_timeout_s": self.viewer_timeout_s,
-                "max_session_s": reply["data"].get("max_session_s")}
+                "max_session_s": answer.max_session_s}
 
     def keepalive(self, sid: str, username: str, role: str) -> dict[str, Any]:
         session = self._owned(sid, username, role)
