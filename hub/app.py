@@ -20,6 +20,7 @@ from hub.alarms.service import HubService
 from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
+from hub.api.notify import router as notify_router
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.doors.service import DoorService
@@ -29,6 +30,7 @@ from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
+from hub.notify.service import Notifier
 from hub.reports.service import Reports
 from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
@@ -64,6 +66,7 @@ class HubState:
                                     answer_timeout_s=settings.live_answer_timeout_s,
                                     connected=lambda: self.ingest is not None and self.ingest.connected)
         self.mjpeg = MjpegRelays(self.liveview)
+        self.notifier = Notifier.from_settings(settings, self.engine, self.live.publish_threadsafe)  # hub/notify
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
@@ -104,6 +107,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
+        state.notifier.bind(asyncio.get_running_loop())
         await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
@@ -115,6 +119,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
             lag_watch.cancel()
             await stop_jobs(jobs)
             await state.mjpeg.close()
+            await state.notifier.aclose()
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
             await asyncio.to_thread(state.cluster.stop)
@@ -127,6 +132,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
+    app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
     setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

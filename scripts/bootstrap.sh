@@ -41,3 +41,14 @@ fi
 if [ "${PINGAN_SKIP_FOOTAGE:-0}" != 1 ]; then
   .venv/bin/python models/footage.py >/dev/null || echo "[bootstrap] footage not fetched (python models/footage.py); tests/test_detect_eval.py will skip outside CI"
 fi
+# npm web-push-testing: a real Web Push service for tests/hub/test_notify.py (checks the VAPID JWT and
+# decrypts). `npm ci` installs exactly tests/peers/webpush/package-lock.json, each package checked against
+# its integrity hash; node_modules stays out of git. Nothing runs it but the tests.
+if [ "${PINGAN_SKIP_NPM:-0}" != 1 ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/peers/webpush/node_modules/web-push-testing ] \
+     || [ tests/peers/webpush/package-lock.json -nt tests/peers/webpush/node_modules/.package-lock.json ]; then
+    echo "[bootstrap] npm ci tests/peers/webpush (web-push-testing, pinned by its lockfile)"
+    (cd tests/peers/webpush && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) \
+      || echo "[bootstrap] npm ci failed: the Web Push test will skip"
+  fi
+fi
