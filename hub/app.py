@@ -21,6 +21,7 @@ from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
 from hub.api.notify import router as notify_router
+from hub.api.patrols import router as patrols_router
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.doors.service import DoorService
@@ -133,6 +134,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
     app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
+    app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
     setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -70,7 +70,7 @@ class HubSettings(BaseSettings):
         "robots and SMS first: Chrome's Web Push goes through FCM, which is blocked there"))
     notify_timeout_s: float = Field(default=4, gt=0, le=60,
                                     description="One channel's send for one notice, at most this long, then the next")
-    notify_public_url: str = Field(default="", description=(
+    public_url: str = Field(default="", description=(
         "The hub's address as phones reach it (https://hub.lan:8443): links in messages and on the patrol QR stickers"))
     notify_vapid_subject: str = Field(default="mailto:pingan@localhost", description=(
         "Web Push: the VAPID 'sub' claim, mailto: or https: (push services may contact it)"))
@@ -126,7 +126,7 @@ class HubSettings(BaseSettings):
             raise ValueError("a channel is named twice")
         return ",".join(names)
 
-    @field_validator("notify_public_url", "notify_wecom_webhook", "notify_dingtalk_webhook", "notify_sms_url")
+    @field_validator("public_url", "notify_wecom_webhook", "notify_dingtalk_webhook", "notify_sms_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v and (urlparse(v).scheme not in ("http", "https") or not urlparse(v).hostname):
