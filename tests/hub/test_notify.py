@@ -89,7 +89,8 @@ def test_a_wrong_dingtalk_secret_is_refused_by_the_receiver_and_recorded(tmp_pat
     assert summary(out) == [("li", "dingtalk", "failed"), ("li", "sms", "sent")]
     assert "sign not match" in out[0].why
     [sms] = receiver.of("sms")
-    assert sms["body"]["to"] == "13800000001" and sms["body"]["text"].startswith("【平安】求助报警 东门 East gate（G03）")
+    assert sms["body"]["to"] == "13800000001"
+    assert sms["body"]["text"].startswith("【平安】求助报警 东门 East gate（G03）")
 
 
 def test_hanging_channels_time_out_and_the_next_one_delivers(tmp_path: Path, receiver: Receiver) -> None:
@@ -112,7 +113,8 @@ def test_nobody_reached_is_recorded_listed_per_alarm_and_told_to_the_consoles(tm
     out = run(state.notifier, ["li", "ghost", "grid:G03"])
     assert ("li", "sms", "failed") in summary(out) and "HTTP 503" in out[-1].why
     assert {(d.recipient, d.why) for d in out if d.channel == "-"} == {
-        ("ghost", "no such user, or disabled"), ("grid:G03", "nobody is listed for grid:G03 (the duty roster has no one)")}
+        ("ghost", "no such user, or disabled"),
+        ("grid:G03", "nobody is listed for grid:G03 (the duty roster has no one)")}
     assert told == [{"type": "notify.failed", "alarm": NOTICE["alarm"], "notice": out[0].notice,
                      "recipients": ["ghost", "grid:G03", "li"]}]
     with TestClient(app) as client:
@@ -132,13 +134,14 @@ def test_groups_resolve_through_the_duty_roster_hook(tmp_path: Path, receiver: R
 
 
 def test_bad_channel_settings_are_one_clear_error(tmp_path: Path) -> None:
-    for bad, words in (({"notify_order": "wecom,pager"}, "PINGAN_NOTIFY_ORDER: unknown channels ['pager']"),
-                       ({"notify_sms_template": "{kind} {who}"}, "PINGAN_NOTIFY_SMS_TEMPLATE: unknown fields ['who']"),
-                       ({"notify_sms_body": '{"to": "{phone}", "x": "{nope}"}'}, "PINGAN_NOTIFY_SMS_BODY: unknown fields"),
-                       ({"notify_sms_body": "[1"}, "PINGAN_NOTIFY_SMS_BODY: not JSON"),
-                       ({"notify_wecom_webhook": "qyapi.weixin.qq.com"}, "PINGAN_NOTIFY_WECOM_WEBHOOK: must be an http"),
-                       ({"notify_dingtalk_secret": "SECx"}, "notify_dingtalk_webhook is not"),
-                       ({"notify_vapid_subject": "pingan@x"}, "PINGAN_NOTIFY_VAPID_SUBJECT: must start with mailto:")):
+    for bad, words in (
+            ({"notify_order": "wecom,pager"}, "PINGAN_NOTIFY_ORDER: unknown channels ['pager']"),
+            ({"notify_sms_template": "{kind} {who}"}, "PINGAN_NOTIFY_SMS_TEMPLATE: unknown fields ['who']"),
+            ({"notify_sms_body": '{"to": "{phone}", "x": "{nope}"}'}, "PINGAN_NOTIFY_SMS_BODY: unknown fields"),
+            ({"notify_sms_body": "[1"}, "PINGAN_NOTIFY_SMS_BODY: not JSON"),
+            ({"notify_wecom_webhook": "qyapi.weixin.qq.com"}, "PINGAN_NOTIFY_WECOM_WEBHOOK: must be an http"),
+            ({"notify_dingtalk_secret": "SECx"}, "notify_dingtalk_webhook is not"),
+            ({"notify_vapid_subject": "pingan@x"}, "PINGAN_NOTIFY_VAPID_SUBJECT: must start with mailto:")):
         with pytest.raises(SettingsError) as err:
             load_settings(data_dir=tmp_path, **bad)
         assert words in str(err.value), (bad, str(err.value))
