@@ -34,6 +34,7 @@ SKIP = "skip:"
 class Channel(ABC):
     name: str = ""
     group: bool = False  # one request for all recipients
+    timeout_s: float | None = None  # this channel's bound, when not the Notifier's
 
     @abstractmethod
     async def send(self, client: httpx.AsyncClient, recipients: list[Recipient],

@@ -177,10 +177,11 @@ class Notifier:
                    notice: Notice) -> dict[str, tuple[str, str | None, datetime, datetime]]:
         started = now_utc()
         t0 = time.monotonic()
+        limit = channel.timeout_s or self.timeout_s
         try:
-            answers = await asyncio.wait_for(channel.send(self._http(), people, notice), self.timeout_s)
+            answers = await asyncio.wait_for(channel.send(self._http(), people, notice), limit)
         except TimeoutError:
-            answers = {p.username: f"timed out after {self.timeout_s:g} s" for p in people}
+            answers = {p.username: f"timed out after {limit:g} s" for p in people}
         except Exception as exc:  # noqa: BLE001 - any channel failure is recorded, the next channel follows
             answers = {p.username: describe(exc) for p in people}
         finished = now_utc()
