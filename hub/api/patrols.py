@@ -93,7 +93,7 @@ def check_in(body: CheckInBody, request: Request) -> CheckInOut:
         raise HTTPException(422, "give both lat and lon, or neither / 经纬度需同时提供")
     try:
         out = patrols(request).check_in(user, body.token, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m,
-                                        ip=client_ip(request.scope))
+                                        ip=client_ip(dict(request.scope)))
     except TokenRefused as exc:
         raise HTTPException(403, {"reason": exc.reason, "message": str(exc)}) from None
     return CheckInOut(**out)

@@ -194,7 +194,7 @@ class WebPush(Channel):
     async def _post(self, client: httpx.AsyncClient, sub: dict[str, str], payload: bytes) -> str | None:
         from urllib.parse import urlparse
 
-        from pywebpush import WebPusher
+        from pywebpush import WebPusher  # type: ignore[import-untyped]
 
         info = {"endpoint": sub["endpoint"], "keys": {"p256dh": sub["p256dh"], "auth": sub["auth"]}}
         encoded = WebPusher(info).encode(payload, "aes128gcm")
@@ -211,7 +211,7 @@ class WebPush(Channel):
 
 def load_or_make_vapid(key_file: Path) -> Any:
     """The hub's VAPID key: made once (0600 in a 0700 folder) and kept; browsers subscribed with its public half."""
-    from py_vapid import Vapid02
+    from py_vapid import Vapid02  # type: ignore[import-untyped]
 
     from edge.shared.securefs import private_dir
 

@@ -144,15 +144,15 @@ class Notifier:
         people, unknown = await asyncio.to_thread(self._resolve, recipients)
         deliveries: list[Delivery] = []
         now = now_utc()
-        for name, why in unknown:
-            deliveries.append(self._row(notice, name, "-", 0, "failed", why, now, now))
+        for name, problem in unknown:
+            deliveries.append(self._row(notice, name, "-", 0, "failed", problem, now, now))
         attempts: dict[str, int] = {}
         pending = people
         for channel in self.channels:
             if not pending:
                 break
             results = await self._try(channel, pending, notice)
-            reached = set()
+            reached: set[str] = set()
             for person in pending:
                 status, why, t0, t1 = results[person.username]
                 if status != "skipped":
@@ -186,7 +186,7 @@ class Notifier:
             answers = {p.username: describe(exc) for p in people}
         finished = now_utc()
         log.debug("notify %s: %d recipients in %.0f ms", channel.name, len(people), (time.monotonic() - t0) * 1000)
-        out = {}
+        out: dict[str, tuple[str, str | None, datetime, datetime]] = {}
         for p in people:
             why = answers.get(p.username, "the channel gave no answer for this recipient")
             if why is None:
