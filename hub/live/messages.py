@@ -106,8 +106,17 @@ class AlarmChanged(_Live):
     escalated: bool | None = None
 
 
+class NotifyFailed(_Live):
+    """No channel reached these recipients of a notice (hub/notify): the operator should call them."""
+
+    type: Literal["notify.failed"] = "notify.failed"
+    alarm: str | None = None
+    notice: str
+    recipients: list[str]
+
+
 LiveMessage = Annotated[
-    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged,
+    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

@@ -33,7 +33,6 @@ SKIP = "skip:"
 
 class Channel(ABC):
     name: str = ""
-    group: bool = False  # one request for all recipients
     timeout_s: float | None = None  # this channel's bound, when not the Notifier's
 
     @abstractmethod
@@ -77,7 +76,6 @@ class WeComRobot(Channel):
     """企业微信 group robot: POST {"msgtype": "text", "text": {"content", "mentioned_mobile_list"}}."""
 
     name = "wecom"
-    group = True
 
     def __init__(self, webhook: str) -> None:
         self.webhook = webhook
@@ -100,7 +98,6 @@ class DingTalkRobot(Channel):
     """钉钉 robot: POST {"msgtype": "text", "text": {"content"}, "at": {"atMobiles"}}, signed when it has a secret."""
 
     name = "dingtalk"
-    group = True
 
     def __init__(self, webhook: str, secret: str | None, clock: Callable[[], float] = time.time) -> None:
         self.webhook = webhook

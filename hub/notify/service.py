@@ -28,6 +28,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from hub.config import HubSettings
+from hub.live.messages import NotifyFailed
 from hub.notify.channels import SKIP, Channel, DingTalkRobot, SmsGateway, WebPush, WeComRobot, describe
 from hub.notify.models import Delivery, Notice, Recipient
 from hub.store.engine import now_utc
@@ -169,8 +170,7 @@ class Notifier:
         await asyncio.to_thread(self._store, deliveries)
         missed = sorted({p.username for p in pending} | {n for n, _ in unknown})
         if missed and self.publish is not None:
-            self.publish([{"type": "notify.failed", "alarm": notice.alarm, "notice": notice.id,
-                           "recipients": missed}])
+            self.publish([NotifyFailed(alarm=notice.alarm, notice=notice.id, recipients=missed).out()])
         return deliveries
 
     async def _try(self, channel: Channel, people: list[Recipient],
