@@ -33,7 +33,7 @@ class Receiver:
     ``hang`` (accepts the request and never answers until the test ends). Each checks the request's format
     the way the real service documents it and refuses (with the service's own error shape) what is wrong."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.release = threading.Event()
@@ -74,7 +74,7 @@ class Receiver:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that gave up (its timeout) resets the connection: expected here
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -192,3 +192,18 @@ class PushService:
         r = httpx.post(f"{self.url}/get-notifications", json={"clientHash": client_hash}, timeout=5)
         r.raise_for_status()
         return [json.loads(m) for m in r.json()["data"]["messages"]]
+
+
+def serve_forever(port: int) -> None:
+    """The receiver in a process of its own (bench/notify_fanout.py: not sharing the sender's GIL)."""
+    import sys
+
+    with Receiver(port) as rx:
+        print(rx.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_forever(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
