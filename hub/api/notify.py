@@ -87,6 +87,8 @@ def webpush_unsubscribe(body: SubscriptionOut, request: Request) -> Response:
 @requires("admin")
 def set_contact(username: Annotated[str, Path(max_length=64)], body: ContactIn, request: Request) -> Response:
     """The mobile number the robots @-mention and SMS goes to."""
+    if username not in {u["username"] for u in request.app.state.hub.auth.list_users()}:
+        raise HTTPException(404, f"no user {username!r} / 没有此用户")
     _notifier(request).set_phone(username, body.phone)
     return Response(status_code=204)
 

@@ -27,12 +27,14 @@ from hub.store.schema import nodes, patrol_checkins
 
 POLE_KIND = "alarm_post"
 FAR_M = 200  # a check-in farther than this from the pole's stored position is flagged (a photographed sticker?)
-PATROL_ROLES: frozenset[str] | None = None  # None: any logged-in user; the responders' branch names its role here
+# The responders' policy hook. None: any logged-in user may check in. The responder role (issue 18 item 1)
+# sets it, e.g. frozenset({"responder", "operator", "admin"}).
+RESPONDER_ROLES: frozenset[str] | None = None
 
 
 def may_patrol(user: User) -> bool:
-    """The policy hook: may this user record a patrol check-in?"""
-    return PATROL_ROLES is None or user.role in PATROL_ROLES
+    """May this user record a patrol check-in? (the responders' policy hook, see RESPONDER_ROLES)"""
+    return RESPONDER_ROLES is None or user.role in RESPONDER_ROLES
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
