@@ -22,6 +22,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # coturn: the live view's TURN relay test (a NATed district needs one; docs/live-view.md)
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
+# node + npm: the npm web-push-testing push service of the Web Push test (below); Debian's when missing
+[ "${PINGAN_SKIP_NPM:-0}" = 1 ] || command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
