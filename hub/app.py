@@ -22,6 +22,8 @@ from hub.api.auth import router as auth_router
 from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
+from hub.api.notify import router as notify_router
+from hub.api.patrols import router as patrols_router
 from hub.api.reports import router as reports_router
 from hub.api.routes import router
 from hub.auth.policy import AuthMiddleware
@@ -34,6 +36,7 @@ from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
+from hub.notify.service import Notifier
 from hub.reports.service import Reports
 from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
@@ -75,6 +78,7 @@ class HubState:
                          metrics_token=settings.metrics_token)
         self.escalator = Escalator(self.engine, after_s=settings.escalate_after_s, webhook=settings.escalation_webhook,
                                    publish=self.live.publish_threadsafe)
+        self.notifier = Notifier.from_settings(settings, self.engine, self.live.publish_threadsafe)  # hub/notify
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
@@ -115,6 +119,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
+        state.notifier.bind(asyncio.get_running_loop())
         await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
@@ -126,6 +131,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
             lag_watch.cancel()
             await stop_jobs(jobs)
             await state.mjpeg.close()
+            await state.notifier.aclose()
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
             await asyncio.to_thread(state.cluster.stop)
@@ -141,6 +147,8 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.add_middleware(AuthMiddleware, auth=state.auth)  # login + access policy for every route (hub/auth/policy.py)
     app.include_router(auth_router)
     app.include_router(reports_router)
+    app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
+    app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
     app.include_router(console_router)  # the console page and its static files (hub/web)
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

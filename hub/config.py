@@ -63,6 +63,38 @@ class HubSettings(BaseSettings):
                              description="Replicas: node-to-hub topics via $share/<group>/ (e.g. pingan-hub), "
                                          "clean sessions; needs PostgreSQL (docs/scale.md)")
 
+    # --- notify (hub/notify, docs/notify.md): channels tried in order, each one bounded by a timeout
+    notify_order: str = Field(default="webpush,wecom,dingtalk,sms", description=(
+        "Channels tried in this order for each recipient until one delivers (comma-separated among webpush, "
+        "wecom, dingtalk, sms); channels without their settings are left out. In mainland China put the "
+        "robots and SMS first: Chrome's Web Push goes through FCM, which is blocked there"))
+    notify_timeout_s: float = Field(default=4, gt=0, le=60,
+                                    description="One channel's send for one notice, at most this long, then the next")
+    public_url: str = Field(default="", description=(
+        "The hub's address as phones reach it (https://hub.lan:8443): links in messages and on the patrol QR stickers"))
+    notify_vapid_subject: str = Field(default="mailto:pingan@localhost", description=(
+        "Web Push: the VAPID 'sub' claim, mailto: or https: (push services may contact it)"))
+    notify_vapid_key_file: Path | None = Field(default=None, description=(
+        "Web Push: the VAPID private key (PEM); default <data_dir>/notify/vapid.pem, made on first start"))
+    notify_wecom_webhook: str | None = Field(default=None, description=(
+        "WeCom group robot: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=..."))
+    notify_dingtalk_webhook: str | None = Field(default=None, description=(
+        "DingTalk robot: https://oapi.dingtalk.com/robot/send?access_token=..."))
+    notify_dingtalk_secret: str | None = Field(default=None, description=(
+        "DingTalk robot's signing secret (SEC...): requests carry timestamp and HMAC-SHA256 sign"))
+    notify_sms_url: str | None = Field(default=None, description="SMS gateway: the URL a message is POSTed to")
+    notify_sms_token: str | None = Field(default=None, description="SMS gateway: sent as Authorization: Bearer")
+    notify_sms_template: str = Field(default="【平安】{kind_zh} {place}（{grid}）{text} {url}", description=(
+        "SMS text; fields {kind} {kind_zh} {node} {place} {grid} {text} {url} {alarm}"))
+    notify_sms_body: str = Field(default='{"to": "{phone}", "text": "{message}"}', description=(
+        "SMS gateway's JSON body; string values may hold {phone} and {message}"))
+    # --- patrols (hub/patrols): signed QR stickers on the poles
+    patrol_token_max_age_days: int = Field(default=730, ge=1, le=3650, description=(
+        "A sticker older than this is refused as stale (print new ones: pingan-hub nodes qr)"))
+    patrol_night: str = Field(default="20:00-08:00",
+                              pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+                              description="Night hours (district time) for the longest-gap report, HH:MM-HH:MM")
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, v: str) -> str:
@@ -82,6 +114,51 @@ class HubSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
         return ",".join(out)
+
+    @field_validator("notify_order")
+    @classmethod
+    def _notify_order(cls, v: str) -> str:
+        names = [n.strip() for n in v.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ("webpush", "wecom", "dingtalk", "sms")]
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}; use webpush, wecom, dingtalk, sms")
+        if len(set(names)) != len(names):
+            raise ValueError("a channel is named twice")
+        return ",".join(names)
+
+    @field_validator("public_url", "notify_wecom_webhook", "notify_dingtalk_webhook", "notify_sms_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and (urlparse(v).scheme not in ("http", "https") or not urlparse(v).hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+    @field_validator("notify_vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, v: str) -> str:
+        if not (v.startswith("mailto:") or v.startswith("https://")):
+            raise ValueError("must start with mailto: or https:// (the VAPID 'sub' claim)")
+        return v
+
+    @field_validator("notify_sms_template")
+    @classmethod
+    def _sms_template(cls, v: str) -> str:
+        from hub.notify.models import check_template
+
+        return check_template(v, {"kind", "kind_zh", "node", "place", "grid", "text", "url", "alarm"})
+
+    @field_validator("notify_sms_body")
+    @classmethod
+    def _sms_body(cls, v: str) -> str:
+        from hub.notify.models import check_json_template
+
+        return check_json_template(v, {"phone", "message"})
+
+    @model_validator(mode="after")
+    def _dingtalk_secret_needs_webhook(self) -> HubSettings:
+        if self.notify_dingtalk_secret and not self.notify_dingtalk_webhook:
+            raise ValueError("notify_dingtalk_secret is set but notify_dingtalk_webhook is not")
+        return self
 
     @model_validator(mode="after")
     def _replicas_need_postgresql(self) -> HubSettings:

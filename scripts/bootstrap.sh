@@ -22,6 +22,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # coturn: the live view's TURN relay test (a NATed district needs one; docs/live-view.md)
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
+# node + npm: the npm web-push-testing push service of the Web Push test (below); Debian's when missing
+[ "${PINGAN_SKIP_NPM:-0}" = 1 ] || command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
@@ -40,4 +42,15 @@ fi
 # ~/.cache/pingan/footage; a few seconds once, nothing when cached. Nodes never need it.
 if [ "${PINGAN_SKIP_FOOTAGE:-0}" != 1 ]; then
   .venv/bin/python models/footage.py >/dev/null || echo "[bootstrap] footage not fetched (python models/footage.py); tests/edge/test_detect_eval.py will skip outside CI"
+fi
+# npm web-push-testing: a real Web Push service for tests/hub/test_notify.py (checks the VAPID JWT and
+# decrypts). `npm ci` installs exactly tests/peers/webpush/package-lock.json, each package checked against
+# its integrity hash; node_modules stays out of git. Nothing runs it but the tests.
+if [ "${PINGAN_SKIP_NPM:-0}" != 1 ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/peers/webpush/node_modules/web-push-testing ] \
+     || [ tests/peers/webpush/package-lock.json -nt tests/peers/webpush/node_modules/.package-lock.json ]; then
+    echo "[bootstrap] npm ci tests/peers/webpush (web-push-testing, pinned by its lockfile)"
+    (cd tests/peers/webpush && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) \
+      || echo "[bootstrap] npm ci failed: the Web Push test will skip"
+  fi
 fi

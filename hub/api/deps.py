@@ -23,6 +23,9 @@ from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import LiveService
+from hub.notify.service import Notifier
+from hub.patrols.service import Patrols
+from hub.patrols.tokens import PatrolKeys
 from hub.reports.service import Reports
 from hub.runtime.cluster import Cluster
 
@@ -84,6 +87,19 @@ def _reports(conn: HTTPConnection) -> Reports:
     return Reports(state.engine, state.settings.timezone)
 
 
+def _notifier(conn: HTTPConnection) -> Notifier:
+    notifier: Notifier = conn.app.state.hub.notifier
+    return notifier
+
+
+def _patrols(conn: HTTPConnection) -> Patrols:
+    """Patrols over the hub's store, its sticker keys and the centre's zone and night (holds no state)."""
+    state = conn.app.state.hub
+    s = state.settings
+    return Patrols(state.engine, PatrolKeys(s.data_dir), s.timezone, max_age_days=s.patrol_token_max_age_days,
+                   night=s.patrol_night)
+
+
 def current_user(conn: HTTPConnection) -> User:
     """The logged-in staff member, set by hub/auth/policy.py's middleware before any route runs."""
     user: User | None = conn.scope.get("state", {}).get("user")
@@ -104,3 +120,5 @@ IngestDep = Annotated[Ingest | None, Depends(_ingest)]
 ClusterDep = Annotated[Cluster, Depends(_cluster)]
 ReportsDep = Annotated[Reports, Depends(_reports)]
 UserDep = Annotated[User, Depends(current_user)]
+NotifierDep = Annotated[Notifier, Depends(_notifier)]
+PatrolsDep = Annotated[Patrols, Depends(_patrols)]

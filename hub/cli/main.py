@@ -271,6 +271,75 @@ def nodes_rotate_key(node_id: Annotated[str, typer.Argument(help="Node id")],
                "(default PINGAN_NODE_KEY)\n  systemctl restart pingan-edge")
 
 
+@nodes_app.command("qr")
+def nodes_qr(node_id: Annotated[str, typer.Argument(help="Pole id, e.g. pole-21")],
+             svg: Annotated[Path | None, typer.Option(help="Write the printable sticker (SVG, with labels) here")]
+             = None,
+             png: Annotated[Path | None, typer.Option(help="Write the QR code alone (PNG) here")] = None,
+             url: Annotated[str | None, typer.Option(help="The hub's address for phones (PINGAN_PUBLIC_URL)")] = None,
+             revoke_older: Annotated[bool, typer.Option(help="Earlier stickers of this pole stop working")] = False,
+             ) -> None:
+    """A pole's patrol QR sticker: a signed token a patrol scans to check in (docs/notify.md, Patrols)."""
+    from hub.app import HubState
+    from hub.patrols.sticker import checkin_url, sticker_png, sticker_svg
+    from hub.patrols.tokens import PatrolKeys
+
+    if not svg and not png:
+        _fail("say where to write the sticker: --svg FILE or --png FILE")
+    settings = _settings(mqtt_enabled=False, **({"public_url": url} if url else {}))
+    if not settings.public_url:
+        _fail("the sticker needs the hub's address as phones reach it: --url https://hub.lan:8443 or "
+              "PINGAN_PUBLIC_URL")
+    if not settings.public_url.startswith("https://"):
+        typer.secho("warning: phones give their position only to https:// pages", fg=typer.colors.YELLOW, err=True)
+    state = HubState(settings)
+    node = next((n for n in state.service.list_nodes() if n["id"] == node_id), None)
+    if node is None:
+        _fail(f"no node {node_id!r} (pingan-hub nodes list)")
+        return
+    if node["kind"] != "alarm_post":
+        typer.secho(f"warning: {node_id} is a {node['kind']}, not a pole; patrol reports count poles only",
+                    fg=typer.colors.YELLOW, err=True)
+    keys = PatrolKeys(settings.data_dir)
+    token = keys.sign(node_id, revoke_older=revoke_older)
+    link = checkin_url(settings.public_url, token)
+    for path in (svg, png):
+        if path and not path.parent.is_dir():
+            _fail(f"{path.parent} is not a folder")
+    if svg:
+        svg.write_text(sticker_svg(link, node_id, node.get("place") or "", node.get("grid") or "",
+                                   token.split(".")[1]), encoding="utf-8")
+        typer.echo(f"sticker for {node_id}: {svg}")
+    if png:
+        sticker_png(link, png)
+        typer.echo(f"QR for {node_id}: {png}")
+    if revoke_older:
+        typer.echo(f"earlier stickers of {node_id} are refused from now on")
+
+
+@nodes_app.command("qr-key")
+def nodes_qr_key(rotate: Annotated[bool, typer.Option(help="New stickers get a new key; old ones stay valid")]
+                 = False,
+                 retire: Annotated[str | None, typer.Option(help="Refuse every sticker of this key (e.g. k1)")]
+                 = None) -> None:
+    """The patrol stickers' signing keys: list, rotate, retire."""
+    from hub.errors import HubError
+    from hub.patrols.tokens import PatrolKeys
+
+    keys = PatrolKeys(_settings(mqtt_enabled=False).data_dir)
+    try:
+        if rotate:
+            typer.echo(f"new sticker key {keys.rotate()}: print new stickers, then retire the old key")
+        if retire:
+            keys.retire(retire)
+            typer.echo(f"stickers signed with {retire} are refused from now on")
+    except HubError as exc:
+        _fail(str(exc))
+    for k in keys.list():
+        state = "current" if k["current"] else "retired " + k["retired"][:10] if k["retired"] else "valid"
+        typer.echo(f"{k['id']:<6} {state:<20} created {k['created'][:10]}")
+
+
 @nodes_app.command("list")
 def nodes_list() -> None:
     """Nodes known to the hub, with their state."""

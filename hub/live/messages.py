@@ -106,10 +106,19 @@ class AlarmChanged(_Live):
     escalated: bool | None = None
 
 
+class NotifyFailed(_Live):
+    """No channel reached these recipients of a notice (hub/notify): the operator should call them."""
+
+    type: Literal["notify.failed"] = "notify.failed"
+    alarm: str | None = None
+    notice: str
+    recipients: list[str]
+
+
 LIVE_MESSAGE_MODELS: tuple[type[_Live], ...] = (Hello, NodeState, EventMessage, EventsSummary, SnapshotStored,
-                                                CommandReply, AlarmChanged)
+                                                CommandReply, AlarmChanged, NotifyFailed)
 LiveMessage = Annotated[
-    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged,
+    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

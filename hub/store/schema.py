@@ -311,3 +311,57 @@ live_sessions = Table(
     Index("live_sessions_node_started", "node", "started"),
     Index("live_sessions_open", "ended"),
 )
+
+
+# --- notify: reaching a phone whose page is closed (issue 18, hub/notify) ------------------------------
+notify_deliveries = Table(
+    "notify_deliveries", metadata,  # one row per recipient per channel tried: the operator's record
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("notice", String(36), nullable=False),  # the notice's id (one notify() call)
+    Column("alarm", String(36)),  # the alarm it is about, if any
+    Column("recipient", String(64), nullable=False),  # a username
+    Column("channel", String(16), nullable=False),  # webpush | wecom | dingtalk | sms
+    Column("attempt", Integer, nullable=False),  # 1 = the first channel tried for this recipient
+    Column("status", String(8), nullable=False),  # sent | failed | skipped
+    Column("why", Text),  # failed/skipped: the reason, in words
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Index("notify_deliveries_alarm", "alarm"),
+    Index("notify_deliveries_notice", "notice"),
+)
+
+push_subscriptions = Table(
+    "push_subscriptions", metadata,  # a browser's Web Push subscription, per user (several browsers each)
+    Column("endpoint", String(1024), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("user_agent", String(200)),
+    Column("created", UTCDateTime(), nullable=False),
+    Column("last_ok", UTCDateTime()),
+    Index("push_subscriptions_username", "username"),
+)
+
+notify_contacts = Table(
+    "notify_contacts", metadata,  # how the robots @-mention someone and where an SMS goes
+    Column("username", String(64), primary_key=True),
+    Column("phone", String(32)),  # E.164 or a mainland mobile number
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+
+# --- patrols: QR check-ins at the poles (issue 18, hub/patrols) --------------------------------------
+patrol_checkins = Table(
+    "patrol_checkins", metadata,
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("node", String(64), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),  # the hub's clock
+    Column("lat", Float), Column("lon", Float), Column("accuracy_m", Float),  # the phone's, if it gave one
+    Column("distance_m", Float),  # from the pole's stored position, when both are known
+    Column("token_key", String(16), nullable=False),  # the signing key's id (rotation)
+    Column("token_issued", UTCDateTime(), nullable=False),
+    Index("patrol_checkins_node_at", "node", "at"),
+    Index("patrol_checkins_at", "at"),
+)

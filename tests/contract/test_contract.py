@@ -78,7 +78,8 @@ def test_every_command_has_a_fixture_that_round_trips() -> None:
 
 
 @pytest.mark.parametrize(("name", "model"), [
-    ("reply", Reply), ("reply.live.keepalive", Reply), ("reply.live.start", Reply), ("reply.config.update", Reply), ("reply.access.enrol", Reply),
+    ("reply", Reply), ("reply.live.keepalive", Reply), ("reply.live.start", Reply), ("reply.config.update", Reply),
+    ("reply.access.enrol", Reply),
     ("reply.refused", Reply), ("receipt", Receipt), ("status", NodeStatus), ("status.offline", NodeStatus),
     ("hub_status", HubStatus), ("heartbeat", Heartbeat),
 ])

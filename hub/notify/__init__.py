@@ -1,0 +1,1 @@
+"""Reaching a responder whose page is closed: pluggable channels with failover, every delivery recorded."""
