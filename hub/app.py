@@ -20,6 +20,7 @@ from hub.alarms.service import HubService
 from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
+from hub.api.responders import setup_responders
 from hub.api.routes import router
 from hub.config import HubSettings
 from hub.doors.service import DoorService
@@ -30,6 +31,8 @@ from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
 from hub.reports.service import Reports
+from hub.responders.live import TaskStreams
+from hub.responders.service import Notifier, Responders
 from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
 from hub.runtime.periodic import Job, start_jobs, stop_jobs
@@ -43,7 +46,8 @@ log = logging.getLogger(__name__)
 class HubState:
     """Everything a request may need, built once per process."""
 
-    def __init__(self, settings: HubSettings, transport: Transport | None = None) -> None:
+    def __init__(self, settings: HubSettings, transport: Transport | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700: database, keys and state (edge/shared/securefs.py)
         self.engine = make_engine(settings.db_url)
@@ -64,6 +68,15 @@ class HubState:
                                     answer_timeout_s=settings.live_answer_timeout_s,
                                     connected=lambda: self.ingest is not None and self.ingest.connected)
         self.mjpeg = MjpegRelays(self.liveview)
+        # responders and dispatch (issue 18): their phones' own streams; ``notifier`` reaches a closed page
+        # (hub/notify's channels; the default records "no channel configured")
+        self.task_streams = TaskStreams()
+        self.responders = Responders(
+            self.engine, self.service, timezone=settings.timezone, accept_within_s=settings.accept_within_s,
+            keep_days=settings.position_keep_days, warn_m=settings.on_scene_warn_m,
+            photo_max_bytes=settings.photo_max_bytes, auto_kinds=settings.auto_dispatch_kinds,
+            publish_ops=self.live.publish_threadsafe, publish_task=self.task_streams.publish_threadsafe,
+            notifier=notifier)
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
@@ -73,6 +86,7 @@ class HubState:
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
         self.live.publish_threadsafe(items)
+        self.responders.on_new_alarms(items)  # auto-dispatch kinds (off by default), off this thread
         if self.live.relay is None:  # replicas: every replica gets them through the cluster's relay instead
             self._live_replies(items)
         for item in items:
@@ -97,13 +111,16 @@ class HubState:
         return self.transport.publish(topic, payload, qos)
 
 
-def create_app(settings: HubSettings, transport: Transport | None = None) -> FastAPI:
-    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand)."""
-    state = HubState(settings, transport)
+def create_app(settings: HubSettings, transport: Transport | None = None,
+               notifier: Notifier | None = None) -> FastAPI:
+    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand); ``notifier``
+    sends dispatches to the responders' channels (hub/responders/service.py ``Notifier``)."""
+    state = HubState(settings, transport, notifier)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
+        state.task_streams.bind(asyncio.get_running_loop())
         await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
@@ -115,6 +132,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
             lag_watch.cancel()
             await stop_jobs(jobs)
             await state.mjpeg.close()
+            state.responders.close()
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
             await asyncio.to_thread(state.cluster.stop)
@@ -127,6 +145,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
+    setup_responders(app)  # responders, dispatch and the phone app at /r/ (issue 18)
     setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
@@ -207,6 +226,9 @@ def periodic_jobs(state: HubState) -> list[Job]:
         Job("report_roll_up", 600, Reports(state.engine, settings.timezone).roll_up, leader_only=True,
             first_after_s=0),
         Job("live_sweep", KEEPALIVE_EVERY_S, state.liveview.sweep),  # each replica its own sessions
+        # dispatches not accepted in time go to the next nearest; positions past position_keep_days go
+        Job("dispatch_expiry", min(5.0, settings.accept_within_s / 4), state.responders.expire, leader_only=True),
+        Job("position_purge", 3600, state.responders.purge_positions, leader_only=True, first_after_s=60),
     ]
     if memtrim.available():  # RSS follows what the hub holds (hub/runtime/memtrim.py)
         jobs.append(Job("memtrim", 60, memtrim.trim))

@@ -395,7 +395,7 @@ def _read_password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def users_add(name: Annotated[str, typer.Argument(help="Login name, e.g. wang.li")],
-              role: Annotated[str, typer.Option(help="operator, installer or admin")] = "operator",
+              role: Annotated[str, typer.Option(help="operator, installer, admin or responder (a phone login, docs/responders.md)")] = "operator",
               password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                            help="Read the password from stdin's first line")] = False,
               replace: Annotated[bool, typer.Option(help="Change an existing user's password and role")] = False,

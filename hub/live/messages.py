@@ -106,8 +106,28 @@ class AlarmChanged(_Live):
     escalated: bool | None = None
 
 
+class DispatchChanged(_Live):
+    """An alarm's dispatches changed (offered, accepted, declined, expired, on scene, resolved, a photo):
+    the operator's card follows each step (hub/web/dispatch.js). ``flag``: why the operator should look,
+    e.g. ``reoffered:expired`` or ``nobody_left:declined``."""
+
+    type: Literal["dispatch"] = "dispatch"
+    alarm_id: str
+    alarm: AlarmRow | dict[str, Any]
+    dispatches: list[dict[str, Any]]
+    flag: str | None = None
+
+
+class TaskMessage(_Live):
+    """To one responder's phone only (``/api/responder/live``): a task offered to them, or its new state."""
+
+    type: Literal["task"] = "task"
+    task: dict[str, Any]
+
+
 LiveMessage = Annotated[
-    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged,
+    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged
+    | DispatchChanged | TaskMessage,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)
