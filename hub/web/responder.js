@@ -132,10 +132,16 @@ function track() {
 function stopTracking() {
   if (S.watch != null && navigator.geolocation) navigator.geolocation.clearWatch(S.watch);
   S.watch = null; S.fix = null;
+  if (S.pending) { clearTimeout(S.pending); S.pending = null; }
 }
-async function sendFix(pos) {
+function sendFix(pos) {
   S.fix = {lat: pos.coords.latitude, lon: pos.coords.longitude, accuracy: pos.coords.accuracy};
-  if (Date.now() - S.lastSent < 5000) return; // at most one fix every 5 s
+  const wait = 5000 - (Date.now() - S.lastSent); // at most one fix every 5 s; the newest one goes then
+  if (wait > 0) { if (!S.pending) S.pending = setTimeout(() => { S.pending = null; postFix(); }, wait); return; }
+  postFix();
+}
+async function postFix() {
+  if (S.watch == null || !S.fix) return; // off duty meanwhile: nothing goes
   S.lastSent = Date.now();
   const r = await api('/api/responder/position', {method: 'POST', body: S.fix}).catch(() => null);
   if (r && r.status === 409) { // off duty (the shift ended) or no consent: stop at once
