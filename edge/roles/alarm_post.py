@@ -7,8 +7,9 @@ tested without sleeping.
 What the resident sees on the LED follows the alarm's real progress: queued ("sending", fast
 blink) → the hub's receipt ("received", slow blink) → an operator's ``alarm.ack`` with stage
 "acknowledged" ("seen", long blink) → "dispatched" (a responder accepted the task) or "on_scene"
-("help_coming", steady): the resident is told help is coming only once someone is on the way. No receipt within ``receipt_timeout_s`` shows "not_delivered" while
-the node keeps trying; the pole's sign then tells the resident to call 110.
+("help_coming", steady): the resident is told help is coming only once someone is on the way.
+No receipt within ``receipt_timeout_s`` shows "not_delivered" while the node keeps trying; the
+pole's sign then tells the resident to call 110.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ OPS = ("operator", "admin")
 
 
 def _r(request: Request) -> Responders:
-    return request.app.state.hub.responders
+    r: Responders = request.app.state.hub.responders
+    return r
 
 
 def _me(request: Request) -> str:

@@ -72,7 +72,7 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_
     phones need it for the responder app's location, camera and service worker)."""
     _logging(verbose)
     settings = _settings(http_port=port, http_host=host)
-    ssl = _https_files(settings, cert, key, tls_name, ca_dir)
+    certfile, keyfile = _https_files(settings, cert, key, tls_name, ca_dir)
     import uvicorn
 
     from hub.app import create_app
@@ -84,21 +84,21 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_
         application = create_app(settings)
     except PinganError as exc:
         _fail(str(exc))
-    scheme = "https" if ssl else "http"
+    scheme = "https" if certfile else "http"
     typer.echo(f"Pingan hub on {scheme}://{settings.http_host}:{chosen}  (API docs: /docs; responders' app: /r/)",
                err=True)
-    if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not ssl:
+    if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not certfile:
         typer.echo("serving beyond loopback: staff log in (pingan-hub users add); use HTTPS in the field "
                    "(--tls-name or --cert/--key, docs/responders.md)", err=True)
     # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes it only from
     # PINGAN_TRUSTED_PROXIES (hub/app.py)
     uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning", proxy_headers=False,
-                **ssl)
+                ssl_certfile=certfile, ssl_keyfile=keyfile)
 
 
 def _https_files(settings: Any, cert: Path | None, key: Path | None, names: list[str] | None,
-                 ca_dir: Path | None) -> dict[str, str]:
-    """uvicorn's ssl_certfile/ssl_keyfile from --cert/--key, or issued by the hub's CA for --tls-name; {} for HTTP."""
+                 ca_dir: Path | None) -> tuple[str | None, str | None]:
+    """uvicorn's ssl_certfile/ssl_keyfile from --cert/--key, or issued by the hub's CA for --tls-name; None for HTTP."""
     if (cert is None) != (key is None):
         _fail("HTTPS needs both --cert and --key")
     if cert is not None and names:
@@ -113,9 +113,9 @@ def _https_files(settings: Any, cert: Path | None, key: Path | None, names: list
             _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
         except (OSError, ValueError) as exc:
             _fail(f"{cert} / {key}: not a usable certificate and key ({exc})")
-        return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        return str(cert), str(key)
     if not names:
-        return {}
+        return None, None
     from hub.nodes.pki import https_cert
 
     folder = ca_dir or settings.data_dir / "pki"
@@ -125,7 +125,7 @@ def _https_files(settings: Any, cert: Path | None, key: Path | None, names: list
         _fail(f"could not issue the HTTPS certificate in {folder}: {exc}")
     typer.echo(f"HTTPS certificate for {', '.join(names)} from the CA {ca_crt}: install that file on the phones "
                "once (docs/responders.md)", err=True)
-    return {"ssl_certfile": str(crt_path), "ssl_keyfile": str(key_path)}
+    return str(crt_path), str(key_path)
 
 
 @app.command()
@@ -441,7 +441,8 @@ def _read_password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def users_add(name: Annotated[str, typer.Argument(help="Login name, e.g. wang.li")],
-              role: Annotated[str, typer.Option(help="operator, installer, admin or responder (a phone login, docs/responders.md)")] = "operator",
+              role: Annotated[str, typer.Option(
+                  help="operator, installer, admin or responder (a phone login, docs/responders.md)")] = "operator",
               password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                            help="Read the password from stdin's first line")] = False,
               replace: Annotated[bool, typer.Option(help="Change an existing user's password and role")] = False,

@@ -536,9 +536,10 @@ class Responders:
                              .where(dispatch_photos.c.dispatch_id == dispatch_id)).scalar() or 0
             if n >= MAX_PHOTOS:
                 raise Conflict(f"at most {MAX_PHOTOS} photos per task")
-            pid = conn.execute(dispatch_photos.insert().values(
+            inserted = conn.execute(dispatch_photos.insert().values(
                 dispatch_id=dispatch_id, alarm_id=d.alarm_id, at=self.clock(), content_type=PHOTO_TYPES[fmt],
-                size=len(data), data=data)).inserted_primary_key[0]
+                size=len(data), data=data)).inserted_primary_key
+            pid = int(inserted[0]) if inserted else 0
             add_audit(conn, username, "dispatch.photo", d.alarm_id, {"dispatch": dispatch_id, "photo": pid,
                                                                       "size": len(data)})
         self._after(d.alarm_id, [])

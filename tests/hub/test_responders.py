@@ -318,13 +318,15 @@ def test_unaccepted_offer_goes_to_the_next_nearest_and_decline_needs_a_reason(hu
     assert r.status_code == 422
     r = client.post(f"/api/responder/tasks/{tid}/decline", json={"reason": "   "}, headers=heads["zhang"])
     assert r.status_code == 422 and "why" in r.json()["detail"]
-    r = client.post(f"/api/responder/tasks/{tid}/decline", json={"reason": "车坏了 bike broken"}, headers=heads["zhang"])
+    r = client.post(f"/api/responder/tasks/{tid}/decline", json={"reason": "车坏了 bike broken"},
+                    headers=heads["zhang"])
     assert r.status_code == 200 and r.json()["reason"] == "车坏了 bike broken"
     assert seen[-1]["flag"] == "nobody_left:declined"  # nobody on duty left: the operator is told
     assert "dispatch.nobody" in audit(state)
     # a late accept of the expired offer still counts (better late than nobody)
     r = client.post(f"/api/responder/tasks/{first['id']}/accept", headers=heads["chen"])
-    assert r.status_code == 200 and client.get(f"/api/alarms/{aid}", headers=heads["li"]).json()["state"] == "dispatched"
+    assert r.status_code == 200
+    assert client.get(f"/api/alarms/{aid}", headers=heads["li"]).json()["state"] == "dispatched"
 
     report = client.get("/api/reports/responders", headers=heads["li"],
                         params={"since": (clock.now - timedelta(days=1)).isoformat(),
