@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -148,13 +148,18 @@ def photo(alarm_id: str, photo_id: int, request: Request) -> Response:
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
+def _aware(t: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as every time the hub stores)."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
 @router.get("/api/reports/responders", response_model=Row)
 @requires("operator", "installer", "admin")
 def report(request: Request, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
     """Per team and responder: time to accept / on scene / resolve (p50, p90 from the offer), declines,
     offers that expired, alarms nobody accepted. Default: the last 7 days."""
-    until = until or now_utc()
-    since = since or until - timedelta(days=7)
+    until = _aware(until) or now_utc()
+    since = _aware(since) or until - timedelta(days=7)
     if since >= until:
         raise HTTPException(422, "since must be before until")
     return _r(request).report(since, until)

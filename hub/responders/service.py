@@ -14,6 +14,8 @@
   moves the alarm to ``dispatched``: the pole's LED says "help coming" (design.md "The resident's
   feedback"; the node command goes out after the commit, through ``HubService.writing``). On scene
   records the position and the distance to the pole; resolved records outcome, note and photos.
+* An offer still open when the alarm is resolved (by an operator) is withdrawn when it would have expired,
+  and a resolved alarm's task can no longer be accepted.
 * Every step is timed on its dispatch row and audited; each change is published to the operators'
   stream (``DispatchChanged``) and to the responder's own stream (``TaskMessage``) after the commit.
 """
@@ -448,8 +450,10 @@ class Responders:
 
     def tasks_of(self, username: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            ids = [r.id for r in conn.execute(select(dispatches.c.id).where(
-                dispatches.c.responder == username, dispatches.c.state.in_(ACTIVE)).order_by(dispatches.c.offered_at))]
+            ids = [r.id for r in conn.execute(
+                select(dispatches.c.id).join(alarms, alarms.c.id == dispatches.c.alarm_id)
+                .where(dispatches.c.responder == username, dispatches.c.state.in_(ACTIVE),
+                       alarms.c.state != "resolved").order_by(dispatches.c.offered_at))]
         return [self.task(i) for i in ids]
 
     def _step(self, dispatch_id: str, username: str, want: tuple[str, ...], values: dict[str, Any],
@@ -463,6 +467,9 @@ class Responders:
                 raise Forbidden("this task is not yours")
             if d.state not in want:
                 raise Conflict(f"the task is {d.state}")
+            if action in ("accepted", "on_scene") and conn.execute(
+                    select(alarms.c.state).where(alarms.c.id == d.alarm_id)).scalar() == "resolved":
+                raise Conflict("the alarm is already resolved: nothing to do")
             conn.execute(update(dispatches).where(dispatches.c.id == dispatch_id).values(state=action, **values))
             add_audit(conn, username, f"dispatch.{action}", d.alarm_id, {"dispatch": dispatch_id, **detail})
             if alarm_stage:
@@ -593,16 +600,21 @@ class Responders:
         cutoff = self.clock() - self.accept_within
         with self._lock:
             with self.engine.begin() as conn:
-                rows = conn.execute(select(dispatches.c.id, dispatches.c.alarm_id, dispatches.c.responder).where(
+                rows = conn.execute(select(dispatches.c.id, dispatches.c.alarm_id, dispatches.c.responder,
+                                           alarms.c.state.label("alarm_state"))
+                                    .join(alarms, alarms.c.id == dispatches.c.alarm_id, isouter=True).where(
                     dispatches.c.state == "offered", dispatches.c.offered_at < cutoff)).all()
                 for r in rows:
+                    # the alarm was closed meanwhile (by an operator): the offer is withdrawn, not "not accepted"
+                    closed = r.alarm_state in (None, "resolved")
+                    values = {"state": "withdrawn"} if closed else {"state": "expired", "expired_at": self.clock()}
                     conn.execute(update(dispatches).where(dispatches.c.id == r.id, dispatches.c.state == "offered")
-                                 .values(state="expired", expired_at=self.clock()))
-                    add_audit(conn, "system", "dispatch.expired", r.alarm_id,
+                                 .values(**values))
+                    add_audit(conn, "system", "dispatch.withdrawn" if closed else "dispatch.expired", r.alarm_id,
                               {"dispatch": r.id, "responder": r.responder})
             for r in rows:
                 self.publish_task(r.responder, TaskMessage(task=self.task(r.id)).out())
-            for alarm_id in dict.fromkeys(r.alarm_id for r in rows):
+            for alarm_id in dict.fromkeys(r.alarm_id for r in rows if r.alarm_state not in (None, "resolved")):
                 self._reoffer(alarm_id, "expired")
         return len(rows)
 

@@ -364,7 +364,7 @@ dispatches = Table(
     Column("responder", String(64), nullable=False),
     Column("team", String(32), nullable=False),
     Column("by", String(64), nullable=False),  # the operator, or "auto"
-    Column("state", String(16), nullable=False),  # offered | accepted | declined | expired | on_scene | resolved
+    Column("state", String(16), nullable=False),  # offered|accepted|declined|expired|withdrawn|on_scene|resolved
     Column("offered_at", UTCDateTime(), nullable=False),
     Column("distance_m", Float),  # from the responder's last fix when offered
     Column("accepted_at", UTCDateTime()),

@@ -15,7 +15,7 @@ const T = {
     grid: '网格', presses: '按键次数', raised: '报警时间', accept_by: '请在此时间前接受', distance: '距报警柱',
     m: '米', failed: '操作失败', uploading: '正在上传照片…', done: '任务已完成，谢谢！',
     st_offered: '待接受', st_accepted: '已接受，前往现场', st_on_scene: '已到场', st_declined: '已拒绝',
-    st_expired: '已超时（仍可接受）', st_resolved: '已完成',
+    st_expired: '已超时（仍可接受）', st_resolved: '已完成', st_withdrawn: '报警已结案，任务已撤回',
     k_alarm_pressed: '一键报警：居民按下了求助按钮', k_alarm_test: '测试报警', k_door_forced: '门被强行打开',
     k_tamper_opened: '机箱被打开', k_tamper_camera: '摄像头被遮挡', k_other: '报警',
     o_assisted: '已救助', o_false_alarm: '误报', o_crime: '刑事/治安案件', o_test: '测试', o_recovered: '已恢复',
@@ -35,7 +35,7 @@ const T = {
     presses: 'Presses', raised: 'Raised', accept_by: 'Accept by', distance: 'From the pole', m: 'm',
     failed: 'Failed', uploading: 'Uploading photos…', done: 'Task done, thank you!',
     st_offered: 'Waiting for you', st_accepted: 'Accepted, on the way', st_on_scene: 'On scene', st_declined: 'Declined',
-    st_expired: 'Timed out (you may still accept)', st_resolved: 'Done',
+    st_expired: 'Timed out (you may still accept)', st_resolved: 'Done', st_withdrawn: 'Alarm closed: task withdrawn',
     k_alarm_pressed: 'Help button: a resident pressed it', k_alarm_test: 'Test alarm', k_door_forced: 'Door forced open',
     k_tamper_opened: 'Enclosure opened', k_tamper_camera: 'Camera covered', k_other: 'Alarm',
     o_assisted: 'Assisted', o_false_alarm: 'False alarm', o_crime: 'Crime / public order', o_test: 'Test',
@@ -216,7 +216,7 @@ function renderTasks() {
   const keep = new Set();
   for (const task of list) {
     keep.add(task.id);
-    const sig = [task.state, task.photos, task.scene_distance_m, task.warning, S.lang, task.has_snapshot].join('|');
+    const sig = [task.state, task.photos, task.scene_distance_m, task.warning, S.lang].join('|');
     let el = root.querySelector(`[data-id="${CSS.escape(task.id)}"]`);
     if (el && el.dataset.sig === sig) continue;
     const fresh = card(task); fresh.dataset.sig = sig;
@@ -230,7 +230,7 @@ function card(task) {
   const coords = task.lat != null ? `${task.lat.toFixed(5)}, ${task.lon.toFixed(5)}` : '–';
   let h = `<h2>${esc(kindText(task.kind))}</h2>
     <div class="meta state">${esc(t('st_' + task.state))}</div>
-    ${task.has_snapshot ? `<img alt="" src="/api/responder/tasks/${encodeURIComponent(task.id)}/snapshot.jpg">` : ''}
+    <img class="snap" alt="" hidden>
     <div class="meta">${t('place')}: <b>${esc(task.place || task.node)}</b> · ${t('grid')}: ${esc(task.grid || '–')}</div>
     <div class="meta">${t('presses')}: ${esc(task.presses)} · ${t('raised')}: ${esc(fmt(task.raised_at))}</div>
     <div class="meta">${t('coords')}: <span class="coords">${esc(coords)}</span>
@@ -255,8 +255,16 @@ function card(task) {
   if (task.state === 'resolved') h += `<p class="meta">${t('done')}</p>`;
   h += '<p class="error" role="alert"></p>';
   d.innerHTML = h;
+  snapshot(d.querySelector('img.snap'), task.id, 0);
   d.querySelectorAll('[data-act]').forEach((b) => b.addEventListener('click', () => act(task, b.dataset.act, d, b)));
   return d;
+}
+
+// The pole's picture may be stored a moment after the alarm: ask again a few times before giving up.
+function snapshot(img, id, tries) {
+  img.onload = () => { img.hidden = false; };
+  img.onerror = () => { if (tries < 5) setTimeout(() => snapshot(img, id, tries + 1), 2000); };
+  img.src = `/api/responder/tasks/${encodeURIComponent(id)}/snapshot.jpg${tries ? `?t=${tries}` : ''}`;
 }
 
 // A photo is shrunk here (longest side PHOTO_EDGE, JPEG) before it goes up: a phone's 12 MP picture is

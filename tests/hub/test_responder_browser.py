@@ -189,6 +189,8 @@ def test_a_task_from_press_to_resolved_on_the_phone_over_https(https_hub: HttpsH
     text = task.text_content()
     assert "一键报警" in text and "Test street" in text and "G01" in text
     assert page.get_attribute(".task a.nav", "href") == f"geo:{POLE[0]},{POLE[1]}"
+    page.wait_for_function("""() => { const i = document.querySelector('.task img.snap');
+        return i && !i.hidden && i.naturalWidth > 0; }""", timeout=20000)  # the pole's snapshot
     wait_for(lambda: node.control(cmd="state")["state"]["led"] == "seen", message="LED: seen, nobody on the way yet")
 
     page.click('.task [data-act="accept"]')

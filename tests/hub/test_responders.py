@@ -338,6 +338,24 @@ def test_unaccepted_offer_goes_to_the_next_nearest_and_decline_needs_a_reason(hu
     assert people["chen"]["accept_p50_s"] >= 61
 
 
+def test_an_alarm_closed_by_the_operator_withdraws_open_offers(hub) -> None:
+    state, fake, client, heads, clock = hub
+    setup_team(client, heads)
+    on_duty(client, heads, "zhang", NEAR)
+    on_duty(client, heads, "chen", FAR)
+    aid = press(state)
+    [task] = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["zhang"]}, headers=heads["li"]).json()
+    client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "false_alarm"}, headers=heads["li"])
+    assert client.get("/api/responder/tasks", headers=heads["zhang"]).json() == []  # not shown as a live task
+    r = client.post(f"/api/responder/tasks/{task['id']}/accept", headers=heads["zhang"])
+    assert r.status_code == 409 and "resolved" in r.json()["detail"]
+    clock.now += timedelta(seconds=61)
+    assert state.responders.expire() == 1
+    [d] = state.responders.for_alarm(aid)
+    assert d["state"] == "withdrawn" and d["expired_at"] is None  # nobody else is asked, nothing counted as unanswered
+    assert "dispatch.withdrawn" in audit(state)
+
+
 def test_team_dispatch_and_report_per_team_and_responder(hub) -> None:
     state, fake, client, heads, clock = hub
     setup_team(client, heads)
