@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as UrlPath
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -26,6 +26,7 @@ from hub import __version__
 from hub.alarms.service import OUTCOMES
 from hub.api.auth import current_user
 from hub.auth.policy import requires
+from hub.reports.service import parse_range
 from hub.responders.service import KINDS, BadInput, Forbidden, Responders, TooLarge
 from hub.store.engine import now_utc
 
@@ -155,9 +156,19 @@ def _aware(t: datetime | None) -> datetime | None:
 
 @router.get("/api/reports/responders", response_model=Row)
 @requires("operator", "installer", "admin")
-def report(request: Request, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+def report(request: Request, since: datetime | None = None, until: datetime | None = None,
+           start: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD (centre's zone)")] = None,
+           end: Annotated[str | None, Query(alias="to", description="YYYY-MM-DD, inclusive")] = None,
+           period: Annotated[str | None, Query(pattern="^(today|yesterday|week)$")] = None) -> dict[str, Any]:
     """Per team and responder: time to accept / on scene / resolve (p50, p90 from the offer), declines,
-    offers that expired, alarms nobody accepted. Default: the last 7 days."""
+    offers that expired, alarms nobody accepted. The window: ``since``/``until`` (ISO times), or the console's
+    ``from``/``to``/``period`` as /api/reports/summary takes them; default the last 7 days."""
+    if start or end or period:
+        tz = request.app.state.hub.settings.timezone
+        try:
+            since, until, _ = parse_range(tz, start, end, period)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
     until = _aware(until) or now_utc()
     since = _aware(since) or until - timedelta(days=7)
     if since >= until:

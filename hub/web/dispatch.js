@@ -12,7 +12,9 @@
       asked: '已派', d_offered: '待接受', d_accepted: '已接受', d_declined: '已拒绝', d_expired: '超时未接受',
       d_on_scene: '已到场', d_resolved: '已完成', d_withdrawn: '已撤回', reason: '原因', photos: '张照片', from_pole: '距报警柱',
       f_reoffered: '未被接受，已转派下一位最近的人员', f_nobody: '无人接受，请另行安排', failed: '操作失败',
-      pick: '请先选择人员', by_auto: '自动',
+      pick: '请先选择人员', by_auto: '自动', rep: '处置人员', rep_team: '队伍', rep_who: '人员', offers: '派单',
+      accepted: '接受', declines: '拒绝', expired: '超时', nobody: '无人接受', t_accept: '接受用时',
+      t_scene: '到场用时', t_resolve: '处置用时', p50: '中位数', p90: '90% 分位',
     },
     en: {
       open: 'Dispatch responders', close: 'Close', none: 'Nobody on duty for this grid', nearest: 'Send the nearest',
@@ -21,7 +23,10 @@
       d_declined: 'declined', d_expired: 'not accepted in time', d_on_scene: 'on scene', d_resolved: 'resolved', d_withdrawn: 'withdrawn',
       reason: 'reason', photos: 'photos', from_pole: 'from the pole',
       f_reoffered: 'Not accepted: offered to the next nearest', f_nobody: 'Nobody accepted: arrange someone else',
-      failed: 'Failed', pick: 'Pick someone first', by_auto: 'auto',
+      failed: 'Failed', pick: 'Pick someone first', by_auto: 'auto', rep: 'Responders', rep_team: 'Team',
+      rep_who: 'Responder', offers: 'Offers', accepted: 'Accepted', declines: 'Declines', expired: 'Not accepted in time',
+      nobody: 'Nobody accepted', t_accept: 'To accept', t_scene: 'To on scene', t_resolve: 'To resolve', p50: 'p50',
+      p90: 'p90',
     },
   };
   const lang = () => (typeof S !== 'undefined' && S.lang === 'en' ? 'en' : 'zh');
@@ -131,6 +136,34 @@
     const card = document.querySelector(`article.alarm[data-id="${CSS.escape(msg.alarm_id)}"]`);
     if (card) { render(card); if (D.open.has(msg.alarm_id)) loadPicker(card); }
   });
+  // the Reports tab: per team and per responder, under the console's own report (same period)
+  const dur = (s) => (s == null ? '–' : s < 90 ? `${Math.round(s)}s` : `${(s / 60).toFixed(1)}min`);
+  function repTable(first, rows, key) {
+    const head = [first, tx('offers'), tx('accepted'), tx('declines'), tx('expired'), tx('nobody'),
+      `${tx('t_accept')} ${tx('p50')}/${tx('p90')}`, `${tx('t_scene')} ${tx('p50')}/${tx('p90')}`,
+      `${tx('t_resolve')} ${tx('p50')}/${tx('p90')}`];
+    return `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.map((r) => `<tr>${[
+      key(r), r.offers, r.accepted, r.declines, r.expired, r.nobody_accepted,
+      `${dur(r.accept_p50_s)} / ${dur(r.accept_p90_s)}`, `${dur(r.on_scene_p50_s)} / ${dur(r.on_scene_p90_s)}`,
+      `${dur(r.resolve_p50_s)} / ${dur(r.resolve_p90_s)}`].map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;
+  }
+  const report = document.getElementById('report');
+  let loading = false;
+  if (report) {
+    new MutationObserver(async () => {
+      if (loading || report.querySelector('#report-responders') || !report.children.length) return;
+      loading = true;
+      try {
+        const q = typeof reportQuery === 'function' ? reportQuery() : 'period=week';
+        const R = await call('/api/reports/responders?' + q);
+        const sec = document.createElement('section');
+        sec.id = 'report-responders';
+        sec.innerHTML = `<h2>${tx('rep')}</h2>${repTable(tx('rep_team'), R.teams, (r) => r.team)}
+          ${repTable(tx('rep_who'), R.responders, (r) => `${r.name} (${r.responder})`)}`;
+        if (!report.querySelector('#report-responders')) report.appendChild(sec);
+      } catch { /* the console's own report stands; this part is extra */ } finally { loading = false; }
+    }).observe(report, {childList: true});
+  }
   const root = document.getElementById('alarms');
   if (root) {
     new MutationObserver(() => {

@@ -223,6 +223,10 @@ def test_a_task_from_press_to_resolved_on_the_phone_over_https(https_hub: HttpsH
     console.wait_for_selector("article.alarm", state="detached")  # resolved: it leaves the operator's queue
     assert [d["state"] for d in hub.get(f"/api/alarms/{alarm['id']}/dispatches")] == ["resolved"]
     page.screenshot(path=str(tmp_path / "responder-phone.png"))
+    # the operator's report: per team and responder, today
+    console.click('[data-tab="reports"]')
+    rep = console.wait_for_selector("#report-responders", timeout=20000)
+    assert "张伟 (zhang)" in rep.text_content() and "处置人员" in rep.text_content()
 
     # going off duty stops tracking: the watch ends, and nothing more is stored however the phone moves
     page.click("#duty-toggle")
