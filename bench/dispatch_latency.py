@@ -12,7 +12,7 @@ bench/district_load.py's fleet, not started here). Small run (this shared 2-core
 
     .venv/bin/python bench/dispatch_latency.py --responders 50 --presses 30
 
-Full run (a box of its own; ~2 min of logins, argon2 at one hash at a time):
+Full run (a box of its own):
 
     .venv/bin/python bench/dispatch_latency.py --responders 500 --presses 200 --poles 10
 """
@@ -58,17 +58,32 @@ def proc_usage(pid: int) -> tuple[float, float]:
     return rss, (int(fields[11]) + int(fields[12])) / tick
 
 
-def make_responders(hub: HubProc, n: int) -> None:
-    """n responder logins (in-process, as `pingan-hub users add --role responder`) in one team."""
-    from hub.auth.service import Auth
-    from hub.store.engine import make_engine
+def make_responders(hub: HubProc, n: int) -> list[tuple[str, str]]:
+    """n responder logins in one team, each with a session: written straight into the store with one password
+    hash and random session tokens (what `users add --role responder` and a login write), so a 500-responder
+    run does not spend minutes in argon2; login itself is benched in bench/login_flood.py."""
+    import secrets
+    from datetime import timedelta
+
+    from argon2 import PasswordHasher
+
+    from hub.auth.service import _digest
+    from hub.store.engine import make_engine, now_utc
+    from hub.store.schema import sessions, users
 
     engine = make_engine(f"sqlite:///{(hub.data_dir / 'hub.db').resolve()}")
-    auth = Auth(engine)
-    existing = {u["username"] for u in auth.list_users()}
-    for i in range(n):
-        if f"r{i:04d}" not in existing:
-            auth.add_user(f"r{i:04d}", PASSWORD, "responder", actor="bench")
+    pw_hash = PasswordHasher().hash(PASSWORD)
+    now = now_utc()
+    out = []
+    with engine.begin() as conn:
+        for i in range(n):
+            name = f"r{i:04d}"
+            token = secrets.token_urlsafe(32)
+            conn.execute(users.insert().values(username=name, password_hash=pw_hash, role="responder",
+                                               disabled=False, created=now))
+            conn.execute(sessions.insert().values(token_hash=_digest(token), username=name, created=now,
+                                                  last_seen=now, expires_at=now + timedelta(hours=2), ip="bench"))
+            out.append((name, f"Bearer {token}"))
     engine.dispose()
     r = httpx.put(f"{hub.url}/api/teams/bench", headers=hub.headers, timeout=30, json={
         "name": "bench", "kind": "volunteer", "grids": ["G01"],
@@ -77,25 +92,20 @@ def make_responders(hub: HubProc, n: int) -> None:
     for i in range(n):
         httpx.put(f"{hub.url}/api/responders/r{i:04d}", headers=hub.headers, timeout=30,
                   json={"name": f"R{i}", "team": "bench"}).raise_for_status()
+    return out
 
 
-async def connect_all(hub: HubProc, n: int) -> list[tuple[str, str]]:
-    """Log each responder in, check in with consent, send a fix near the poles; their bearer tokens."""
+async def connect_all(hub: HubProc, people: list[tuple[str, str]]) -> None:
+    """Each responder checks in with consent and sends a fix near the poles (as their phone does)."""
     rnd = random.Random(7)
-    out = []
     async with httpx.AsyncClient(base_url=hub.url, timeout=60) as client:
-        for i in range(n):
-            name = f"r{i:04d}"
-            r = await client.post("/api/login", json={"username": name, "password": PASSWORD})
-            r.raise_for_status()
-            h = {"Authorization": f"Bearer {r.json()['token']}"}
+        for i, (_, bearer) in enumerate(people):
+            h = {"Authorization": bearer}
             (await client.post("/api/responder/duty", json={"on": True, "consent": True}, headers=h)).raise_for_status()
             fix = {"lat": POLE[0] + rnd.uniform(-0.02, 0.02), "lon": POLE[1] + rnd.uniform(-0.02, 0.02)}
             (await client.post("/api/responder/position", json=fix, headers=h)).raise_for_status()
-            out.append((name, h["Authorization"]))
             if (i + 1) % 100 == 0:
-                print(f"  {i + 1}/{n} responders logged in and on duty", flush=True)
-    return out
+                print(f"  {i + 1}/{len(people)} responders on duty", flush=True)
 
 
 async def run(hub: HubProc, nodes: list[NodeProc], people: list[tuple[str, str]], presses: int,
@@ -165,8 +175,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-"))
     sim = Path(tempfile.mkdtemp(prefix="pingan-sim-"))
     broker = Broker(tmp / "broker").start()
-    hub = HubProc(tmp, broker.url, auto_dispatch_kinds='["alarm.pressed"]', login_max_failures_per_ip="100000",
-                  login_max_failures="100000")
+    hub = HubProc(tmp, broker.url, auto_dispatch_kinds='["alarm.pressed"]')
     hub.start()
     nodes: list[NodeProc] = []
     try:
@@ -184,8 +193,8 @@ def main() -> None:
         db.commit()
         db.close()
         t = time.monotonic()
-        make_responders(hub, args.responders)
-        people = asyncio.run(connect_all(hub, args.responders))
+        people = make_responders(hub, args.responders)
+        asyncio.run(connect_all(hub, people))
         print(f"{args.responders} responders on duty in {time.monotonic() - t:.0f} s; {args.poles} poles; "
               f"pressing {args.presses} times", flush=True)
         lat, mem_per, idle_cpu_per, rss_end, busy_cpu = asyncio.run(
