@@ -438,3 +438,30 @@ def test_the_responders_stream_carries_only_their_tasks(hub) -> None:
     with pytest.raises(Exception):  # noqa: B017 - an operator's ticket is refused on a responder's stream
         with client.websocket_connect(f"/api/responder/live?ticket={ticket('li')}"):
             pass
+
+
+def test_a_dispatch_goes_through_the_notifier_and_without_one_that_is_recorded(hub, tmp_path: Path) -> None:
+    state, fake, client, heads, clock = hub
+    setup_team(client, heads)
+    on_duty(client, heads, "zhang", NEAR)
+    aid = press(state)
+    [task] = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["zhang"]}, headers=heads["li"]).json()
+    with state.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT actor, target, detail FROM audit WHERE action = 'notify.none'").all()
+    assert [(a, t, json.loads(d) if isinstance(d, str) else d) for a, t, d in rows] == [
+        ("system", "zhang", {"dispatch": task["id"], "detail": "no channel configured"})]
+
+    class Channels:  # what hub/notify plugs in (the Notifier protocol); a failing channel never undoes a dispatch
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str]] = []
+
+        def send(self, responder: str, task: dict) -> None:
+            self.sent.append((responder, task["id"]))
+            raise RuntimeError("the channel is down")
+
+    channels = Channels()
+    state.responders.notifier = channels
+    on_duty(client, heads, "chen", FAR)
+    r = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["chen"]}, headers=heads["li"])
+    assert r.status_code == 200 and channels.sent == [("chen", r.json()[0]["id"])]
+    assert [d["state"] for d in state.responders.for_alarm(aid)] == ["offered", "offered"]
