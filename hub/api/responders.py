@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as UrlPath
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from hub import __version__
@@ -329,6 +329,11 @@ async def _drain(websocket: WebSocket) -> None:
 
 
 # --- the installable phone app --------------------------------------------------------------------------
+@router.get("/r", include_in_schema=False)
+def app_page_slash() -> RedirectResponse:
+    return RedirectResponse("/r/", status_code=308)
+
+
 @router.get("/r/", include_in_schema=False)
 def app_page() -> FileResponse:
     return FileResponse(WEB_DIR / "responder.html", media_type="text/html", headers={"Cache-Control": "no-cache"})

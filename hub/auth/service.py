@@ -69,7 +69,7 @@ PUBLIC_PATHS = frozenset({"/", "/api/health", "/api/login", "/docs", "/docs/oaut
                           "/redoc", "/favicon.ico",
                           # the responder's phone app shell (hub/web/responder.html): its login screen, manifest
                           # and service worker load before a login; everything it shows comes from /api/responder
-                          "/r/", "/r/manifest.webmanifest", "/r/sw.js"})
+                          "/r", "/r/", "/r/manifest.webmanifest", "/r/sw.js"})
 PUBLIC_PREFIXES = ("/static/",)
 METRICS_PATH = "/metrics"
 COOKIE = "pingan_session"

@@ -116,7 +116,7 @@ def test_a_responder_reaches_only_their_own_routes(hub) -> None:
         methods = getattr(route, "methods", None) or set()
         if not path or path in {"/", "/api/health", "/api/login", "/openapi.json", "/docs", "/redoc",
                                 "/docs/oauth2-redirect", "/metrics", "/favicon.ico", "/api/logout"} \
-                or path.startswith(("/static/", "/r/")):
+                or path == "/r" or path.startswith(("/static/", "/r/")):
             continue
         url = path.replace("{", "").replace("}", "")  # every path parameter becomes its own name
         for method in methods - {"HEAD", "OPTIONS"}:
@@ -133,6 +133,13 @@ def test_a_responder_reaches_only_their_own_routes(hub) -> None:
     with pytest.raises(Exception):  # noqa: B017 - refused before accept (403)
         with client.websocket_connect(f"/api/live?ticket={ticket}"):
             pass
+    # the app shell loads before a login; what it shows does not
+    assert client.get("/r", follow_redirects=False).headers["location"] == "/r/"
+    anon = client.get("/r/", headers={"Authorization": ""})
+    assert anon.status_code == 200 and "处置人员登录" in anon.text
+    assert client.get("/r/sw.js").headers["content-type"].startswith("text/javascript")
+    client.cookies.clear()
+    assert client.get("/api/responder/tasks").status_code == 401
     # and a responder's routes are closed to staff
     assert client.get("/api/responder/tasks", headers=heads["li"]).status_code == 403
 
