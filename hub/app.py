@@ -27,6 +27,7 @@ from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
+from hub.live.messages import TaskMessage, TaskRelay
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
@@ -75,7 +76,7 @@ class HubState:
             self.engine, self.service, timezone=settings.timezone, accept_within_s=settings.accept_within_s,
             keep_days=settings.position_keep_days, warn_m=settings.on_scene_warn_m,
             photo_max_bytes=settings.photo_max_bytes, auto_kinds=settings.auto_dispatch_kinds,
-            publish_ops=self.live.publish_threadsafe, publish_task=self.task_streams.publish_threadsafe,
+            publish_ops=self.live.publish_threadsafe, publish_task=self._publish_task,
             notifier=notifier)
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
@@ -96,8 +97,19 @@ class HubState:
                 except Exception:  # noqa: BLE001 - one bad reply never stops ingest
                     log.exception("handling the reply to %s failed", item["command_id"])
 
+    def _publish_task(self, username: str, message: dict[str, Any]) -> None:
+        """A task message to a responder's open pages: here, or on replicas through every replica (the page may
+        be connected to any of them)."""
+        if self.live.relay is None:
+            self.task_streams.publish_threadsafe(username, message)
+        else:
+            self.live.relay([TaskRelay(to=username, task=message["task"]).out()])
+
     def _live_replies(self, items: list[dict[str, Any]]) -> None:
         for item in items:
+            if item.get("type") == "task_for":  # relayed by a replica (see _publish_task)
+                self.task_streams.publish_threadsafe(item["to"], TaskMessage(task=item["task"]).out())
+                continue
             if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
                 try:
                     self.liveview.on_reply(item)  # an SDP answer or a keepalive's result

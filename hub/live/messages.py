@@ -125,9 +125,18 @@ class TaskMessage(_Live):
     task: dict[str, Any]
 
 
+class TaskRelay(_Live):
+    """Between hub replicas only (PostgreSQL NOTIFY, hub/runtime/cluster.py): a task for one responder, handed
+    by every replica to that responder's pages open on it as a ``TaskMessage``; never sent to a console."""
+
+    type: Literal["task_for"] = "task_for"
+    to: str
+    task: dict[str, Any]
+
+
 LiveMessage = Annotated[
     Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged
-    | DispatchChanged | TaskMessage,
+    | DispatchChanged | TaskMessage | TaskRelay,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

@@ -2,8 +2,9 @@
 
 A responder must not see the district's alarms, so their phones never join the operators' fan-out
 (hub/live/fanout.py); each username has its own set of :class:`LiveClient` backlogs (a responder may
-have the page open twice). Messages are ``TaskMessage`` (hub/live/messages.py). One process: on hub
-replicas a responder's socket reaches the replica that made the change only (docs/responders.md).
+have the page open twice). Messages are ``TaskMessage`` (hub/live/messages.py). On hub replicas a task
+goes to every replica as a ``TaskRelay`` (PostgreSQL NOTIFY, hub/app.py ``_publish_task``), and each hands
+it to the pages open on it; consoles never get it (hub/live/fanout.py drops ``task_for``).
 """
 
 from __future__ import annotations
