@@ -25,6 +25,7 @@ from hub.api.node_config import router as nodeconfig_router
 from hub.api.notify import router as notify_router
 from hub.api.patrols import router as patrols_router
 from hub.api.reports import router as reports_router
+from hub.api.responders import setup_responders
 from hub.api.routes import router
 from hub.auth.policy import AuthMiddleware
 from hub.auth.service import Auth
@@ -33,11 +34,16 @@ from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
+from hub.live.messages import TaskMessage, TaskRelay
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.nodes.keys import KeyVault
 from hub.notify.service import Notifier
 from hub.reports.service import Reports
+from hub.responders.channels import ChannelNotifier, RosterGroups
+from hub.responders.live import TaskStreams
+from hub.responders.service import Notifier as DispatchNotifier
+from hub.responders.service import Responders
 from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
 from hub.runtime.periodic import Job, start_jobs, stop_jobs
@@ -51,7 +57,8 @@ log = logging.getLogger(__name__)
 class HubState:
     """Everything a request may need, built once per process."""
 
-    def __init__(self, settings: HubSettings, transport: Transport | None = None) -> None:
+    def __init__(self, settings: HubSettings, transport: Transport | None = None,
+                 notifier: DispatchNotifier | None = None) -> None:
         self.settings = settings
         private_dir(settings.data_dir)  # 0700: database, keys and state (edge/shared/securefs.py)
         self.engine = make_engine(settings.db_url)
@@ -79,6 +86,17 @@ class HubState:
         self.escalator = Escalator(self.engine, after_s=settings.escalate_after_s, webhook=settings.escalation_webhook,
                                    publish=self.live.publish_threadsafe)
         self.notifier = Notifier.from_settings(settings, self.engine, self.live.publish_threadsafe)  # hub/notify
+        # responders and dispatch (issue 18): their phones' own streams; a dispatch also goes out through
+        # hub/notify's channels for a phone whose page is closed (none configured: recorded as such)
+        self.task_streams = TaskStreams()
+        self.responders = Responders(
+            self.engine, self.service, timezone=settings.timezone, accept_within_s=settings.accept_within_s,
+            keep_days=settings.position_keep_days, warn_m=settings.on_scene_warn_m,
+            photo_max_bytes=settings.photo_max_bytes, auto_kinds=settings.auto_dispatch_kinds,
+            publish_ops=self.live.publish_threadsafe, publish_task=self._publish_task,
+            notifier=notifier or (ChannelNotifier(self.notifier, settings.public_url) if self.notifier.channels
+                                  else None))
+        self.notifier.groups = RosterGroups(self.responders)  # grid:/team: recipients from the duty roster
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         self.homeassistant: HomeAssistantBridge | None = None
@@ -88,6 +106,7 @@ class HubState:
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
         self.live.publish_threadsafe(items)
+        self.responders.on_new_alarms(items)  # auto-dispatch kinds (off by default), off this thread
         if self.live.relay is None:  # replicas: every replica gets them through the cluster's relay instead
             self._live_replies(items)
         for item in items:
@@ -97,8 +116,19 @@ class HubState:
                 except Exception:  # noqa: BLE001 - one bad reply never stops ingest
                     log.exception("handling the reply to %s failed", item["command_id"])
 
+    def _publish_task(self, username: str, message: dict[str, Any]) -> None:
+        """A task message to a responder's open pages: here, or on replicas through every replica (the page may
+        be connected to any of them)."""
+        if self.live.relay is None:
+            self.task_streams.publish_threadsafe(username, message)
+        else:
+            self.live.relay([TaskRelay(to=username, task=message["task"]).out()])
+
     def _live_replies(self, items: list[dict[str, Any]]) -> None:
         for item in items:
+            if item.get("type") == "task_for":  # relayed by a replica (see _publish_task)
+                self.task_streams.publish_threadsafe(item["to"], TaskMessage(task=item["task"]).out())
+                continue
             if item.get("type") == "reply" and str(item.get("name", "")).startswith("live."):
                 try:
                     self.liveview.on_reply(item)  # an SDP answer or a keepalive's result
@@ -112,14 +142,17 @@ class HubState:
         return self.transport.publish(topic, payload, qos)
 
 
-def create_app(settings: HubSettings, transport: Transport | None = None) -> FastAPI:
-    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand)."""
-    state = HubState(settings, transport)
+def create_app(settings: HubSettings, transport: Transport | None = None,
+               notifier: DispatchNotifier | None = None) -> FastAPI:
+    """The hub; ``transport`` stands in for the broker connection (tests feed batches by hand); ``notifier``
+    sends dispatches to the responders' channels (hub/responders/service.py ``Notifier``)."""
+    state = HubState(settings, transport, notifier)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.live.bind(asyncio.get_running_loop())
         state.notifier.bind(asyncio.get_running_loop())
+        state.task_streams.bind(asyncio.get_running_loop())
         await asyncio.to_thread(state.cluster.start)
         if state.ingest:
             state.ingest.start()
@@ -131,6 +164,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
             lag_watch.cancel()
             await stop_jobs(jobs)
             await state.mjpeg.close()
+            state.responders.close()
             await state.notifier.aclose()
             if state.ingest:
                 await asyncio.to_thread(state.ingest.stop)
@@ -147,6 +181,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.add_middleware(AuthMiddleware, auth=state.auth)  # login + access policy for every route (hub/auth/policy.py)
     app.include_router(auth_router)
     app.include_router(reports_router)
+    setup_responders(app)  # responders, dispatch and the phone app at /r/ (issue 18)
     app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
     app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
     app.include_router(console_router)  # the console page and its static files (hub/web)
@@ -229,6 +264,9 @@ def periodic_jobs(state: HubState) -> list[Job]:
         Job("report_roll_up", 600, Reports(state.engine, settings.timezone).roll_up, leader_only=True,
             first_after_s=0),
         Job("live_sweep", KEEPALIVE_EVERY_S, state.liveview.sweep),  # each replica its own sessions
+        # dispatches not accepted in time go to the next nearest; positions past position_keep_days go
+        Job("dispatch_expiry", min(5.0, settings.accept_within_s / 4), state.responders.expire, leader_only=True),
+        Job("position_purge", 3600, state.responders.purge_positions, leader_only=True, first_after_s=60),
     ]
     if memtrim.available():  # RSS follows what the hub holds (hub/runtime/memtrim.py)
         jobs.append(Job("memtrim", 60, memtrim.trim))

@@ -59,6 +59,17 @@ class HubSettings(BaseSettings):
                                          description="Live view: a console silent this long has left; its session ends")
     live_answer_timeout_s: float = Field(default=10, ge=1, le=60,
                                          description="Live view: how long to wait for the node's SDP answer")
+    # responders and dispatch (issue 18, docs/responders.md); shifts are in `timezone`
+    accept_within_s: float = Field(default=60, ge=5, le=3600, description=(
+        "A dispatch not accepted this long is offered to the next nearest responder and flagged to the operator"))
+    auto_dispatch_kinds: list[str] = Field(default_factory=list, description=(
+        'Alarm kinds dispatched to the nearest on-duty responder without an operator, JSON, e.g. '
+        '["alarm.pressed"]; empty (the default): an operator always decides'))
+    position_keep_days: float = Field(default=30, gt=0, le=3650,
+                                      description="Responders' positions older than this are deleted")
+    on_scene_warn_m: float = Field(default=200, gt=0, description=(
+        "'On scene' farther than this from the pole is recorded with a warning"))
+    photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest resolution photo accepted")
     share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,32}$",
                              description="Replicas: node-to-hub topics via $share/<group>/ (e.g. pingan-hub), "
                                          "clean sessions; needs PostgreSQL (docs/scale.md)")

@@ -27,6 +27,8 @@ command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(co
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+  # certutil: the responder app's browser test trusts the hub's CA in a throw-away NSS store, as a phone would
+  command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 fi
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "[bootstrap] installing from Debian: ${need[*]}"

@@ -25,7 +25,8 @@ LED_PATTERNS: dict[str, tuple[float, float] | str] = {
     "idle": "off",
     "sending": (0.1, 0.1),  # fast blink: the alarm is on its way
     "received": (0.5, 0.5),  # slow blink: the centre has it
-    "help_coming": "steady",  # an operator acknowledged: help is coming
+    "seen": (1.5, 0.5),  # long blink: an operator has seen it and is finding someone (issue 18)
+    "help_coming": "steady",  # a responder accepted the task (or an operator dispatched): help is coming
     "not_delivered": (0.1, 0.9),  # short flash: not delivered, the sign says call 110
     "fault": (1.0, 2.0),
     "talking": (0.9, 0.3),  # long on, short off: the centre is talking to you (live talk-back)

@@ -5,9 +5,11 @@ from an injected clock, so a stuck button, coalescing and the "not delivered" ti
 tested without sleeping.
 
 What the resident sees on the LED follows the alarm's real progress: queued ("sending", fast
-blink) → the hub's receipt ("received", slow blink) → an operator's ``alarm.ack``
-("help_coming", steady). No receipt within ``receipt_timeout_s`` shows "not_delivered" while
-the node keeps trying; the pole's sign then tells the resident to call 110.
+blink) → the hub's receipt ("received", slow blink) → an operator's ``alarm.ack`` with stage
+"acknowledged" ("seen", long blink) → "dispatched" (a responder accepted the task) or "on_scene"
+("help_coming", steady): the resident is told help is coming only once someone is on the way.
+No receipt within ``receipt_timeout_s`` shows "not_delivered" while the node keeps trying; the
+pole's sign then tells the resident to call 110.
 """
 
 from __future__ import annotations
@@ -155,8 +157,10 @@ class AlarmPost(EventEmitter):
             pattern = "talking"
         elif alarm is None:
             pattern = "idle"
-        elif alarm.stage in ("acknowledged", "dispatched", "on_scene"):
+        elif alarm.stage in ("dispatched", "on_scene"):
             pattern = "help_coming"
+        elif alarm.stage == "acknowledged":
+            pattern = "seen"
         elif alarm.received:
             pattern = "received"
         elif alarm.not_delivered:

@@ -136,34 +136,39 @@ class HubService:
             raise Conflict(f"unknown stage {stage}")
         if stage == "resolved" and outcome not in OUTCOMES:
             raise Conflict(f"resolving needs an outcome, one of {', '.join(OUTCOMES)}")
-        now = now_utc()
         with self.writing() as conn:
-            row = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
-            if row is None:
-                raise NotFound(f"no alarm {alarm_id}")
-            if STAGES.index(stage) <= STAGES.index(row.state):
-                raise Conflict(f"alarm is already {row.state}")
-            # only the stage done now gets a time: a stage skipped on the way stays empty, which is how it
-            # is recorded as skipped (``with_skipped``; reports count it apart instead of timing it)
-            values: dict[str, Any] = {"state": stage}
-            if stage == "acknowledged":
-                values.update(acked_at=now, acked_by=operator)
-            if stage == "dispatched":
-                values.update(dispatched_at=now, dispatched_to=to or "")
-            if stage == "on_scene":
-                values["on_scene_at"] = now
-            if stage == "resolved":
-                values.update(resolved_at=now, resolved_by=operator, outcome=outcome)
-            if note:
-                values["note"] = note
-            conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(**values))
-            metrics.response_seconds.labels(stage).observe((now - row.raised_at).total_seconds())
-            add_audit(conn, operator, f"alarm.{stage}", alarm_id,
-                      {"to": to, "outcome": outcome, "note": note})
-            if row.kind in ("alarm.pressed", "alarm.test"):
-                self._command(conn, row.node, "alarm.ack", {"alarm_id": alarm_id, "stage": stage}, operator)
+            self.advance_in(conn, alarm_id, stage, operator, to=to, outcome=outcome, note=note)
             updated = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
         return with_skipped(jsonable(updated))
+
+    def advance_in(self, conn: Connection, alarm_id: str, stage: str, operator: str, *, to: str | None = None,
+                   outcome: str | None = None, note: str | None = None) -> None:
+        """:meth:`advance` inside a :meth:`writing` transaction someone else holds (hub/responders: a
+        responder's accept moves the alarm in the same commit as the dispatch; the node hears after it)."""
+        now = now_utc()
+        row = conn.execute(select(alarms).where(alarms.c.id == alarm_id)).first()
+        if row is None:
+            raise NotFound(f"no alarm {alarm_id}")
+        if STAGES.index(stage) <= STAGES.index(row.state):
+            raise Conflict(f"alarm is already {row.state}")
+        # only the stage done now gets a time: a stage skipped on the way stays empty, which is how it
+        # is recorded as skipped (``with_skipped``; reports count it apart instead of timing it)
+        values: dict[str, Any] = {"state": stage}
+        if stage == "acknowledged":
+            values.update(acked_at=now, acked_by=operator)
+        if stage == "dispatched":
+            values.update(dispatched_at=now, dispatched_to=to or "")
+        if stage == "on_scene":
+            values["on_scene_at"] = now
+        if stage == "resolved":
+            values.update(resolved_at=now, resolved_by=operator, outcome=outcome)
+        if note:
+            values["note"] = note
+        conn.execute(update(alarms).where(alarms.c.id == alarm_id).values(**values))
+        metrics.response_seconds.labels(stage).observe((now - row.raised_at).total_seconds())
+        add_audit(conn, operator, f"alarm.{stage}", alarm_id, {"to": to, "outcome": outcome, "note": note})
+        if row.kind in ("alarm.pressed", "alarm.test"):
+            self._command(conn, row.node, "alarm.ack", {"alarm_id": alarm_id, "stage": stage}, operator)
 
     # --- commands ------------------------------------------------------------------------------
     def _command(self, conn: Connection, node: str, name: str, args: dict[str, Any], operator: str,

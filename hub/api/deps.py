@@ -27,6 +27,8 @@ from hub.notify.service import Notifier
 from hub.patrols.service import Patrols
 from hub.patrols.tokens import PatrolKeys
 from hub.reports.service import Reports
+from hub.responders.live import TaskStreams
+from hub.responders.service import Responders
 from hub.runtime.cluster import Cluster
 
 
@@ -98,6 +100,21 @@ def _patrols(conn: HTTPConnection) -> Patrols:
     s = state.settings
     return Patrols(state.engine, PatrolKeys(s.data_dir), s.timezone, max_age_days=s.patrol_token_max_age_days,
                    night=s.patrol_night)
+
+
+def responders_of(conn: HTTPConnection) -> Responders:
+    responders: Responders = conn.app.state.hub.responders
+    return responders
+
+
+def task_streams_of(conn: HTTPConnection) -> TaskStreams:
+    """Each responder's own live streams (their phones' WebSockets)."""
+    streams: TaskStreams = conn.app.state.hub.task_streams
+    return streams
+
+
+def settings_of(conn: HTTPConnection) -> HubSettings:
+    return _settings(conn)
 
 
 def current_user(conn: HTTPConnection) -> User:

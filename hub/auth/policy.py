@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from hub.auth.service import (
     ADMIN_ONLY,
+    ALL_ROLES,
     ALL_STAFF,
     COOKIE,
     METRICS_PATH,
@@ -32,7 +33,7 @@ from hub.auth.service import (
 
 def requires(*roles: str) -> Callable[[Any], Any]:
     """Declare which roles may call an endpoint: ``@requires("operator", "admin")`` under the route decorator."""
-    unknown = set(roles) - ALL_STAFF
+    unknown = set(roles) - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; use {ROLES}")
 

@@ -58,12 +58,18 @@ from hub.errors import HubError
 from hub.store.engine import add_audit, now_utc
 from hub.store.schema import login_failures, sessions, users
 
-ROLES = ("operator", "installer", "admin")
-ALL_STAFF = frozenset(ROLES)
+ROLES = ("operator", "installer", "admin", "responder")
+# the centre's staff; a responder (issue 18: grid staff, volunteers, patrols on their phones) is not among them,
+# so a route without @requires("responder") is never open to one (reads default to ALL_STAFF)
+ALL_STAFF = frozenset({"operator", "installer", "admin"})
+ALL_ROLES = frozenset(ROLES)
 ADMIN_ONLY = frozenset({"admin"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/", "/api/health", "/api/login", "/docs", "/docs/oauth2-redirect", "/openapi.json",
-                          "/redoc", "/favicon.ico"})
+                          "/redoc", "/favicon.ico",
+                          # the responder's phone app shell (hub/web/responder.html): its login screen, manifest
+                          # and service worker load before a login; everything it shows comes from /api/responder
+                          "/r", "/r/", "/r/manifest.webmanifest", "/r/sw.js"})
 PUBLIC_PREFIXES = ("/static/",)
 METRICS_PATH = "/metrics"
 COOKIE = "pingan_session"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,10 +59,20 @@ def pick_port(host: str, port: int, tries: int = 50) -> int:
 def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_PORT)")] = None,
           host: Annotated[str | None, typer.Option(help="HTTP host (PINGAN_HTTP_HOST)")] = None,
           exact_port: Annotated[bool, typer.Option(help="Fail instead of taking the next free port")] = False,
+          cert: Annotated[Path | None, typer.Option(help="HTTPS: the server certificate (PEM, with its chain)")] = None,
+          key: Annotated[Path | None, typer.Option(help="HTTPS: the certificate's private key (PEM)")] = None,
+          tls_name: Annotated[list[str] | None, typer.Option(help=(
+              "HTTPS with a certificate from the hub's CA for this LAN name or address (repeat), e.g. "
+              "--tls-name hub.lan --tls-name 192.168.1.10; phones trust the CA once (docs/responders.md)"))] = None,
+          ca_dir: Annotated[Path | None, typer.Option(help=(
+              "The CA folder for --tls-name (default PINGAN_DATA_DIR/pki; the broker's, from `broker config "
+              "--out`, to use one CA for both)"))] = None,
           verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Run the hub: MQTT ingest, REST API, live WebSocket and dashboard."""
+    """Run the hub: MQTT ingest, REST API, live WebSocket and dashboard (HTTPS with --cert/--key or --tls-name:
+    phones need it for the responder app's location, camera and service worker)."""
     _logging(verbose)
     settings = _settings(http_port=port, http_host=host)
+    certfile, keyfile = _https_files(settings, cert, key, tls_name, ca_dir)
     import uvicorn
 
     from hub.app import create_app
@@ -74,12 +84,48 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (PINGAN_HTTP_
         application = create_app(settings)
     except PinganError as exc:
         _fail(str(exc))
-    typer.echo(f"Pingan hub on http://{settings.http_host}:{chosen}  (API docs: /docs)", err=True)
-    if settings.http_host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo("serving beyond loopback: staff log in (pingan-hub users add); use HTTPS in the field", err=True)
+    scheme = "https" if certfile else "http"
+    typer.echo(f"Pingan hub on {scheme}://{settings.http_host}:{chosen}  (API docs: /docs; responders' app: /r/)",
+               err=True)
+    if settings.http_host not in ("127.0.0.1", "localhost", "::1") and not certfile:
+        typer.echo("serving beyond loopback: staff log in (pingan-hub users add); use HTTPS in the field "
+                   "(--tls-name or --cert/--key, docs/responders.md)", err=True)
     # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes it only from
     # PINGAN_TRUSTED_PROXIES (hub/app.py)
-    uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning", proxy_headers=False)
+    uvicorn.run(application, host=settings.http_host, port=chosen, log_level="warning", proxy_headers=False,
+                ssl_certfile=certfile, ssl_keyfile=keyfile)
+
+
+def _https_files(settings: Any, cert: Path | None, key: Path | None, names: list[str] | None,
+                 ca_dir: Path | None) -> tuple[str | None, str | None]:
+    """uvicorn's ssl_certfile/ssl_keyfile from --cert/--key, or issued by the hub's CA for --tls-name; None for HTTP."""
+    if (cert is None) != (key is None):
+        _fail("HTTPS needs both --cert and --key")
+    if cert is not None and names:
+        _fail("give either --cert/--key or --tls-name, not both")
+    if cert is not None and key is not None:
+        for p in (cert, key):
+            if not p.is_file():
+                _fail(f"{p}: no such file")
+        try:
+            import ssl as _ssl
+
+            _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ValueError) as exc:
+            _fail(f"{cert} / {key}: not a usable certificate and key ({exc})")
+        return str(cert), str(key)
+    if not names:
+        return None, None
+    from hub.nodes.pki import https_cert
+
+    folder = ca_dir or settings.data_dir / "pki"
+    try:
+        key_path, crt_path, ca_crt = https_cert(folder, list(names))
+    except (OSError, ValueError) as exc:
+        _fail(f"could not issue the HTTPS certificate in {folder}: {exc}")
+    typer.echo(f"HTTPS certificate for {', '.join(names)} from the CA {ca_crt}: install that file on the phones "
+               "once (docs/responders.md)", err=True)
+    return str(crt_path), str(key_path)
 
 
 @app.command()
@@ -464,7 +510,8 @@ def _read_password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def users_add(name: Annotated[str, typer.Argument(help="Login name, e.g. wang.li")],
-              role: Annotated[str, typer.Option(help="operator, installer or admin")] = "operator",
+              role: Annotated[str, typer.Option(
+                  help="operator, installer, admin or responder (a phone login, docs/responders.md)")] = "operator",
               password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                            help="Read the password from stdin's first line")] = False,
               replace: Annotated[bool, typer.Option(help="Change an existing user's password and role")] = False,

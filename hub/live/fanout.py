@@ -120,6 +120,7 @@ class LiveHub:
 
     def fanout(self, messages: list[dict[str, Any]], at: float | None = None) -> None:
         """To this process's consoles (``at``: when the batch was committed, for the wait metric)."""
+        messages = [m for m in messages if m.get("type") != "task_for"]  # for responders' pages (hub/responders)
         for client in list(self._clients):
             for m in messages:
                 if not client.put(m, at):

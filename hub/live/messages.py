@@ -115,10 +115,40 @@ class NotifyFailed(_Live):
     recipients: list[str]
 
 
+class DispatchChanged(_Live):
+    """An alarm's dispatches changed (offered, accepted, declined, expired, on scene, resolved, a photo):
+    the operator's card follows each step (hub/web/dispatch.js). ``flag``: why the operator should look,
+    e.g. ``reoffered:expired`` or ``nobody_left:declined``."""
+
+    type: Literal["dispatch"] = "dispatch"
+    alarm_id: str
+    alarm: AlarmRow | dict[str, Any]
+    dispatches: list[dict[str, Any]]
+    flag: str | None = None
+
+
+class TaskMessage(_Live):
+    """To one responder's phone only (``/api/responder/live``): a task offered to them, or its new state."""
+
+    type: Literal["task"] = "task"
+    task: dict[str, Any]
+
+
+class TaskRelay(_Live):
+    """Between hub replicas only (PostgreSQL NOTIFY, hub/runtime/cluster.py): a task for one responder, handed
+    by every replica to that responder's pages open on it as a ``TaskMessage``; never sent to a console."""
+
+    type: Literal["task_for"] = "task_for"
+    to: str
+    task: dict[str, Any]
+
+
 LIVE_MESSAGE_MODELS: tuple[type[_Live], ...] = (Hello, NodeState, EventMessage, EventsSummary, SnapshotStored,
-                                                CommandReply, AlarmChanged, NotifyFailed)
+                                                CommandReply, AlarmChanged, NotifyFailed, DispatchChanged, TaskMessage,
+                                                TaskRelay)
 LiveMessage = Annotated[
-    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed,
+    Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed
+    | DispatchChanged | TaskMessage | TaskRelay,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

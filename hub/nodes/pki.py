@@ -49,8 +49,9 @@ def ensure_ca(folder: Path, name: str = "Pingan district CA") -> tuple[Path, Pat
     return key_path, crt_path
 
 
-def issue_server_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
-    """broker.key/broker.crt signed by the CA, valid for the names and addresses nodes dial."""
+def issue_server_cert(folder: Path, hostnames: list[str], stem: str = "broker") -> tuple[Path, Path]:
+    """<stem>.key/<stem>.crt signed by the CA, valid for the names and addresses clients dial (the broker's
+    for nodes; ``stem="https"`` for the hub's web server, which phones need for HTTPS: issue 18)."""
     ca_key_path, ca_crt_path = ensure_ca(folder)
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     ca_crt = x509.load_pem_x509_certificate(ca_crt_path.read_bytes())
@@ -69,9 +70,36 @@ def issue_server_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-    _write_key(folder / "broker.key", key)
-    atomic_write(folder / "broker.crt", cert.public_bytes(serialization.Encoding.PEM))
-    return folder / "broker.key", folder / "broker.crt"
+    _write_key(folder / f"{stem}.key", key)
+    atomic_write(folder / f"{stem}.crt", cert.public_bytes(serialization.Encoding.PEM))
+    return folder / f"{stem}.key", folder / f"{stem}.crt"
+
+
+def https_cert(folder: Path, hostnames: list[str]) -> tuple[Path, Path, Path]:
+    """The hub's HTTPS key and certificate for ``hostnames`` from the CA in ``folder``: reused while it names
+    the same hosts and has more than 30 days left, issued again otherwise. Returns (key, cert, ca cert)."""
+    key_path, crt_path = folder / "https.key", folder / "https.crt"
+    _, ca_crt = ensure_ca(folder)
+    if key_path.exists() and crt_path.exists():
+        cert = x509.load_pem_x509_certificate(crt_path.read_bytes())
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            have = {str(n.value) for n in sans}
+        except x509.ExtensionNotFound:
+            have = set()
+        fresh = cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=30)
+        if fresh and have == {str(ipaddress.ip_address(h)) if _is_ip(h) else h for h in hostnames}:
+            return key_path, crt_path, ca_crt
+    key_path, crt_path = issue_server_cert(folder, hostnames, stem="https")
+    return key_path, crt_path, ca_crt
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 VALID_DAYS_CLIENT = 825

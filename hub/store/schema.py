@@ -365,3 +365,85 @@ patrol_checkins = Table(
     Index("patrol_checkins_node_at", "node", "at"),
     Index("patrol_checkins_at", "at"),
 )
+
+
+# --- responders and dispatch (issue 18; hub/responders) -------------------------------------------
+teams = Table(
+    "teams", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),  # grid_staff | volunteer | patrol | police_room
+    Column("grids", JSON, nullable=False),  # the grids it covers, e.g. ["G01", "G02"]
+)
+
+responders = Table(
+    "responders", metadata,
+    Column("username", String(64), primary_key=True),  # its login (users, role responder)
+    Column("name", String(100), nullable=False),
+    Column("team", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phone", String(32), nullable=False, default=""),
+    Column("consent", Boolean, nullable=False, default=False),  # agreed to share position while on duty
+    Column("checked_in", UTCDateTime()),  # checked in from the phone (None: off duty)
+    Column("last_lat", Float), Column("last_lon", Float), Column("last_accuracy", Float),
+    Column("last_fix_at", UTCDateTime()),
+    Index("responders_team", "team"),
+)
+
+shifts = Table(
+    "shifts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team", String(32), nullable=False),
+    Column("weekday", Integer, nullable=False),  # 0 = Monday, in the district's time zone
+    Column("start_min", Integer, nullable=False),  # minutes after midnight; end < start runs past midnight
+    Column("end_min", Integer, nullable=False),
+    Index("shifts_team", "team"),
+)
+
+positions = Table(
+    "responder_positions", metadata,
+    Column("seq", BigSeq, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("lat", Float, nullable=False), Column("lon", Float, nullable=False),
+    Column("accuracy", Float),
+    Index("responder_positions_user_at", "username", "at"),
+    Index("responder_positions_at", "at"),
+)
+
+dispatches = Table(
+    "dispatches", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("alarm_id", String(36), nullable=False),
+    Column("responder", String(64), nullable=False),
+    Column("team", String(32), nullable=False),
+    Column("by", String(64), nullable=False),  # the operator, or "auto"
+    Column("state", String(16), nullable=False),  # offered|accepted|declined|expired|withdrawn|on_scene|resolved
+    Column("offered_at", UTCDateTime(), nullable=False),
+    Column("distance_m", Float),  # from the responder's last fix when offered
+    Column("accepted_at", UTCDateTime()),
+    Column("declined_at", UTCDateTime()),
+    Column("reason", String(500)),
+    Column("expired_at", UTCDateTime()),  # not accepted within accept_within_s
+    Column("on_scene_at", UTCDateTime()),
+    Column("scene_lat", Float), Column("scene_lon", Float),
+    Column("scene_distance_m", Float),  # from the pole, when on scene
+    Column("resolved_at", UTCDateTime()),
+    Column("outcome", String(32)),
+    Column("note", Text),
+    Index("dispatches_alarm", "alarm_id"),
+    Index("dispatches_responder_state", "responder", "state"),
+    Index("dispatches_state_offered", "state", "offered_at"),
+)
+
+dispatch_photos = Table(
+    "dispatch_photos", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dispatch_id", String(32), nullable=False),
+    Column("alarm_id", String(36), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("dispatch_photos_alarm", "alarm_id"),
+)

@@ -125,6 +125,7 @@ document.querySelectorAll('.lang').forEach((b) => b.addEventListener('click', ()
 
 async function start() {
   const r = await fetch('/api/me', {credentials: 'same-origin'});
+  if (r.status === 403) { location.href = '/r/'; return; } // a responder's login: their phone app (issue 18)
   if (!r.ok) { showLogin(); return; }
   S.me = await r.json(); S.tz = S.me.timezone || S.tz;
   $('login-view').hidden = true; $('app-view').hidden = false;
@@ -278,6 +279,7 @@ function connect() {
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
+    window.dispatchEvent(new CustomEvent('pingan:live', {detail: msg})); // dispatch.js (issue 18) listens
     if (msg.cursor != null && (S.cursor == null || msg.cursor > S.cursor)) S.cursor = msg.cursor;
     if (msg.type === 'hello') return;
     if (msg.alarm || msg.type === 'alarm') scheduleAlarms();

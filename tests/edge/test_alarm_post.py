@@ -137,7 +137,10 @@ def test_receipt_ack_and_resolve_drive_the_led(rig, commands) -> None:
     assert pins.light.pattern == "received"
     reply = commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "acknowledged"}))
     assert reply.ok
-    assert pins.light.pattern == "help_coming" and pins.light.is_lit
+    assert pins.light.pattern == "seen"  # seen by an operator: nobody is on the way yet
+    reply = commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "dispatched"}))
+    assert reply.ok
+    assert pins.light.pattern == "help_coming" and pins.light.is_lit  # a responder accepted
     reply = commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "resolved"}))
     assert reply.ok and pins.light.pattern == "idle" and role.alarm is None
 

@@ -38,6 +38,10 @@ UNTYPED_OK = {
     "ConfigReply.data": "the node's reply data to config.update, kept as sent (the contract declares none)",
     "AuditEntry.detail": "an event's data or a staff action's audit detail: one shape per kind/action",
     "IceServer": "WebRTC's RTCIceServer as the administrator configured it, passed to the browser verbatim",
+    # hub/api/responders.py landed (issue 18) before this rule reached it: its rows are still open models.
+    # Typing them is open work (the session note says so); each entry goes when its model comes.
+    "Row": "responders, teams, dispatches and the responder report as the store's rows (to be typed)",
+    "Task": "a dispatch as the responder's page shows it (to be typed)",
 }
 
 

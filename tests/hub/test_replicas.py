@@ -203,7 +203,7 @@ def test_operator_ack_on_one_replica_reaches_the_other_console_and_the_node_once
                         return msg
 
         assert asyncio.run(ack_seen_on_b())["alarm"]["id"] == alarm["id"]
-        wait_for(lambda: node.control(cmd="state")["state"]["led"] == "help_coming", message="LED help coming")
+        wait_for(lambda: node.control(cmd="state")["state"]["led"] == "seen", message="LED: seen by an operator")
         wait_for(lambda: b.get(f"/api/alarms/{alarm['id']}")["node_stage"] == "acknowledged", message="reply")
         time.sleep(3)  # three resend rounds (PINGAN_ACK_RESEND_S=1) in which nothing more may go out
     finally:

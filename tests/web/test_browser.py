@@ -80,7 +80,7 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
 
     card.query_selector('[data-act="ack"]').click()
     page.wait_for_selector('.alarm[data-state="acknowledged"]')
-    wait_for(lambda: node.control(cmd="state")["state"]["led"] == "help_coming", message="LED shows help coming")
+    wait_for(lambda: node.control(cmd="state")["state"]["led"] == "seen", message="LED shows the alarm is seen")
     alarm = hub.get("/api/alarms")[0]
     assert alarm["acked_by"] == "wang"
 
@@ -89,6 +89,7 @@ def test_console_works_an_alarm_end_to_end(broker: Broker, hub_factory, node_fac
     card.query_selector('[data-act="dispatch"]').click()
     card = page.wait_for_selector('.alarm[data-state="dispatched"]')
     assert "G01 巡逻队" in card.text_content()
+    wait_for(lambda: node.control(cmd="state")["state"]["led"] == "help_coming", message="LED shows help coming")
     card.query_selector('[data-f="outcome"]').select_option("assisted")
     card.query_selector('[data-f="note"]').fill("老人走失，已送回家")
     card.query_selector('[data-act="resolve"]').click()

@@ -50,7 +50,7 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Role = Literal["operator", "installer", "admin"]  # hub.auth.service.ROLES
+Role = Literal["operator", "installer", "admin", "responder"]  # hub.auth.service.ROLES
 NodeStateName = Literal["unknown", "online", "offline", "removed"]  # registered, status or heartbeat, removed
 
 

@@ -1,0 +1,1 @@
+"""Responders on duty and dispatch (issue 18)."""
