@@ -132,6 +132,16 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
     if conn.dialect.name != "postgresql":
         stmt = insert_ignore_stmt(conn, table, key).returning(*(table.c[c] for c in returning))
         return list(conn.execute(stmt, rows).all())
+    names, casts, arrays = _unnest(conn, table, rows)
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
+           f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(returning)}")
+    from sqlalchemy import text
+
+    return list(conn.execute(text(sql), arrays).all())
+
+
+def _unnest(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Column names, ``CAST(:col AS type[])`` expressions and one array per column, for ``unnest``."""
     names = list(rows[0])
     defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]  # a ScalarElementColumnDefault
                 if c.name not in names and c.default is not None and c.default.is_scalar}
@@ -151,11 +161,32 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
                 values = [col.type.process_bind_param(v, conn.dialect) for v in values]
             casts.append(f"CAST(:{name} AS {col.type.compile(dialect=conn.dialect)}[])")
         arrays[name] = values
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
-           f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(returning)}")
+    return names, casts, arrays
+
+
+def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str, update: dict[str, str]) -> None:
+    """One statement for many rows: insert the new ones, and on ``key``'s conflict set each column of
+    ``update`` to its SQL expression (``excluded.<col>`` is the row offered, ``<table>.<col>`` the stored one).
+
+    Every row must have the same keys. The ingest writer upserts a whole batch's heartbeats and statuses
+    this way: a row at a time they cost ~0.75 ms each and saturated the writer at a city's 2,000 a second.
+    PostgreSQL gets ``unnest`` arrays (see insert_new), SQLite one prepared statement run for every row.
+    """
     from sqlalchemy import text
 
-    return list(conn.execute(text(sql), arrays).all())
+    if not rows:
+        return
+    sets = ", ".join(f"{col} = {expr}" for col, expr in update.items())
+    if conn.dialect.name == "postgresql":
+        names, casts, arrays = _unnest(conn, table, rows)
+        conn.execute(text(f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
+                          f"ON CONFLICT ({key}) DO UPDATE SET {sets}"), arrays)
+        return
+    from sqlalchemy.dialects.sqlite import insert
+
+    stmt = insert(table).on_conflict_do_update(index_elements=[key],
+                                               set_={col: text(expr) for col, expr in update.items()})
+    conn.execute(stmt, rows)
 
 
 def ids_in(conn: Connection, column: Any, ids: list[str]) -> Any:
