@@ -21,6 +21,7 @@ from hub.alarms.escalation import annotate
 from hub.alarms.service import OUTCOMES, HubService
 from hub.api.auth import current_user
 from hub.auth.policy import requires
+from hub.live.replay import EVENT_COLUMNS, after_cursor
 from hub.runtime import metrics
 from hub.store.engine import jsonable
 from hub.store.schema import clips, events, snapshots
@@ -75,17 +76,17 @@ def list_events(state: StateDep, node: str | None = None, kind: str | None = Non
                 after: Annotated[int | None, Query(description="Only events with cursor > after")] = None,
                 since: datetime | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-    q = select(events)
+    q = select(*EVENT_COLUMNS)
     if node:
         q = q.where(events.c.node == node)
     if kind:
         q = q.where(events.c.kind == kind)
-    if after is not None:
-        q = q.where(events.c.seq > after)
     if since is not None:
         q = q.where(events.c.received_at >= since)
     q = q.order_by(events.c.seq if after is not None else events.c.seq.desc()).limit(limit)
     with state.engine.connect() as conn:
+        if after is not None:  # late commits of other replicas included (hub/live/replay.py)
+            q = q.where(after_cursor(conn, after))
         return [jsonable(r) for r in conn.execute(q).all()]
 
 
@@ -189,7 +190,7 @@ async def live(websocket: WebSocket, since: int | None = None) -> None:
         if since is not None:
             def catch_up() -> list[dict[str, Any]]:
                 with state.engine.connect() as conn:
-                    rows = conn.execute(select(events).where(events.c.seq > since)
+                    rows = conn.execute(select(*EVENT_COLUMNS).where(after_cursor(conn, since))
                                         .order_by(events.c.seq).limit(5000)).all()
                 return [{"type": "event", "cursor": r.seq, "event": jsonable(r), "replay": True} for r in rows]
 

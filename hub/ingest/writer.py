@@ -598,7 +598,12 @@ class Ingest:
                             elif channel == "heartbeat":
                                 heartbeats[parsed.node] = (_parse(Heartbeat, msg.payload), msg.received_at)
                             elif msg.payload:  # a status; an empty one is a cleared retained status
-                                statuses[parsed.node] = (_parse(NodeStatus, msg.payload), msg.received_at)
+                                status = _parse(NodeStatus, msg.payload)
+                                if parsed.node in statuses:  # a birth then a will: the kind and version stay
+                                    prev = statuses[parsed.node][0]
+                                    status = status.model_copy(update={"kind": status.kind or prev.kind,
+                                                                       "version": status.version or prev.version})
+                                statuses[parsed.node] = (status, msg.received_at)
                         except Rejected as exc:
                             self._reject(msg, exc, out)
                         except Exception as exc:  # noqa: BLE001 - must not send the batch into retries

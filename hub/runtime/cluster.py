@@ -121,7 +121,10 @@ class Cluster:
                 log.info("replica %s leads the singleton jobs (offline detection, resends, escalation, node "
                          "statuses)", self.replica)
                 if self.on_lead is not None:
-                    self.on_lead()
+                    try:
+                        self.on_lead()
+                    except Exception:  # noqa: BLE001 - still the leader; the retained statuses come at a reconnect
+                        log.exception("replica %s: taking over as leader failed in part", self.replica)
         except Exception as exc:  # noqa: BLE001 - lost the database: no longer leader, try again later
             if self._leader:
                 log.warning("replica %s lost the leader lock: %s", self.replica, exc)

@@ -135,7 +135,8 @@ class MqttTransport:
         that has just become the leader calls it: statuses are stored by the leader only, and those that came
         while the old leader was dying (or none led) would otherwise wait for each node's next reconnect."""
         if self.connected:
-            self.client.subscribe([(t, q) for t, q in Topics.HUB_SUBSCRIPTIONS if Topics.channel(t) == "status"])
+            self.client.subscribe([sub for (channel, _), sub in zip(Topics.NODE_PUBLISHES, Topics.HUB_SUBSCRIPTIONS,
+                                                                   strict=True) if channel == "status"])
 
     # --- the seam ------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
