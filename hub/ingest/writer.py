@@ -45,6 +45,7 @@ from hub.ingest.queue import TwoLaneQueue, is_alarm_payload
 from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
 from hub.runtime import metrics
 from hub.store.engine import (
+    JsonText,
     add_audit,
     ids_in,
     insert_ignore,
@@ -195,7 +196,7 @@ class Processor:
             for node in sorted(heartbeats):
                 hb, at = heartbeats[node]
                 rows.append({"id": node, "created": at, "state": "online", "last_seen": at,
-                             "heartbeat": hb.model_dump(mode="json")})
+                             "heartbeat": JsonText(hb.model_dump_json())})
                 if node not in known or known[node].state != "online":
                     back.append(node)
                     out.live.append(NodeState(node=node, state="online").out())
