@@ -65,6 +65,7 @@ MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit, in event
 # a reply, snapshot or clip is one row at a time (~0.75 ms); an event, heartbeat or status one row of a
 # bulk statement (~0.1 ms)
 ONE_BY_ONE_COST = 8
+LAST_SEEN_SLACK_S = 5.0  # nodes.last_seen from events may lag this much (offline means 35 s of silence)
 LIVE_BURST = 20  # more non-alarm events than this in one commit go live as one summary per node
 
 
@@ -352,7 +353,8 @@ class Processor:
         touched = sorted(out.touched.items())  # one lock order for every replica (no deadlocks on PostgreSQL)
         insert_new(conn, nodes, [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in touched],
                    "id", ("id",))
-        set_last_seen(conn, touched)
+        # a node heard from moments ago needs no new write (nor a row lock other replicas would wait for)
+        set_last_seen(conn, touched, slack_s=min(LAST_SEEN_SLACK_S, self.settings.offline_after_s / 12))
 
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime,
                    incident: str | None = None) -> dict[str, Any] | None:
