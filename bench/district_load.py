@@ -163,7 +163,8 @@ def city_mix(nodes: int) -> tuple[int, int, int]:
 
 def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
         restart_broker_every: float = 0, cameras: int = 0, tap: bool = False, *, speedup: float = 100,
-        camera_every: float = 60, burst: int = 0, burst_at: float = 60, burst_every: float = 0) -> dict:
+        camera_every: float = 60, burst: int = 0, burst_at: float = 60, burst_every: float = 0,
+        py_spy: str | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-district-"))
     broker = Broker(tmp / "broker").start()
     hub = HubProc(tmp, broker.url, offline_after_s="60").start()
@@ -182,6 +183,12 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                  "--burst", str(share), "--burst-at", str(burst_at), "--burst-every", str(burst_every),
                  "--press-every", str(press_every)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         sim_ps = [psutil.Process(p.pid) for p in sims]
+        spy = None
+        if py_spy:  # where the hub's CPU goes: samples only threads holding the GIL, collapsed stacks
+            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(hub.proc.pid),
+                                    "--gil", "--threads", "--nonblocking", "--rate", "100", "--format", "raw",
+                                    "--duration", str(int(seconds)), "--output", py_spy],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         broker_cpu: dict[int, float] = {}  # per broker process (a restart makes a new one): its CPU seconds
         arrivals: dict[str, float] = {}
         sim_cpu: dict[int, float] = {}
@@ -240,6 +247,11 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                   "event loop lag": hist_quantile(scraped, "pingan_hub_loop_lag_seconds", 0.99)}
         superseded = counter_value(scraped, "pingan_hub_heartbeats_superseded_total")
         results = [json.loads(p.communicate(timeout=120)[0] or b"{}") for p in sims]
+        if spy is not None:
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
         wall = time.time() - t0
         cpu1 = hub_ps.cpu_times()
         hub_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
@@ -328,6 +340,8 @@ def main() -> None:
                     help="seconds between the lines of the hub's RSS curve (default: 300, or an eighth of a short run)")
     ap.add_argument("--restart-broker-every", type=float, default=0,
                     help="soak: stop and start the broker this often (seconds); 0 = never")
+    ap.add_argument("--py-spy", metavar="FILE", default=None,
+                    help="record the hub with py-spy (dev extra) into FILE as collapsed stacks (flamegraph input)")
     ap.add_argument("--tap", action="store_true",
                     help="also subscribe to every node's events, to tell for each slow alarm when it left the broker")
     args = ap.parse_args()
@@ -343,7 +357,7 @@ def main() -> None:
     burst_every = args.burst_every if args.burst_every is not None else prof["burst_every"]
     r = run(poles, doors, args.seconds, args.procs, press_every, args.restart_broker_every, cameras, args.tap,
             speedup=prof["speedup"], camera_every=prof["camera_every"], burst=burst, burst_at=args.burst_at,
-            burst_every=burst_every)
+            burst_every=burst_every, py_spy=args.py_spy)
     print(f"bench/district_load --profile {args.profile}: {r['nodes']} nodes ({poles} poles, {doors} doors, "
           f"{cameras} cameras) in {args.procs} simulator processes for {r['seconds']:.0f} s")
     print(f"  load                  : heartbeats every 10 s ({r['heartbeats_per_s']:.0f}/s); a press every "
