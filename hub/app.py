@@ -72,6 +72,10 @@ class HubState:
             self.transport = transport or MqttTransport(settings)
             self.ingest = Ingest(settings, self.engine, self._notify, self.transport)
             self.ingest.is_leader = self.cluster.is_leader
+            self.ingest.process_status = self.cluster.is_leader  # statuses once, by the leader (cluster.py)
+            resubscribe = getattr(self.transport, "resubscribe_statuses", None)
+            if resubscribe is not None:
+                self.cluster.on_lead = resubscribe
         self.service = HubService(self.engine, self.vault, self._publish)
         self.doors = DoorService(self.engine, self.service)
         self.liveview = LiveService(self.engine, self.service, ice_servers=settings.live_ice_servers,

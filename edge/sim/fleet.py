@@ -35,7 +35,8 @@ from edge.shared.aio import cancel_and_wait, wait_event
 DOOR_EVENTS_PER_DAY = 50
 RESEND_AFTER_S = 10.0  # the agent's defaults (edge/config.py OutboxConfig)
 WINDOW = 64
-CAMERA_DETECTION_EVERY_S = 60.0  # a camera point reports someone in its zone about once a minute
+CAMERA_DETECTION_EVERY_S = 60.0  # the stress profile: a camera point reports someone in its zone once a minute
+BURST_SPREAD_S = 10.0  # a burst's presses come within this many seconds (a street incident, a drill)
 
 
 @dataclass
@@ -77,13 +78,15 @@ class MemoryOutbox:
 
 class VirtualNode:
     def __init__(self, node_id: str, kind: str, host: str, port: int, stats: Stats, *,
-                 heartbeat_s: float, speedup: float, press_every_s: float | None) -> None:
+                 heartbeat_s: float, speedup: float, press_every_s: float | None,
+                 camera_every_s: float = CAMERA_DETECTION_EVERY_S) -> None:
         self.id, self.kind = node_id, kind
         self.host, self.port = host, port
         self.stats = stats
         self.heartbeat_s = heartbeat_s
         self.speedup = speedup
         self.press_every_s = press_every_s
+        self.camera_every_s = camera_every_s
         self.making = True  # cleared at the end of a run, so the drain only drains
         self.outbox = MemoryOutbox()
         self._outgoing: list[tuple[str, bytes, int]] = []
@@ -169,7 +172,7 @@ class VirtualNode:
         if self.kind == "rental_door":
             mean_gap = 86400 / DOOR_EVENTS_PER_DAY / self.speedup
         elif self.kind == "camera":
-            mean_gap = CAMERA_DETECTION_EVERY_S
+            mean_gap = self.camera_every_s
         elif self.press_every_s:
             mean_gap = self.press_every_s
         else:
@@ -184,9 +187,15 @@ class VirtualNode:
             elif self.kind == "camera":
                 event = Event.make(self.id, "detection.person", {"zone": "street", "score": 0.8, "sim": True})
             else:
-                event = Event.make(self.id, "alarm.pressed", {"count": 1, "sim": True})
-                self.stats.alarms.append((str(event.id), time.time()))
+                self.press()
+                continue
             self._send(event)
+
+    def press(self) -> None:
+        """A resident presses the button (the background rate, or one of a burst's presses)."""
+        event = Event.make(self.id, "alarm.pressed", {"count": 1, "sim": True})
+        self.stats.alarms.append((str(event.id), time.time()))
+        self._send(event)
 
     def _send(self, event: Event) -> None:
         self.outbox.put(event_key(str(event.id)), Topics.events(self.id), event.to_bytes(), priority_of(event.kind))
@@ -194,9 +203,26 @@ class VirtualNode:
         self._wake.set()
 
 
+async def bursts(poles: list[VirtualNode], first_at: float, every: float, n: int, until: float) -> None:
+    """``n`` presses on random poles within BURST_SPREAD_S, at ``first_at`` seconds and every ``every`` after."""
+    start = time.monotonic()
+    at = first_at
+    while poles and n > 0 and at < until:
+        await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+        offsets = sorted(random.uniform(0, BURST_SPREAD_S) for _ in range(n))
+        t0 = time.monotonic()
+        for off in offsets:
+            await asyncio.sleep(max(0.0, t0 + off - time.monotonic()))
+            random.choice(poles).press()
+        if every <= 0:
+            return
+        at += every
+
+
 async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, cameras: int = 0, prefix: str = "",
                     heartbeat_s: float = 10, speedup: float = 100, press_every_s: float | None = 30,
-                    report=None) -> Stats:
+                    camera_every_s: float = CAMERA_DETECTION_EVERY_S, burst: int = 0, burst_at: float = 60,
+                    burst_every: float = 0, report=None) -> Stats:
     u = urlparse(broker_url)
     stats = Stats()
     stop = asyncio.Event()
@@ -206,7 +232,8 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
     nodes += [VirtualNode(f"{prefix}door-{i:04d}", "rental_door", u.hostname or "127.0.0.1", u.port or 1883, stats,
                           heartbeat_s=heartbeat_s, speedup=speedup, press_every_s=None) for i in range(doors)]
     nodes += [VirtualNode(f"{prefix}cam-{i:04d}", "camera", u.hostname or "127.0.0.1", u.port or 1883, stats,
-                          heartbeat_s=heartbeat_s, speedup=speedup, press_every_s=None) for i in range(cameras)]
+                          heartbeat_s=heartbeat_s, speedup=speedup, press_every_s=None,
+                          camera_every_s=camera_every_s) for i in range(cameras)]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -215,11 +242,13 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
         tasks.append(asyncio.create_task(n.run(stop)))
         await asyncio.sleep(0.001)
     deadline = time.monotonic() + seconds
+    burster = asyncio.create_task(bursts(nodes[:poles], burst_at, burst_every, burst, seconds))
     while time.monotonic() < deadline and not stop.is_set():
         await asyncio.sleep(1)
         if report:
             report(stats)
     # stop making events, give the last receipts time to come
+    await cancel_and_wait([burster])
     for n in nodes:
         n.making = False
     drain_deadline = time.monotonic() + 30
@@ -239,11 +268,20 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--prefix", default="", help="node id prefix, to run several simulators side by side")
     ap.add_argument("--speedup", type=float, default=100, help="door events: 50/day compressed this much")
-    ap.add_argument("--press-every", type=float, default=30, help="mean seconds between presses per pole")
+    ap.add_argument("--press-every", type=float, default=30,
+                    help="mean seconds between presses per pole (0: none but the bursts)")
+    ap.add_argument("--camera-every", type=float, default=CAMERA_DETECTION_EVERY_S,
+                    help="mean seconds between a camera point's detections")
+    ap.add_argument("--heartbeat-every", type=float, default=10)
+    ap.add_argument("--burst", type=int, default=0, help="presses in one burst (within 10 s, on random poles)")
+    ap.add_argument("--burst-at", type=float, default=60, help="seconds into the run of the first burst")
+    ap.add_argument("--burst-every", type=float, default=0, help="seconds between bursts (0: one burst)")
     args = ap.parse_args()
     stats = asyncio.run(run_fleet(args.broker, args.poles, args.doors, args.seconds, cameras=args.cameras,
-                                  prefix=args.prefix,
-                                  speedup=args.speedup, press_every_s=args.press_every))
+                                  prefix=args.prefix, heartbeat_s=args.heartbeat_every,
+                                  speedup=args.speedup, press_every_s=args.press_every or None,
+                                  camera_every_s=args.camera_every, burst=args.burst, burst_at=args.burst_at,
+                                  burst_every=args.burst_every))
     json.dump({"made": stats.made, "receipted": stats.receipted, "resent": stats.resent,
                "alarms": stats.alarms}, sys.stdout)
 

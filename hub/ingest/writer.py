@@ -46,7 +46,17 @@ from hub.config import HubSettings
 from hub.ingest.queue import TwoLaneQueue, is_alarm_payload
 from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
 from hub.runtime import metrics
-from hub.store.engine import add_audit, ids_in, insert_ignore, insert_new, jsonable, now_utc, set_last_seen
+from hub.store.engine import (
+    JsonText,
+    add_audit,
+    ids_in,
+    insert_ignore,
+    insert_new,
+    jsonable,
+    now_utc,
+    set_last_seen,
+    upsert,
+)
 from hub.store.schema import alarms, clips, commands, events, nodes, quarantine, snapshots
 from hub.transport.mqtt import Received, Transport
 
@@ -54,8 +64,10 @@ log = logging.getLogger(__name__)
 Notify = Callable[[list[dict[str, Any]]], None]
 MAX_CLIP_FRAMES = 100
 MAX_BATCH = 500  # bounds how long an alarm can wait behind one commit, in events' worth of work
-# a status, heartbeat or reply is one row at a time (~0.75 ms), an event one row of a bulk insert (~0.1 ms)
+# a reply, snapshot or clip is one row at a time (~0.75 ms); an event, heartbeat or status one row of a
+# bulk statement (~0.1 ms)
 ONE_BY_ONE_COST = 8
+LAST_SEEN_SLACK_S = 5.0  # nodes.last_seen from events may lag this much (offline means 35 s of silence)
 LIVE_BURST = 20  # more non-alarm events than this in one commit go live as one summary per node
 
 
@@ -166,6 +178,61 @@ class Processor:
         if prev != "online":
             out.live += self._resolve_offline(conn, node, msg.received_at)
             out.live.append(NodeState(node=node, state="online").out())
+
+    def store_node_reports(self, conn: Connection, heartbeats: dict[str, tuple[Heartbeat, datetime]],
+                           statuses: dict[str, tuple[NodeStatus, datetime]], out: BatchResult) -> None:
+        """A batch's heartbeats and statuses (each node's newest of each, parsed already) in a few statements:
+        one read of the nodes' states, one upsert per kind of row, and the offline alarms to resolve.
+
+        Heartbeats go first and statuses after, so a last will behind a node's heartbeat in the same batch
+        leaves it offline, as it would have one message at a time. Only the latest heartbeat is kept
+        (``nodes.heartbeat``; /metrics and the fleet read it): history would be 8,640 rows per node a day."""
+        if not heartbeats and not statuses:
+            return
+        ids = sorted(set(heartbeats) | set(statuses))  # one lock order for every replica (PostgreSQL)
+        known = {r.id: r for r in conn.execute(select(nodes.c.id, nodes.c.state, nodes.c.kind,
+                                                      nodes.c.key_enc.is_not(None).label("registered"))
+                                               .where(ids_in(conn, nodes.c.id, ids)))}
+        back: list[str] = []  # not online before: an open node.offline alarm may be resolved now
+        if heartbeats:
+            rows = []
+            for node in sorted(heartbeats):
+                hb, at = heartbeats[node]
+                rows.append({"id": node, "created": at, "state": "online", "last_seen": at,
+                             "heartbeat": JsonText(hb.model_dump_json())})
+                if node not in known or known[node].state != "online":
+                    back.append(node)
+                    out.live.append(NodeState(node=node, state="online").out())
+            upsert(conn, nodes, rows, "id", {"state": "'online'", "last_seen": "excluded.last_seen",
+                                             "heartbeat": "excluded.heartbeat"})
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for node in sorted(statuses):
+            status, at = statuses[node]
+            row: dict[str, Any] = {"id": node, "created": at, "state": status.state, "last_seen": at}
+            if status.version:
+                row["version"] = status.version
+            if status.kind:
+                k = known.get(node)
+                if k is not None and k.registered and k.kind != status.kind:
+                    self._status_kind(conn, node, status.kind, at, row, out)  # counted, raises one node.fault
+                else:
+                    row["kind"] = status.kind  # an unregistered node is known by what it says
+            groups[tuple(row)].append(row)
+            if status.state == "online" and node not in heartbeats and (node not in known
+                                                                         or known[node].state != "online"):
+                back.append(node)
+            out.live.append(NodeState(node=node, state=status.state).out())
+        for columns, rows in groups.items():  # a birth names kind and version; a will neither
+            upsert(conn, nodes, rows, "id", {c: f"excluded.{c}" for c in columns if c not in ("id", "created")})
+        back = [n for n in back if statuses.get(n, (None,))[0] is None or statuses[n][0].state == "online"]
+        if back:
+            alarmed = set(conn.execute(select(alarms.c.node).where(
+                ids_in(conn, alarms.c.node, back), alarms.c.kind == "node.offline",
+                alarms.c.state != "resolved")).scalars())
+            for node in back:
+                if node in alarmed:
+                    at = (heartbeats.get(node) or statuses[node])[1]
+                    out.live += self._resolve_offline(conn, node, at)
 
     def _resolve_offline(self, conn: Connection, node: str, at: datetime) -> list[dict[str, Any]]:
         rows = conn.execute(select(alarms.c.id, alarms.c.incident).where(
@@ -288,7 +355,8 @@ class Processor:
         touched = sorted(out.touched.items())  # one lock order for every replica (no deadlocks on PostgreSQL)
         insert_new(conn, nodes, [{"id": n, "created": at, "state": "online", "last_seen": at} for n, at in touched],
                    "id", ("id",))
-        set_last_seen(conn, touched)
+        # a node heard from moments ago needs no new write (nor a row lock other replicas would wait for)
+        set_last_seen(conn, touched, slack_s=min(LAST_SEEN_SLACK_S, self.settings.offline_after_s / 12))
 
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime,
                    incident: str | None = None) -> dict[str, Any] | None:
@@ -434,8 +502,11 @@ def _nodes_with_open_offline_alarm() -> Any:
     return select(alarms.c.node).where(alarms.c.kind == "node.offline", alarms.c.state != "resolved")
 
 
+_BULK = frozenset({"events", "heartbeat", "status"})  # stored a batch at a time (the rest a row at a time)
+
+
 def _cost(msg: Incoming) -> int:
-    return 1 if Topics.channel(msg.topic) == "events" else ONE_BY_ONE_COST
+    return 1 if Topics.channel(msg.topic) in _BULK else ONE_BY_ONE_COST
 
 
 def _parse(model: Any, payload: bytes) -> Any:
@@ -459,6 +530,9 @@ class Ingest:
         self.transport = transport
         self.processor = Processor(settings)
         self.is_leader: Callable[[], bool] = lambda: True  # replicas: only the leader raises node.offline
+        # replicas: every replica hears every status (a retained message is not delivered on a shared
+        # subscription), and only the leader stores them, so each is processed once (hub/runtime/cluster.py)
+        self.process_status: Callable[[], bool] = lambda: True
         self.queue: TwoLaneQueue[Incoming] = TwoLaneQueue()  # alarms overtake the rest
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
@@ -515,19 +589,36 @@ class Ingest:
             try:
                 with metrics.batch_seconds.time(), self.engine.begin() as conn:
                     valid: list[tuple[Event, Incoming]] = []
+                    heartbeats: dict[str, tuple[Heartbeat, datetime]] = {}
+                    statuses: dict[str, tuple[NodeStatus, datetime]] = {}
                     for msg in batch:
                         parsed = Topics.parse(msg.topic)
-                        if parsed is not None and parsed.channel == "events":
-                            try:
+                        channel = parsed.channel if parsed is not None else None
+                        # events, heartbeats and statuses are checked before any SQL and stored in bulk
+                        try:
+                            if parsed is None or channel not in _BULK:
+                                self._process_one(conn, msg, out)
+                            elif channel == "events":
                                 valid.append((self.processor.validate_event(parsed.node, msg), msg))
-                            except Rejected as exc:
-                                self._reject(msg, exc, out)
-                            except Exception as exc:  # noqa: BLE001 - must not send the batch into retries
-                                log.exception("unexpected failure validating %s", msg.topic)
-                                self._reject(msg, Rejected(f"internal error: {type(exc).__name__}"), out)
-                        else:
-                            self._process_one(conn, msg, out)
+                            elif channel == "heartbeat":
+                                heartbeats[parsed.node] = (_parse(Heartbeat, msg.payload), msg.received_at)
+                            elif msg.payload:  # a status; an empty one is a cleared retained status
+                                status = _parse(NodeStatus, msg.payload)
+                                if parsed.node in statuses:  # a birth then a will: the kind and version stay
+                                    prev = statuses[parsed.node][0]
+                                    status = status.model_copy(update={"kind": status.kind or prev.kind,
+                                                                       "version": status.version or prev.version})
+                                statuses[parsed.node] = (status, msg.received_at)
+                        except Rejected as exc:
+                            self._reject(msg, exc, out)
+                        except Exception as exc:  # noqa: BLE001 - must not send the batch into retries
+                            log.exception("unexpected failure validating %s", msg.topic)
+                            self._reject(msg, Rejected(f"internal error: {type(exc).__name__}"), out)
+                    if not self.process_status():
+                        metrics.status_skipped.inc(len(statuses))
+                        statuses = {}
                     self.processor.store_events(conn, valid, out)
+                    self.processor.store_node_reports(conn, heartbeats, statuses, out)
                     self.processor.touch_nodes(conn, out)
                     if check_offline:
                         self.processor.raise_offline(conn, now_utc(), out)

@@ -12,7 +12,9 @@ cut to its reference (the console fetches the rest).
 
 **Leader: a PostgreSQL advisory lock** held on a dedicated connection. Only the holder runs the
 jobs that must not run twice: offline detection, alarm.ack resends (so a command goes out once
-per attempt), escalation, report roll-ups, Home Assistant sync. A killed leader's connection
+per attempt), escalation, report roll-ups, Home Assistant sync; and it alone stores node statuses
+(every replica hears each one: they are retained, so not on the shared subscription; a new leader
+subscribes to them again and the broker hands every retained status over anew). A killed leader's connection
 closes, the server drops its lock, and another replica takes it at its next try (``TRY_EVERY_S``).
 
 With SQLite there is one hub process: it is the leader and fans out in process.
@@ -93,6 +95,7 @@ class Cluster:
         # every replica sees every relayed item here (its own too): live-view replies must reach the replica
         # whose operator waits for the node's SDP answer, whichever replica ingested the reply
         self.on_items: Callable[[list[dict[str, Any]]], None] | None = None
+        self.on_lead: Callable[[], None] | None = None  # this replica has just become the leader
         if not self.postgres:
             self.listening.set()
 
@@ -115,8 +118,13 @@ class Cluster:
             got = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
             if got and got[0]:
                 self._leader = True
-                log.info("replica %s leads the singleton jobs (offline detection, resends, escalation)",
-                         self.replica)
+                log.info("replica %s leads the singleton jobs (offline detection, resends, escalation, node "
+                         "statuses)", self.replica)
+                if self.on_lead is not None:
+                    try:
+                        self.on_lead()
+                    except Exception:  # noqa: BLE001 - still the leader; the retained statuses come at a reconnect
+                        log.exception("replica %s: taking over as leader failed in part", self.replica)
         except Exception as exc:  # noqa: BLE001 - lost the database: no longer leader, try again later
             if self._leader:
                 log.warning("replica %s lost the leader lock: %s", self.replica, exc)

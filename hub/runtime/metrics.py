@@ -19,6 +19,9 @@ job_failures = Counter("pingan_hub_job_failures_total", "Failed rounds of the pe
 superseded = Counter("pingan_hub_heartbeats_superseded_total",
                      "Heartbeats replaced by a newer one from the same node before the writer took them "
                      "(the writer is behind)", registry=registry)
+status_skipped = Counter("pingan_hub_status_skipped_total",
+                         "Node statuses this replica heard but left to the leader (replicas store each once)",
+                         registry=registry)
 batch_seconds = Histogram("pingan_hub_batch_seconds", "Time to commit one ingest batch", registry=registry)
 live_clients = Gauge("pingan_hub_live_clients", "WebSocket clients on /api/live", registry=registry)
 events_by_kind = Counter("pingan_hub_events_total", "Events stored, by kind", ["kind"], registry=registry)

@@ -132,6 +132,16 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
     if conn.dialect.name != "postgresql":
         stmt = insert_ignore_stmt(conn, table, key).returning(*(table.c[c] for c in returning))
         return list(conn.execute(stmt, rows).all())
+    names, casts, arrays = _unnest(conn, table, rows)
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
+           f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(returning)}")
+    from sqlalchemy import text
+
+    return list(conn.execute(text(sql), arrays).all())
+
+
+def _unnest(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Column names, ``CAST(:col AS type[])`` expressions and one array per column, for ``unnest``."""
     names = list(rows[0])
     defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]  # a ScalarElementColumnDefault
                 if c.name not in names and c.default is not None and c.default.is_scalar}
@@ -144,18 +154,75 @@ def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], key: 
         col = table.c[name]
         values = [r.get(name) for r in rows]
         if isinstance(col.type, JSON):
-            values = [None if v is None else json.dumps(v, default=str) for v in values]
+            values = [_json_text(v) for v in values]
             casts.append(f"CAST(:{name} AS TEXT[])::JSON[]")
         else:
             if isinstance(col.type, UTCDateTime):
                 values = [col.type.process_bind_param(v, conn.dialect) for v in values]
             casts.append(f"CAST(:{name} AS {col.type.compile(dialect=conn.dialect)}[])")
         arrays[name] = values
-    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
-           f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(returning)}")
+    return names, casts, arrays
+
+
+class JsonText(str):
+    """A JSON column's value already encoded (pydantic's ``model_dump_json``): stored as it is."""
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, JsonText):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _sqlite_value(col: Any, value: Any) -> Any:
+    """What SQLAlchemy would bind for ``value`` in ``col`` on SQLite (the same text, so comparisons agree)."""
+    if value is None:
+        return None
+    if isinstance(col.type, JSON):
+        return _json_text(value)
+    if isinstance(col.type, UTCDateTime):
+        return _sqlite_time(value)
+    return value
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's SQLite text for a datetime (naive UTC, always with microseconds), without its overhead."""
+    if value.tzinfo is not None:
+        if value.utcoffset():
+            value = value.astimezone(UTC)
+        value = value.replace(tzinfo=None)
+    text = value.isoformat(sep=" ")
+    return text if value.microsecond else text + ".000000"
+
+
+def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str, update: dict[str, str]) -> None:
+    """One statement for many rows: insert the new ones, and on ``key``'s conflict set each column of
+    ``update`` to its SQL expression (``excluded.<col>`` is the row offered, ``<table>.<col>`` the stored one).
+
+    Every row must have the same keys. The ingest writer upserts a whole batch's heartbeats and statuses
+    this way: a row at a time they cost ~0.75 ms each and saturated the writer at a city's 2,000 a second.
+    PostgreSQL gets ``unnest`` arrays (see insert_new), SQLite one prepared statement run for every row.
+    """
     from sqlalchemy import text
 
-    return list(conn.execute(text(sql), arrays).all())
+    if not rows:
+        return
+    sets = ", ".join(f"{col} = {expr}" for col, expr in update.items())
+    if conn.dialect.name == "postgresql":
+        names, casts, arrays = _unnest(conn, table, rows)
+        conn.execute(text(f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)}) "
+                          f"ON CONFLICT ({key}) DO UPDATE SET {sets}"), arrays)
+        return
+    # the driver's executemany with values converted here: SQLAlchemy's per-row bind processing was half the
+    # cost of a heartbeat (bench/writer_cost.py --profile)
+    names = list(rows[0])
+    defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]
+                if c.name not in names and c.default is not None and c.default.is_scalar}
+    cols = [table.c[n] for n in names]
+    params = [tuple(_sqlite_value(c, r.get(c.name)) for c in cols) + tuple(defaults.values()) for r in rows]
+    all_names = names + list(defaults)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(all_names)}) "
+                         f"VALUES ({', '.join('?' * len(all_names))}) ON CONFLICT ({key}) DO UPDATE SET {sets}", params)
 
 
 def ids_in(conn: Connection, column: Any, ids: list[str]) -> Any:
@@ -165,18 +232,34 @@ def ids_in(conn: Connection, column: Any, ids: list[str]) -> Any:
         from sqlalchemy.dialects.postgresql import ARRAY
 
         return column == any_(bindparam(None, ids, type_=ARRAY(String)))
-    return column.in_(ids)
+    from sqlalchemy import bindparam as bp
+
+    # one expanding parameter: the statement's compiled form is cached, not rebuilt for every id (py-spy: building
+    # a 500-id IN was as costly as the heartbeat upsert itself)
+    return column.in_(bp(None, ids, expanding=True))
 
 
-def set_last_seen(conn: Connection, seen: list[tuple[str, datetime]]) -> None:
-    """``nodes.last_seen`` for many nodes at once (one array statement on PostgreSQL, see insert_new)."""
-    from sqlalchemy import bindparam, text, update
+def set_last_seen(conn: Connection, seen: list[tuple[str, datetime]], slack_s: float = 0) -> None:
+    """``nodes.last_seen`` for many nodes at once (one array statement on PostgreSQL, see insert_new).
 
+    A row whose ``last_seen`` is less than ``slack_s`` older is left alone, unwritten and unlocked: with
+    replicas on PostgreSQL every replica's batch named the same busy nodes, and their row locks made the
+    replicas' transactions wait for each other's commits (issue 21: 8 replicas slower than 4).
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import bindparam, or_, text, update
+
+    slack = timedelta(seconds=slack_s)
     if conn.dialect.name == "postgresql":
         conn.execute(text("UPDATE nodes SET last_seen = v.at FROM unnest(CAST(:ids AS VARCHAR[]), "
-                          "CAST(:ats AS TIMESTAMP[])) AS v(id, at) WHERE nodes.id = v.id"),
+                          "CAST(:ats AS TIMESTAMP[]), CAST(:stale AS TIMESTAMP[])) AS v(id, at, stale) "
+                          "WHERE nodes.id = v.id AND (nodes.last_seen IS NULL OR nodes.last_seen < v.stale)"),
                      {"ids": [n for n, _ in seen],
-                      "ats": [UTCDateTime().process_bind_param(at, conn.dialect) for _, at in seen]})
+                      "ats": [UTCDateTime().process_bind_param(at, conn.dialect) for _, at in seen],
+                      "stale": [UTCDateTime().process_bind_param(at - slack, conn.dialect) for _, at in seen]})
         return
-    conn.execute(update(nodes).where(nodes.c.id == bindparam("node_id")).values(last_seen=bindparam("at")),
-                 [{"node_id": n, "at": at} for n, at in seen])
+    conn.execute(update(nodes).where(nodes.c.id == bindparam("node_id"),
+                                     or_(nodes.c.last_seen.is_(None), nodes.c.last_seen < bindparam("stale")))
+                 .values(last_seen=bindparam("at")),
+                 [{"node_id": n, "at": at, "stale": at - slack} for n, at in seen])

@@ -74,6 +74,9 @@ events = Table(
     Column("snapshot", Boolean, nullable=False, default=False),
     Column("delayed", Boolean, nullable=False, default=False),
     Column("clock_synced", Boolean),
+    # PostgreSQL only (server defaults, migration 0005): the inserting transaction and the oldest one still
+    # running then, so a replay after a cursor also finds events that committed late (hub/live/replay.py)
+    Column("xact", BigInteger), Column("horizon", BigInteger),
     Index("events_node_received", "node", "received_at"),
     Index("events_received", "received_at"),
 )

@@ -130,6 +130,14 @@ class MqttTransport:
         return self.client.publish(Topics.HUB_STATUS, HubStatus(state=state, ts=now_utc()).to_bytes(), qos=1,
                                    retain=True)
 
+    def resubscribe_statuses(self) -> None:
+        """Subscribe to node statuses again: the broker then hands over every retained status anew. A replica
+        that has just become the leader calls it: statuses are stored by the leader only, and those that came
+        while the old leader was dying (or none led) would otherwise wait for each node's next reconnect."""
+        if self.connected:
+            self.client.subscribe([sub for (channel, _), sub in zip(Topics.NODE_PUBLISHES, Topics.HUB_SUBSCRIPTIONS,
+                                                                   strict=True) if channel == "status"])
+
     # --- the seam ------------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
