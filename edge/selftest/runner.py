@@ -30,6 +30,7 @@ class SelfTester:
         self.start, self.window_min, self.now = start, window_min, now
         self._lock = asyncio.Lock()  # one self-test at a time
         self.last: SelftestResultData | None = None
+        self.clock_skew_s: float | None = None  # node clock minus the hub's, from the last selftest.run
 
     def register(self, commands: CommandDispatcher) -> None:
         commands.register(self._obey, "selftest.run")
@@ -44,6 +45,8 @@ class SelfTester:
 
     async def _obey(self, cmd: Command) -> Reply:
         args = SelftestRunArgs.model_validate(cmd.args)
+        # the command's issue time is the hub's clock a moment ago (transit is well under the limit)
+        self.clock_skew_s = (self.now() - cmd.issued_at).total_seconds()
         result = await self.run("command", cmd.id, args.checks)
         failed = [c.name for c in result.checks if c.status == "fail"]
         return Reply(command_id=cmd.id, ok=True, data=result.dump(),

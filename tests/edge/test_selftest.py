@@ -205,3 +205,117 @@ def test_selftest_run_through_the_dispatcher_signed_refused_replayed(tmp_path: P
     refused = asyncio.run(commands.handle(wrong.to_bytes()))
     assert refused is not None and not refused.ok and "args.checks" in refused.detail
     json.dumps(sent)  # every event is JSON-ready
+
+
+# --- the pole: real role, MockFactory pins, real outbox -------------------------------------
+def _pole(tmp_path: Path, **pins: Any) -> Any:
+    from types import SimpleNamespace
+
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.clock import FakeClock
+    from edge.config import NodeConfig
+    from edge.hw.camera import SyntheticCamera
+    from edge.hw.gpio import AlarmPostPins
+    from edge.link.outbox import Outbox
+    from edge.roles.alarm_post import AlarmPost
+    from edge.selftest.pole import pole_checks
+
+    cfg = NodeConfig.model_validate({
+        "node": {"id": "pole-07", "kind": "alarm_post", "place": "Market gate", "grid": "G07"},
+        "pins": {"factory": "mock", **pins}, "data_dir": str(tmp_path)})
+    hw = AlarmPostPins(cfg.pins, MockFactory())
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "outbox.db")
+    guard = CommandGuard("pole-07", KEY, tmp_path / "nonces.db", clock)
+    commands = CommandDispatcher(guard, audit=lambda kind, data: role.emit(kind, data))
+    camera = SyntheticCamera(320, 240, "pole-07")
+    role = AlarmPost(cfg, hw, camera, outbox, clock, commands)
+    hw.on_button(lambda pressed: role.on_button_edge(pressed, clock.monotonic()))
+    tone = FakeAcousticLoop()
+    checks = pole_checks(cfg, hw, role, tone=tone, read_frame=camera.read, reference_sharpness=lambda: None,
+                         outbox_depth=outbox.depth, uplink=lambda: (True, 1.0), clock_skew=lambda: None,
+                         data_dir=tmp_path)
+    return SimpleNamespace(cfg=cfg, pins=hw, role=role, outbox=outbox, clock=clock, tone=tone, checks=checks,
+                           close=lambda: (hw.close(), outbox.close(), guard.close()))
+
+
+def _kinds(outbox: Any) -> list[str]:
+    from edge.protocol import Event, Priority
+    return [Event.model_validate_json(e.payload).kind for p in Priority for e in outbox.fresh(p, 0, 1000)
+            if e.key.startswith("e:")]
+
+
+def test_a_pole_self_test_with_the_test_wiring_raises_no_alarm_and_leaves_the_led_alone(tmp_path: Path) -> None:
+    pole = _pole(tmp_path, button_test_drive=5, siren_feedback=6)
+    try:
+        result = asyncio.run(run_checks(pole.checks))
+        got = {c.name: c for c in result.checks}
+        assert got["button_loop"].status == "pass", got["button_loop"]
+        assert got["audio_loop"].status == "pass" and got["siren_feedback"].status == "pass"
+        assert got["enclosure"].status == "pass" and got["led"].status == "pass"
+        assert got["camera"].status == "pass" and "focus not judged" in got["camera"].detail
+        assert pole.role.test_presses == 1 and pole.role.presses == 0 and pole.role.alarm is None
+        assert "alarm.pressed" not in _kinds(pole.outbox)
+        assert pole.pins.light.pattern == "idle" and not pole.pins.siren.value
+        # a real press after the self-test is an alarm as always
+        pole.clock.advance(1)
+        pole.role.tick(pole.clock.monotonic())  # the driven release settles (the agent ticks every 50 ms)
+        pole.clock.advance(1)
+        pole.pins.sim_button(True)
+        assert pole.role.presses == 1 and "alarm.pressed" in _kinds(pole.outbox)
+    finally:
+        pole.close()
+
+
+def test_a_pole_self_test_finds_broken_wiring_a_dead_speaker_a_dead_siren_and_an_open_enclosure(
+        tmp_path: Path) -> None:
+    pole = _pole(tmp_path, button_test_drive=5, siren_feedback=6)
+    try:
+        pole.pins.sim_test_wiring_ok = False
+        pole.pins.sim_siren_ok = False
+        pole.tone.gain = 0.0
+        pole.pins.sim_enclosure(True)
+        result = asyncio.run(run_checks(pole.checks))
+        got = {c.name: c.status for c in result.checks}
+        assert {k: got[k] for k in ("button_loop", "audio_loop", "siren_feedback", "enclosure")} == \
+            dict.fromkeys(("button_loop", "audio_loop", "siren_feedback", "enclosure"), "fail")
+        assert not result.ok and pole.role.presses == 0
+    finally:
+        pole.close()
+
+
+def test_a_pole_without_test_wiring_says_what_it_skipped(tmp_path: Path) -> None:
+    pole = _pole(tmp_path)
+    try:
+        result = asyncio.run(run_checks(pole.checks))
+        got = {c.name: c for c in result.checks}
+        assert got["button_loop"].status == "skipped" and "pins.button_test_drive" in got["button_loop"].detail
+        assert got["siren_feedback"].status == "skipped"
+    finally:
+        pole.close()
+
+
+def test_a_resident_holding_the_button_through_the_self_test_still_raises_the_alarm(tmp_path: Path) -> None:
+    pole = _pole(tmp_path, button_test_drive=5)
+    try:
+        pole.role.testing = True
+        pole.pins.sim_button(True)  # swallowed as the self-test's
+        assert pole.role.presses == 0
+        pole.role.testing = False  # gate opens, button still held: a resident
+        assert pole.role.presses == 1 and "alarm.pressed" in _kinds(pole.outbox)
+    finally:
+        pole.close()
+
+
+def test_the_config_refuses_bad_windows_and_shared_pins() -> None:
+    from pydantic import ValidationError
+
+    from edge.config import NodeConfig
+    base = {"node": {"id": "pole-07", "kind": "alarm_post"}, "pins": {"factory": "mock"}}
+    with pytest.raises(ValidationError, match="HH:MM"):
+        NodeConfig.model_validate({**base, "selftest": {"start": "3am"}})
+    with pytest.raises(ValidationError, match="1..720"):
+        NodeConfig.model_validate({**base, "selftest": {"window_min": 1000}})
+    with pytest.raises(ValidationError, match="pins.button_test_drive and pins.alarm_button both use GPIO17"):
+        NodeConfig.model_validate({**base, "pins": {"factory": "mock", "button_test_drive": 17}})
