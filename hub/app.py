@@ -21,6 +21,7 @@ from hub.api.doors import router as doors_router
 from hub.api.liveview import router as liveview_router
 from hub.api.node_config import router as nodeconfig_router
 from hub.api.routes import router
+from hub.api.selftest import router as selftest_router
 from hub.config import HubSettings
 from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
@@ -127,6 +128,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     app.include_router(doors_router)
     app.include_router(nodeconfig_router)  # config.update (hub/nodes/config_push.py)
     app.include_router(liveview_router)
+    app.include_router(selftest_router)  # self-test history, requests, fleet view (hub/selftest)
     setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -1,0 +1,96 @@
+"""Self-test routes (issue 20, docs/selftest.md): a node's history, a signed request to test now, and the
+fleet view per grid. Results themselves arrive as ``selftest.result`` events (hub/selftest/service.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from edge.protocol import NODE_ID_PATTERN, SelftestCheck
+from hub.alarms.service import HubService
+from hub.api.auth import current_user
+from hub.auth.policy import requires
+from hub.selftest.service import fleet, history
+from hub.store.engine import now_utc
+from hub.store.schema import nodes
+
+router = APIRouter(tags=["selftest"])
+
+
+def _service(request: Request) -> HubService:
+    return request.app.state.hub.service  # type: ignore[no-any-return]
+
+
+ServiceDep = Annotated[HubService, Depends(_service)]
+
+
+class SelftestRecord(BaseModel):
+    id: str
+    ts: datetime
+    received_at: datetime
+    ok: bool
+    trigger: str | None = None
+    duration_s: float | None = None
+    checks: list[SelftestCheck] = Field(default_factory=list)
+
+
+class SelftestRequest(BaseModel):
+    checks: list[str] | None = Field(default=None, max_length=20,
+                                     description="Checks to run (button_loop, audio_loop, camera, …); none = all")
+
+
+class SelftestRequested(BaseModel):
+    command_id: str
+    node: str
+    status: Literal["sent"] = "sent"
+
+
+class GridSelftest(BaseModel):
+    grid: str
+    poles: int
+    passing: int
+    failing: int
+    untested: list[str]
+
+
+class FleetSelftest(BaseModel):
+    grids: list[GridSelftest]
+    not_tested_days: int
+
+
+@router.get("/api/nodes/{node}/selftests", response_model=list[SelftestRecord])
+def node_selftests(node: str, service: ServiceDep,
+                   limit: Annotated[int, Query(ge=1, le=365)] = 30) -> list[dict[str, Any]]:
+    """The node's self-test results, newest first."""
+    with service.engine.connect() as conn:
+        return history(conn, node, limit)
+
+
+@router.post("/api/nodes/{node}/selftest", status_code=202, response_model=SelftestRequested,
+             responses={404: {"description": "No such node"}, 409: {"description": "Node has no signing key"}})
+@requires("operator", "installer", "admin")
+def request_selftest(node: str, body: SelftestRequest, request: Request, service: ServiceDep) -> dict[str, Any]:
+    """Send a signed ``selftest.run``; the result comes back as the node's reply and a selftest.result event."""
+    if not re.fullmatch(NODE_ID_PATTERN, node):
+        raise HTTPException(404, f"no node {node!r} / 没有节点 {node!r}")
+    with service.engine.connect() as conn:
+        if conn.execute(select(nodes.c.id).where(nodes.c.id == node)).scalar() is None:
+            raise HTTPException(404, f"no node {node!r} / 没有节点 {node!r}")
+    args: dict[str, Any] = {} if body.checks is None else {"checks": body.checks}
+    command_id = service.send_command(node, "selftest.run", args, current_user(request).username)
+    if command_id is None:
+        raise HTTPException(409, f"node {node} has no signing key: register it first / "
+                                 f"节点 {node} 没有签名密钥，请先登记")
+    return {"command_id": command_id, "node": node}
+
+
+@router.get("/api/selftest/fleet", response_model=FleetSelftest)
+def fleet_selftest(service: ServiceDep) -> dict[str, Any]:
+    """Poles passing, failing and not tested in the last 3 days, per grid."""
+    with service.engine.connect() as conn:
+        return fleet(conn, now_utc())
