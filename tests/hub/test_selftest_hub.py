@@ -97,3 +97,13 @@ def test_a_selftest_request_sends_a_signed_command(hub) -> None:
     assert missing.status_code == 404 and "没有节点" in missing.json()["detail"]
     bad = client.post("/api/nodes/pole-01/selftest", json={"checks": "all"})
     assert bad.status_code == 422
+
+
+def test_the_daily_report_lists_poles_not_tested_in_3_days(hub) -> None:
+    state, ingest, fake, client = hub
+    for node in ("pole-01", "pole-02"):
+        state.service.register_node(node, grid="G1")
+    state.service.register_node("door-01", kind="rental_door", grid="G1")  # doors have no self-test yet
+    feed(ingest, result("pole-01", False, ("camera",)))  # tested (failing counts as tested)
+    report = client.get("/api/reports/summary", params={"period": "today"}).json()
+    assert report["selftest"] == {"not_tested": ["pole-02"], "not_tested_days": 3}
