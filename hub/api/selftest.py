@@ -8,13 +8,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from edge.config import node_config_from_text
+from edge.errors import PinganError
 from edge.protocol import NODE_ID_PATTERN, SelftestCheck
+from edge.shared.wiring import wiring
 from hub.alarms.service import HubService
 from hub.api.auth import current_user
 from hub.auth.policy import requires
+from hub.errors import NotFound
+from hub.nodes.config_push import list_updates
 from hub.selftest.service import fleet, history
 from hub.store.engine import now_utc
 from hub.store.schema import nodes
@@ -94,3 +100,24 @@ def fleet_selftest(service: ServiceDep) -> dict[str, Any]:
     """Poles passing, failing and not tested in the last 3 days, per grid."""
     with service.engine.connect() as conn:
         return fleet(conn, now_utc())
+
+
+@router.get("/api/nodes/{node}/wiring.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}, 404: {"description": "No config in effect known"}})
+def node_wiring(node: str, service: ServiceDep) -> Response:
+    """The Pi header of the config in effect on the node: the newest pushed config the node applied
+    (the hub knows no other; a node never pushed to has its installer's file only)."""
+    try:
+        updates = list_updates(service, node, 500)
+    except NotFound:
+        raise HTTPException(404, f"no node {node!r} / 没有节点 {node!r}") from None
+    applied = next((u for u in updates if u["state"] == "applied" and u.get("yaml")), None)
+    if applied is None:
+        raise HTTPException(404, f"the hub has no config in effect for {node}: only configs pushed and applied are "
+                                 f"known; run pingan-edge wiring on the node / 中心没有 {node} 正在使用的配置，"
+                                 "请在节点上运行 pingan-edge wiring")
+    try:
+        _, picture = wiring(node_config_from_text(applied["yaml"], f"config for {node}"))
+    except PinganError as exc:
+        raise HTTPException(422, f"the config in effect is mis-wired / 配置接线错误: {exc}") from None
+    return Response(picture, media_type="image/svg+xml")

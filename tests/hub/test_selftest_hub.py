@@ -107,3 +107,31 @@ def test_the_daily_report_lists_poles_not_tested_in_3_days(hub) -> None:
     feed(ingest, result("pole-01", False, ("camera",)))  # tested (failing counts as tested)
     report = client.get("/api/reports/summary", params={"period": "today"}).json()
     assert report["selftest"] == {"not_tested": ["pole-02"], "not_tested_days": 3}
+
+
+def test_the_hub_serves_the_wiring_of_the_config_in_effect(hub) -> None:
+    import xml.etree.ElementTree as ET
+
+    import yaml
+    state, ingest, fake, client = hub
+    state.auth.add_user("zhao", "installer password 1", "installer")
+    state.service.register_node("pole-01", grid="G1")
+    none = client.get("/api/nodes/pole-01/wiring.svg")
+    assert none.status_code == 404 and "pingan-edge wiring" in none.json()["detail"]
+    assert client.get("/api/nodes/pole-99/wiring.svg").status_code == 404
+    inst = TestClient(client.app)
+    tok = inst.post("/api/login", json={"username": "zhao", "password": "installer password 1"}).json()["token"]
+    inst.headers["Authorization"] = f"Bearer {tok}"
+    text = yaml.safe_dump({"node": {"id": "pole-01", "kind": "alarm_post"},
+                           "pins": {"button_test_drive": 5, "siren_feedback": 6}})
+    fake.connected = True  # as the broker connection is up
+    pushed = inst.post("/api/nodes/pole-01/config", json={"yaml": text})
+    assert pushed.status_code == 202, pushed.text
+    cid = pushed.json()["command_id"]
+    assert client.get("/api/nodes/pole-01/wiring.svg").status_code == 404  # sent, not yet applied
+    feed(ingest, Event.make("pole-01", "config.applied", {"command_id": cid, "boots": 1}))
+    r = client.get("/api/nodes/pole-01/wiring.svg")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    root = ET.fromstring(r.text)
+    labels = {t.get("data-pin"): t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("data-conn")}
+    assert "button test drive" in labels["29"] and "alarm button" in labels["11"]
