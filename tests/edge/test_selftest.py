@@ -96,6 +96,10 @@ def test_button_loop_pass_fail_and_skipped() -> None:
     assert gate.testing is False and wiring.driven is False
     bad = asyncio.run(button_loop(Wiring(broken=True), gate, limit_s=0.05))
     assert bad.status == "fail" and "not seen" in bad.detail and gate.testing is False
+    held = Wiring()
+    held.driven = True  # somebody is pressing: the test leaves the button alone
+    busy = asyncio.run(button_loop(held, gate))
+    assert busy.status == "skipped" and "held" in busy.detail and held.presses_seen_while == []
     none = asyncio.run(button_loop(None, gate))
     assert none.status == "skipped" and "no test wiring" in none.detail
 
