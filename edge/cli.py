@@ -205,6 +205,24 @@ def doctor(config: Annotated[Path, typer.Argument(help="The node's YAML config")
 
 
 @app.command()
+def wiring(config: Annotated[Path, typer.Argument(help="The node's YAML config")],
+           svg: Annotated[Path | None, typer.Option("--svg", help="Also draw the header into this SVG file")] = None,
+           ) -> None:
+    """The Pi's 40-pin header with every configured connection, checked (docs/selftest.md "Wiring")."""
+    from edge.config import load_node_config
+    from edge.shared.wiring import wiring as draw
+
+    try:
+        text, picture = draw(load_node_config(config))
+    except PinganError as exc:
+        _fail(str(exc))
+    typer.echo(text)
+    if svg is not None:
+        svg.write_text(picture, encoding="utf-8")
+        typer.echo(f"wrote {svg}")
+
+
+@app.command()
 def install(bundle: Annotated[Path, typer.Argument(help="The node bundle from pingan-hub nodes add")],
             root: Annotated[Path, typer.Option(help="Install under this root (for images)")] = Path("/")) -> None:
     """Put a node bundle's config, credentials and systemd unit in place."""

@@ -114,6 +114,12 @@ class Pins(_Section):
     siren_active_high: bool = Field(default=True, description="Relay energised on a high level")
     tamper_switch: int | None = Field(default=23, ge=0, le=27,
                                       description="BCM pin of the enclosure switch (closed = shut)")
+    button_test_drive: int | None = Field(
+        default=None, ge=0, le=27, description="BCM output driving the optocoupler across the button for the "
+        "self-test's button loop (docs/selftest.md); unset = the button loop is skipped")
+    siren_feedback: int | None = Field(
+        default=None, ge=0, le=27, description="BCM input closed while the siren/strobe draws current "
+        "(its feedback contact); unset = the siren check is skipped")
 
 
 class AlarmSettings(_Section):
@@ -233,6 +239,39 @@ class LiveSettings(_Section):
         "'help is coming'); made locally, no cloud"))
 
 
+class SelftestSettings(_Section):
+    """The node's self-test (docs/selftest.md): daily, at ``start`` local time plus this node's fixed offset
+    inside ``window_min`` (a hash of its id), so a district's poles do not test at once."""
+
+    enabled: bool = Field(default=True, description="Run the self-test every day (selftest.run works anyway)")
+    start: str = Field(default="03:00", description="Local time HH:MM the self-test window opens")
+    window_min: int = Field(default=60, description="Minutes the window lasts; each node has its own minute in it")
+    check_timeout_s: float = Field(default=10, ge=1, le=120, description="A check still running then has "
+                                   "failed: timeout (it never holds up an alarm)")
+    tone_hz: float = Field(default=1000, ge=200, le=7000, description="Frequency of the speaker test tone")
+    tone_min_dbfs: float = Field(default=-40, ge=-90, le=0,
+                                 description="Level the microphone must hear the tone at (dBFS)")
+    disk_max_pct: float = Field(default=90, ge=10, le=100, description="Fullest the data disk may be")
+    cpu_temp_max_c: float = Field(default=80, ge=40, le=110, description="Hottest the CPU may be")
+    outbox_max: int = Field(default=100, ge=1, description="Most unsent events before the outbox check fails")
+
+    @field_validator("start")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        hh, _, mm = v.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+            raise ValueError(f"selftest.start {v!r} is not a time of day HH:MM (e.g. 03:00) / "
+                             f"自检开始时间 {v!r} 不是 HH:MM 格式（例如 03:00）")
+        return v
+
+    @field_validator("window_min")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        if not 1 <= v <= 720:
+            raise ValueError(f"selftest.window_min {v} must be 1..720 minutes / 自检时间窗 {v} 分钟须在 1 到 720 之间")
+        return v
+
+
 class SimSettings(_Section):
     control_socket: Path | None = Field(
         default=None,
@@ -269,6 +308,8 @@ class NodeConfig(_Section):
                            description="Where the outbox and state live (on the SD card)")
     key_env: str = Field(default="PINGAN_NODE_KEY",
                          description="Env variable or credential file with the command-signing key")
+    selftest: SelftestSettings = Field(default_factory=SelftestSettings,
+                                       description="The daily self-test (docs/selftest.md)")
     updates: UpdateSettings = Field(default_factory=UpdateSettings,
                                     description="Trying a config pushed by the hub (config.update)")
 
@@ -310,7 +351,9 @@ class NodeConfig(_Section):
             used = list(self.door.pins.items())
         else:
             used = [("pins.alarm_button", self.pins.alarm_button), ("pins.status_led", self.pins.status_led),
-                    ("pins.siren", self.pins.siren), ("pins.tamper_switch", self.pins.tamper_switch)]
+                    ("pins.siren", self.pins.siren), ("pins.tamper_switch", self.pins.tamper_switch),
+                    ("pins.button_test_drive", self.pins.button_test_drive),
+                    ("pins.siren_feedback", self.pins.siren_feedback)]
         seen: dict[int, str] = {}
         for name, pin in used:
             if pin is None:

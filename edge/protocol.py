@@ -219,6 +219,8 @@ EVENT_KINDS: dict[str, Priority] = {
     # the hub's one incident for many nodes gone silent together (design.md), node = HUB_NODE,
     # data.nodes = the first ones; each node's own node.offline joins it instead of alarming alone
     "nodes.offline": Priority.ALARM,
+    # a self-test's outcome (docs/selftest.md): data.checks = [{name, status, value, limit, detail}]
+    "selftest.result": Priority.AUDIT,
 }
 
 HUB_NODE = "hub"  # the node id of the hub's own incidents; no node may be registered under it
@@ -338,7 +340,9 @@ COMMAND_NAMES = ("alarm.ack", "siren.set", "door.unlock", "access.enrol", "acces
                  "access.sync", "config.update", "snapshot.request",
                  # live view and talk-back (docs/live-view.md): args {"session", "sdp", "talk"} → reply data
                  # {"sdp": answer}; live.keepalive args {"sessions": [...]}; live.stop args {"session"}
-                 "live.start", "live.stop", "live.keepalive")
+                 "live.start", "live.stop", "live.keepalive",
+                 # run the node's self-test now (docs/selftest.md): args {"checks": [...] or absent = all}
+                 "selftest.run")
 LIVE_START_TTL = timedelta(seconds=30)  # an SDP offer is useless once the browser has given up on it
 ALARM_STAGES = ("received", "acknowledged", "dispatched", "on_scene", "resolved")
 UNLOCK_MAX_TTL = timedelta(seconds=10)
@@ -574,12 +578,36 @@ class NodesOfflineData(EventData):
     raised_by: Literal["hub"] = "hub"
 
 
+SelftestStatus = Literal["pass", "fail", "skipped"]
+
+
+class SelftestCheck(_Body):
+    """One check of a self-test: what was measured against which limit (both may be absent)."""
+
+    name: str = Field(min_length=1, max_length=40)
+    status: SelftestStatus
+    value: float | str | None = None
+    limit: float | str | None = None
+    unit: str | None = None
+    detail: str = Field(default="", max_length=300)
+
+
+class SelftestResultData(EventData):
+    """A self-test's outcome: ``ok`` is false when any check failed (skipped ones do not count)."""
+
+    ok: bool
+    trigger: Literal["schedule", "command", "boot"] = "schedule"
+    command_id: str | None = None
+    duration_s: float = Field(ge=0)
+    checks: list[SelftestCheck] = Field(default_factory=list)
+
+
 EventKind = Literal[
     "alarm.pressed", "alarm.repeat", "alarm.test", "tamper.opened", "tamper.closed", "tamper.camera",
     "door.forced", "door.held_open", "door.fire_release", "door.lockout", "door.granted", "door.denied",
     "command.refused", "config.applied", "config.rolled_back", "config.trial",
     "detection.person", "detection.vehicle", "detection.loitering", "node.fault", "node.offline",
-    "nodes.offline",
+    "nodes.offline", "selftest.result",
 ]
 
 EVENT_DATA: dict[EventKind, type[EventData]] = {
@@ -605,6 +633,7 @@ EVENT_DATA: dict[EventKind, type[EventData]] = {
     "node.fault": NodeFaultData,
     "node.offline": NodeOfflineData,
     "nodes.offline": NodesOfflineData,
+    "selftest.result": SelftestResultData,
 }
 
 
@@ -676,8 +705,13 @@ class LiveKeepaliveArgs(_Body):
     sessions: list[str] = Field(default_factory=list)
 
 
+class SelftestRunArgs(_Body):
+    checks: list[str] | None = None  # names to run (edge/selftest/checks.py); none = every check
+
+
 CommandName = Literal["alarm.ack", "siren.set", "door.unlock", "access.enrol", "access.revoke", "access.sync",
-                      "config.update", "snapshot.request", "live.start", "live.stop", "live.keepalive"]
+                      "config.update", "snapshot.request", "live.start", "live.stop", "live.keepalive",
+                      "selftest.run"]
 
 COMMAND_ARGS: dict[CommandName, type[_Body]] = {
     "alarm.ack": AlarmAckArgs,
@@ -691,6 +725,7 @@ COMMAND_ARGS: dict[CommandName, type[_Body]] = {
     "live.start": LiveStartArgs,
     "live.stop": LiveStopArgs,
     "live.keepalive": LiveKeepaliveArgs,
+    "selftest.run": SelftestRunArgs,
 }
 
 
@@ -733,6 +768,7 @@ REPLY_DATA: dict[CommandName, type[_Body]] = {
     "access.enrol": AccessReplyData,
     "access.revoke": AccessReplyData,
     "access.sync": AccessReplyData,
+    "selftest.run": SelftestResultData,
 }
 
 

@@ -27,6 +27,7 @@ from hub.api.patrols import router as patrols_router
 from hub.api.reports import router as reports_router
 from hub.api.responders import setup_responders
 from hub.api.routes import router
+from hub.api.selftest import router as selftest_router
 from hub.auth.policy import AuthMiddleware
 from hub.auth.service import Auth
 from hub.config import HubSettings
@@ -188,6 +189,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
     setup_responders(app)  # responders, dispatch and the phone app at /r/ (issue 18)
     app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
     app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
+    app.include_router(selftest_router)  # self-test history, requests, fleet view (hub/selftest)
     app.include_router(console_router)  # the console page and its static files (hub/web)
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -61,6 +61,7 @@ class NodeAgent:
         self.camera = None
         self.worker: Any | None = None
         self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
+        self.selftest: Any | None = None  # edge.selftest.runner.SelfTester, alarm poles
         if cfg.node.kind == "rental_door":
             self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
         else:
@@ -105,6 +106,7 @@ class NodeAgent:
             if self.camera is None:
                 self.role.camera_ok = False
                 self.role.emit("tamper.camera", {"reason": "feed_lost", "detail": "camera did not open"})
+            self.selftest = self._make_selftest(self.pins, self.role)
             self.pins.on_button(lambda pressed: self.loop.call_soon_threadsafe(
                 self.role.on_button_edge, pressed, self.clock.monotonic()))
             self.pins.on_tamper(lambda opened: self.loop.call_soon_threadsafe(
@@ -116,6 +118,35 @@ class NodeAgent:
         self.updater: Any | None = None  # edge.agent.updates.ConfigUpdater, set by `pingan-edge run`
         self.restart_reason: str | None = None
         self.hub_status_seen = False  # the retained hub status arrived: our subscriptions work
+
+    def _make_selftest(self, pins: AlarmPostPins, role: Any) -> Any:
+        """The pole's self-test (docs/selftest.md): on selftest.run and nightly in this node's slot."""
+        from edge.hw.audio import AlsaToneLoop, FakeAcousticLoop, ToneLoop
+        from edge.selftest.pole import pole_checks
+        from edge.selftest.runner import SelfTester
+
+        tone: ToneLoop | None
+        if pins.mock:
+            tone = FakeAcousticLoop()
+        else:
+            try:
+                tone = AlsaToneLoop()
+            except HardwareError as exc:
+                log.warning("self-test without the tone check: %s", exc)
+                tone = None
+        camera = self.worker or self.camera  # the worker's read() is its newest frame, None when stale
+        pipeline = getattr(self.worker, "pipeline", None)
+        tamper = getattr(pipeline, "tamper", None)
+        checks = pole_checks(
+            self.cfg, pins, role, tone=tone, read_frame=camera.read if camera is not None else None,
+            reference_sharpness=lambda: tamper.reference_sharpness if tamper is not None else None,
+            outbox_depth=self.outbox.depth,
+            uplink=lambda: (self.link.connected and self.sender.hub_online, time.monotonic() - self._last_progress),
+            clock_skew=lambda: tester.clock_skew_s, data_dir=self.cfg.data_dir)
+        st = self.cfg.selftest
+        tester = SelfTester(self.cfg.node.id, checks, role.emit, start=st.start, window_min=st.window_min)
+        tester.register(self.commands)
+        return tester
 
     def _make_camera_worker(self) -> Any:
         """The camera thread: newest frame for snapshots, pre-press burst, detection if configured."""
@@ -288,6 +319,8 @@ class NodeAgent:
             coros.append(self.door.run_reader())
         if self.updater is not None:
             coros.append(self.updater.run())
+        if self.selftest is not None and self.cfg.selftest.enabled:
+            coros.append(self.selftest.nightly())
         tasks = [asyncio.create_task(c) for c in coros]
         try:
             await self._stopping.wait()

@@ -105,6 +105,13 @@ class AlarmPostPins:
             self.tamper = (self._add(Button(pins.tamper_switch, pull_up=True, bounce_time=None,
                                             pin_factory=self.factory))
                            if pins.tamper_switch is not None else None)
+            # the self-test's wiring (docs/selftest.md): an output across the button, the siren's feedback
+            self.test_drive = (self._add(OutputDevice(pins.button_test_drive, initial_value=False,
+                                                      pin_factory=self.factory))
+                               if pins.button_test_drive is not None else None)
+            self.siren_feedback = (self._add(Button(pins.siren_feedback, pull_up=True, bounce_time=None,
+                                                    pin_factory=self.factory))
+                                   if pins.siren_feedback is not None else None)
         except GPIOPinInUse as exc:
             self.close()
             raise HardwareError(f"a configured pin is already in use by another program: {exc}") from exc
@@ -112,6 +119,9 @@ class AlarmPostPins:
             self.close()
             raise HardwareError(f"cannot open the GPIO pins: {exc}") from exc
         self._pins = pins
+        # simulated test wiring: the optocoupler and the siren's feedback contact work until a test breaks them
+        self.sim_test_wiring_ok = True
+        self.sim_siren_ok = True
         if self.mock and self.tamper is not None:
             self.tamper.pin.drive_low()  # a simulated enclosure starts shut
 
@@ -140,6 +150,23 @@ class AlarmPostPins:
 
     def set_siren(self, on: bool) -> None:
         self.siren.on() if on else self.siren.off()
+        if self.mock and self.siren_feedback is not None:  # the simulated siren draws current when it works
+            pin = self.siren_feedback.pin
+            pin.drive_low() if on and self.sim_siren_ok else pin.drive_high()
+
+    @property
+    def siren_feedback_on(self) -> bool | None:
+        """The siren's feedback contact (None: not wired)."""
+        return None if self.siren_feedback is None else bool(self.siren_feedback.is_pressed)
+
+    def drive_test_press(self, on: bool) -> None:
+        """Drive the optocoupler across the button (the self-test's press). Simulated: the button's pin
+        follows while the wiring is intact."""
+        if self.test_drive is None:
+            raise HardwareError("no button test drive wired (pins.button_test_drive)")
+        self.test_drive.on() if on else self.test_drive.off()
+        if self.mock and (self.sim_test_wiring_ok or not on):
+            self.sim_button(on)
 
     # --- simulated hardware (MockFactory only) ---------------------------------------------
     def _mock_pin(self, device: Any) -> Any:

@@ -99,11 +99,13 @@ class Doctor:
         try:
             pins = AlarmPostPins(cfg.pins)
         except PinganError as exc:
-            return Finding("pins", "fail", str(exc), "check pins.* in the config and that no other program uses them")
+            return Finding("pins", "fail", str(exc), "check pins.* in the config and that no other program uses them; "
+                           f"draw the header: pingan-edge wiring {self.config_path} --svg wiring.svg")
         try:
             if pins.button_pressed:
                 return Finding("pins", "fail", f"alarm button on GPIO{cfg.pins.alarm_button} reads pressed at rest",
-                               "check the button wiring (normally open, to GND) or a jammed button")
+                               "check the button wiring (normally open, to GND; pingan-edge wiring "
+                               f"{self.config_path} shows its pin) or a jammed button")
             pins.set_siren(True)
             energised = bool(pins.siren.value)
             pins.set_siren(False)
@@ -122,7 +124,8 @@ class Doctor:
         try:
             pins = DoorPins(cfg.door, cfg.pins.factory)
         except PinganError as exc:
-            return Finding("pins", "fail", str(exc), "check door.* pins in the config and that nothing else uses them")
+            return Finding("pins", "fail", str(exc), "check door.* pins in the config and that nothing else uses them; "
+                           f"draw the header: pingan-edge wiring {self.config_path} --svg wiring.svg")
         try:
             pins.set_locked(False)
             released = pins.relay.value

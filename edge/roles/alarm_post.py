@@ -68,6 +68,11 @@ class AlarmPost(EventEmitter):
         self.ring: Any | None = None  # the camera thread's pre-press frames, when there is one
         self.live: Any | None = None  # the live-view sessions (edge/live), when the pole has a camera
         self.talking = False  # the centre is talking through the pole's speaker: the LED says so
+        # the self-test's press gate (edge/selftest): while set, a press is the self-test's own, never an
+        # alarm and never a change of the resident's LED; a press begun then is swallowed up to its release
+        self._testing = False
+        self._test_press = False
+        self.test_presses = 0
         commands.register(self._ack, "alarm.ack")
         commands.register(self._siren, "siren.set")
         commands.otherwise(self._not_for_a_pole)
@@ -82,6 +87,22 @@ class AlarmPost(EventEmitter):
                 self.camera_ok = False
             self.emit(ev.kind, ev.data, jpeg=ev.snapshot)
 
+    # --- the self-test's press gate ----------------------------------------------------------
+    @property
+    def testing(self) -> bool:
+        return self._testing
+
+    @testing.setter
+    def testing(self, on: bool) -> None:
+        """Close the gate for the self-test's driven press; opening it with the button still held means a
+        resident is pressing (the drive is off by then), so that press is an alarm after all."""
+        self._testing = on
+        if not on and self._test_press and self.pins.button_pressed:
+            self._test_press = False
+            t = self.clock.monotonic()
+            self._held_since = t
+            self._press(t)
+
     # --- the button --------------------------------------------------------------------------
     def on_button_edge(self, pressed: bool, t: float) -> None:
         accepted = self.button.feed(pressed, t)
@@ -89,6 +110,10 @@ class AlarmPost(EventEmitter):
             self._button_changed(accepted, t)
 
     def _button_changed(self, pressed: bool, t: float) -> None:
+        if self.testing or self._test_press:
+            self._test_press = pressed
+            self.test_presses += int(pressed)
+            return
         if pressed:
             self._held_since = t
             self._press(t)

@@ -63,6 +63,13 @@ def _features(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
     return small, std, sharpness
 
 
+def frame_measures(frame: np.ndarray) -> tuple[float, float]:
+    """(grey std, contrast-normalised sharpness) of one frame: the self-test's camera check uses the same
+    measures as tamper detection (edge/selftest/camera.py)."""
+    _, std, sharp = _features(frame)
+    return std, sharp
+
+
 class TamperDetector:
     """Feed it every frame (or None) with the injected clock's monotonic time."""
 
@@ -84,6 +91,11 @@ class TamperDetector:
             self._learn_start is not None and self._last_check is not None
             and self._last_check - self._learn_start < self.s.learn_s
         )
+
+    @property
+    def reference_sharpness(self) -> float | None:
+        """The learned view's sharpness (None before one is learned)."""
+        return None if self._ref is None else self._ref_sharp
 
     def reset(self) -> None:
         """Forget the reference view (after an installer re-aimed the camera on purpose)."""

@@ -46,6 +46,7 @@ from hub.config import HubSettings
 from hub.ingest.queue import TwoLaneQueue, is_alarm_payload
 from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
 from hub.runtime import metrics
+from hub.selftest.service import fault_for as selftest_fault_for
 from hub.store.engine import (
     JsonText,
     add_audit,
@@ -321,6 +322,14 @@ class Processor:
                 out.live.append(live.out())
             else:
                 quiet[event.node].append(seqs.get(row["id"]) or 0)
+        for row in new:  # a failed self-test raises one hub node.fault (hub/selftest/service.py)
+            if row["kind"] == "selftest.result":
+                fault = selftest_fault_for(conn, by_id[row["id"]])
+                if fault is not None:
+                    heard = out.touched.get(row["node"])
+                    self.store_event(conn, fault, row["received_at"], out)
+                    if heard is not None:  # the node's own result still counts as hearing from it
+                        out.touched[row["node"]] = heard
         for node, cursors in quiet.items():  # a backlog draining must not flood the consoles
             out.live.append(EventsSummary(node=node, count=len(cursors), cursor=max(cursors)).out())
         metrics.ingested.labels("events").inc(len(new))

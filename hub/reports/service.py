@@ -368,7 +368,16 @@ class Reports:
             "doors": {k.split(".", 1)[1]: doors_total.get(k.split(".", 1)[1], 0) for k in DOOR_KINDS},
             "doors_by_node": {n: dict(c) for n, c in sorted(doors_by_node.items())},
             "scorecard": scorecard,
+            "selftest": self._selftest(end, now),
         }
+
+    def _selftest(self, end: datetime, now: datetime) -> dict[str, Any]:
+        """Poles with no self-test result in the 3 days before the report's end (issue 20; the zero report's
+        question "does every pole still work" answered even when nothing happened)."""
+        from hub.selftest.service import NOT_TESTED_AFTER, not_tested
+
+        with self.engine.connect() as conn:
+            return {"not_tested": not_tested(conn, min(end, now)), "not_tested_days": NOT_TESTED_AFTER.days}
 
     def alarms_csv(self, start: datetime, end: datetime) -> str:
         buf = io.StringIO()

@@ -160,7 +160,7 @@ def test_the_hub_rejects_known_kinds_whose_data_do_not_fit_and_keeps_unknown_kin
     bad["data"]["count"] = "many"
     with pytest.raises(Rejected, match="invalid alarm.repeat data: count"):
         processor.validate_event(bad["node"], _incoming(bad))
-    newer = {**bad, "kind": "selftest.result", "data": {"anything": True}}
+    newer = {**bad, "kind": "battery.report", "data": {"anything": True}}
     assert not processor.validate_event(newer["node"], _incoming(newer)).known_kind  # → quarantine
 
 

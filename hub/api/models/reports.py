@@ -83,6 +83,11 @@ class GridScore(ApiModel):
     doors: DoorCounts
 
 
+class SelftestSummary(ApiModel):
+    not_tested: list[str] = Field(description="Poles without a self-test result in the last not_tested_days")
+    not_tested_days: int
+
+
 class ReportSummary(ApiModel):
     period: Literal["today", "yesterday", "week", "range"]
     from_: str = Field(alias="from", description="The range's start in the centre's zone (ISO 8601)")
@@ -98,3 +103,4 @@ class ReportSummary(ApiModel):
     doors: DoorCounts
     doors_by_node: dict[str, dict[str, int]] = Field(description="Per node, the door kinds it counted")
     scorecard: list[GridScore]
+    selftest: SelftestSummary
