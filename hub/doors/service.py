@@ -204,7 +204,8 @@ class DoorService:
         with self.hub.writing() as conn:
             t = self._tenant_row(conn, tenant_id)
             if t.state != "active":
-                raise Invalid([FieldError("tenant", "revoked", f"tenant {tenant_id} is {t.state}: register them again")])
+                raise Invalid([FieldError("tenant", "revoked",
+                                          f"tenant {tenant_id} is {t.state}: register them again")])
             fields, errors = check_fields({"name": t.name, "phone": t.phone, "block": t.block, "unit": t.unit,
                                            "lease_start": t.lease_start, "lease_end": lease_end}, tz,
                                           require_id=False)

@@ -278,6 +278,7 @@ function connect() {
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
+    window.dispatchEvent(new CustomEvent('pingan:live', {detail: msg})); // other screens' modules (office.js)
     if (msg.cursor != null && (S.cursor == null || msg.cursor > S.cursor)) S.cursor = msg.cursor;
     if (msg.type === 'hello') return;
     if (msg.alarm || msg.type === 'alarm') scheduleAlarms();
