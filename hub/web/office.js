@@ -174,7 +174,7 @@ function layout() {
       <label>${esc(t('lease_end'))}${dateInput('o-lease-end', 'lease_end')}</label>
       <button type="submit" id="o-register" class="primary">${esc(t('register'))}</button>
     </form>
-    <ul id="o-form-errors" class="error office-errors" role="alert"></ul><p id="o-form-ok" class="office-ok"></p>
+    <div role="alert"><ul id="o-form-errors" class="error office-errors"></ul></div><p id="o-form-ok" class="office-ok"></p>
   </section>
   <section id="office-tenants" class="office-sec"><h2>${esc(t('sec_tenants'))}</h2>
     <div id="o-enrol" class="office-enrol" hidden role="status" aria-live="polite"></div>
@@ -204,7 +204,7 @@ function layout() {
       <label>${esc(t('node'))}<select id="o-door-node"></select></label>
       <label>${esc(t('block'))}<select id="o-door-block"></select></label>
       <button type="submit" id="o-add-door">${esc(t('add_door'))}</button></form>
-    <ul id="o-blocks-errors" class="error office-errors" role="alert"></ul><div id="o-blocks"></div></section>`;
+    <div role="alert"><ul id="o-blocks-errors" class="error office-errors"></ul></div><div id="o-blocks"></div></section>`;
   bind();
   fillSelects();
   for (const [id, v] of Object.entries(keep)) { const el = /** @type {HTMLInputElement|null} */ (root.querySelector('#' + id)); if (el && v) el.value = v; }
@@ -395,7 +395,7 @@ async function loadLeases() {
     <th>${esc(t('unit'))}</th><th>${esc(t('lease_end'))}</th><th>${esc(t('new_end'))}</th></tr>${list.map((x) =>
     `<tr data-tenant="${esc(x.id)}"><td>${esc(x.name)}</td><td>${esc(x.block)} ${esc(x.unit)}</td>
     <td>${esc(fmtDate(x.lease_end))}</td><td>${dateInput('o-renew-' + esc(x.id), 'new_end', 'o-renew-date')}
-    <button type="button" data-act="renew">${esc(t('renew'))}</button><ul class="error office-errors o-renew-errors" role="alert"></ul></td></tr>`)
+    <button type="button" data-act="renew">${esc(t('renew'))}</button><div role="alert"><ul class="error office-errors o-renew-errors"></ul></div></td></tr>`)
     .join('')}</table>` : `<p class="empty" data-days="${O.days}">${esc(t('no_leases'))}</p>`;
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,9 +73,9 @@ def fill_form(page, **values: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("viewport", [(1366, 768), (1920, 1080)], ids=["1366x768", "1920x1080"])
-def test_office_registers_enrols_opens_revokes_and_refuses(broker: Broker, hub_factory, door_factory, browser,
-                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                           viewport: tuple[int, int]) -> None:
+def test_office_registers_enrols_opens_revokes_and_refuses(
+        broker: Broker, hub_factory, door_factory, browser,  # noqa: F811 - door_factory: the imported fixture
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, viewport: tuple[int, int]) -> None:
     monkeypatch.setenv("PINGAN_BLOCK_KEY", BLOCK_KEY)
     hub = hub_factory(broker.url)
     door = door_factory(DOOR_ID, broker.url, register_door(hub, DOOR_ID), **DOOR)
@@ -100,11 +101,13 @@ def test_office_registers_enrols_opens_revokes_and_refuses(broker: Broker, hub_f
     page.fill("#o-block-units", "101, 102，201")
     page.click("#o-add-block")
     page.wait_for_selector('#o-blocks tr[data-block="c01"]')
-    page.wait_for_function(f"() => [...document.querySelectorAll('#o-door-node option')].some(o => o.value === '{DOOR_ID}')")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('#o-door-node option')].some(o => o.value === '{DOOR_ID}')")
     page.select_option("#o-door-node", DOOR_ID)
     page.select_option("#o-door-block", "c01")
     page.click("#o-add-door")
-    page.wait_for_function(f"() => document.querySelector('#o-blocks tr[data-block=\"c01\"]').textContent.includes('{DOOR_ID}')")
+    page.wait_for_function(
+        f"() => document.querySelector('#o-blocks tr[data-block=\"c01\"]').textContent.includes('{DOOR_ID}')")
     assert [b["doors"] for b in hub.get("/api/doors/blocks")] == [[DOOR_ID]]
 
     # bad input: a wrong check digit, a lease ending before it starts; clear errors, nothing stored
@@ -191,7 +194,8 @@ def test_office_registers_enrols_opens_revokes_and_refuses(broker: Broker, hub_f
                                             "buffer": sheet.getvalue().encode("utf-8-sig")}])
     page.click("#o-import")
     page.wait_for_selector("#o-import-errors tr[data-row]")
-    rows = page.eval_on_selector_all("#o-import-errors tr[data-row]", "els => els.map(e => [e.dataset.row, e.dataset.code])")
+    rows = page.eval_on_selector_all("#o-import-errors tr[data-row]",
+                                     "els => els.map(e => [e.dataset.row, e.dataset.code])")
     assert rows == [["3", "id_check_digit"], ["4", "unit_unknown"]]
     assert "未保存任何记录" in page.text_content("#o-import-errors")
     page.set_input_files("#o-file", files=[{"name": "登记表.xlsx", "mimeType": "application/octet-stream",
@@ -220,6 +224,14 @@ def test_office_screen_has_no_serious_accessibility_violations(broker: Broker, h
     page.wait_for_selector('#o-tenants tr[data-tenant]')
     page.click("#o-register")  # with its errors shown
     page.wait_for_selector("#o-form-errors li")
+    page.click("#o-days-30")  # a lease to renew, with its date input
+    page.wait_for_selector('#o-leases table[data-days="30"] .o-renew-date')
+    page.click("#o-log-show")
+    page.wait_for_selector("#o-log table")
+    page.set_input_files("#o-file", files=[{"name": "x.csv", "mimeType": "text/csv", "buffer": (
+        "姓名,身份证号,手机,楼栋,房号,租期开始,租期结束\n林,1,2,c02,101,x,y\n").encode()}])
+    page.click("#o-import")
+    page.wait_for_selector("#o-import-errors tr[data-row]")
     page.add_script_tag(path=str(axe))
     for lang in ("zh", "en"):
         result = page.evaluate("""() => axe.run(document.getElementById('tab-office'),
@@ -230,3 +242,30 @@ def test_office_screen_has_no_serious_accessibility_violations(broker: Broker, h
         page.click("button.lang >> visible=true")
         page.wait_for_function("() => document.getElementById('tab-btn-office').textContent === 'Community office'"
                                if lang == "zh" else "() => true")
+
+
+@pytest.mark.slow
+def test_leases_ending_and_renewal_on_the_screen(broker: Broker, hub_factory, browser) -> None:
+    hub = hub_factory(broker.url)
+    hub.post("/api/doors/blocks", {"id": "c03", "units": ["101"]})
+    r = hub.post("/api/doors/tenants", {"name": "Lin Xiao", "phone": "13800000042", "id_number": GOOD_ID,
+                                        "block": "c03", "unit": "101", "lease_start": "2026-01-01",
+                                        "lease_end": (datetime.now(UTC) + timedelta(days=20)).date().isoformat()})
+    tid = r.json()["id"]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    login(page, hub.url, *ADMIN)
+    page.click("#tab-btn-office")
+    page.wait_for_selector('#o-leases [data-days="7"]')
+    assert page.query_selector(f'#o-leases tr[data-tenant="{tid}"]') is None  # not within 7 days
+    page.click("#o-days-30")
+    row = f'#o-leases tr[data-tenant="{tid}"]'
+    page.wait_for_selector(row)
+    page.fill(f"{row} .o-renew-date", "2020-01-01")  # in the past: refused, in the screen's language
+    page.click(f'{row} button[data-act="renew"]')
+    page.wait_for_selector(f"{row} .o-renew-errors li")
+    assert page.get_attribute(f"{row} .o-renew-errors li", "data-code") in ("lease_order", "lease_past")
+    page.fill(f"{row} .o-renew-date", "2028-06-30")
+    page.click(f'{row} button[data-act="renew"]')
+    page.wait_for_selector('#o-leases p[data-days="30"]')  # no lease ends within 30 days any more
+    assert hub.get(f"/api/doors/tenants/{tid}")["lease_end"].startswith("2028-06-30T15:59:59")
+    assert "2028年06月30日" in page.text_content(f'#o-tenants tr[data-tenant="{tid}"]')  # Chinese order
