@@ -425,7 +425,7 @@ function logQuery() {
 }
 async function loadLog() {
   const q = logQuery();
-  /** @type {HTMLAnchorElement} */ ($o('o-log-csv')).href = '/api/doors/audit.csv' + q;
+  /** @type {HTMLAnchorElement} */ (/** @type {HTMLElement} */ (O.root).querySelector('#o-log-csv')).href = '/api/doors/audit.csv' + q;
   const res = await api('/api/doors/audit' + q + (q ? '&' : '?') + 'limit=200');
   const rows = res.ok ? res.body : [];
   $o('o-log').innerHTML = `<table class="office-table o-log-table"><tr><th>${esc(t('at'))}</th><th>${esc(t('source'))}</th>
