@@ -206,6 +206,8 @@ EVENT_KINDS: dict[str, Priority] = {
     "door.granted": Priority.AUDIT,
     "door.denied": Priority.AUDIT,
     "command.refused": Priority.AUDIT,
+    # a door enrolling a finger, step by step (data.command_id, data.step: place | lift | done | error)
+    "access.enrol_progress": Priority.AUDIT,
     # config.update's outcome, after the node restarted with it: data.command_id, data.sha256, data.boots
     "config.applied": Priority.AUDIT,
     "config.rolled_back": Priority.AUDIT,  # data.command_id, data.reason, data.boots
@@ -531,6 +533,22 @@ class CommandRefusedData(EventData):
     operator: str | None = None
 
 
+class EnrolProgressData(EventData):
+    """access.enrol_progress: what the reader asks of the tenant during an ``access.enrol``, so the
+    community office sees it live. ``step`` is ``place`` (scan ``n`` of ``scans``), ``lift`` (between
+    scans), ``done`` (stored in ``slot``) or ``error`` (``reason`` from the reader: timeout, poor_image,
+    mismatch, hardware; ``detail`` in words)."""
+
+    command_id: str = Field(min_length=1, max_length=64)
+    tenant_id: str | None = None
+    step: Literal["place", "lift", "done", "error"]
+    n: int | None = Field(default=None, ge=1)
+    scans: int | None = Field(default=None, ge=1)
+    slot: int | None = Field(default=None, ge=0)
+    reason: str | None = None
+    detail: str | None = None
+
+
 class ConfigOutcomeData(EventData):
     """config.trial, config.applied, config.rolled_back (with ``reason``)."""
 
@@ -605,7 +623,7 @@ class SelftestResultData(EventData):
 EventKind = Literal[
     "alarm.pressed", "alarm.repeat", "alarm.test", "tamper.opened", "tamper.closed", "tamper.camera",
     "door.forced", "door.held_open", "door.fire_release", "door.lockout", "door.granted", "door.denied",
-    "command.refused", "config.applied", "config.rolled_back", "config.trial",
+    "command.refused", "access.enrol_progress", "config.applied", "config.rolled_back", "config.trial",
     "detection.person", "detection.vehicle", "detection.loitering", "node.fault", "node.offline",
     "nodes.offline", "selftest.result",
 ]
@@ -624,6 +642,7 @@ EVENT_DATA: dict[EventKind, type[EventData]] = {
     "door.granted": DoorGrantedData,
     "door.denied": DoorDeniedData,
     "command.refused": CommandRefusedData,
+    "access.enrol_progress": EnrolProgressData,
     "config.applied": ConfigOutcomeData,
     "config.rolled_back": ConfigOutcomeData,
     "config.trial": ConfigOutcomeData,

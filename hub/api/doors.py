@@ -4,14 +4,17 @@ logged-in one, else the operator named in the body; changes need the roles given
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from hub.api.deps import DoorsDep
+from hub.api.deps import DoorsDep, settings_of
 from hub.api.models.doors import (
     AuditEntry,
     Block,
@@ -19,15 +22,43 @@ from hub.api.models.doors import (
     CommandSent,
     Door,
     Enrolment,
+    ImportResult,
+    RegistrationRefused,
     SyncSent,
     Tenant,
     TenantDetail,
 )
 from hub.auth.policy import requires
+from hub.doors.registration import MAX_IMPORT_BYTES, Invalid
 
 router = APIRouter(prefix="/api/doors", tags=["doors"])
 OPERATORS = ("operator", "admin")
 INSTALLERS = ("installer", "admin")
+
+
+T = TypeVar("T")
+# a registration, renewal or import with errors: 422 listing each (hub/doors/registration.py Invalid)
+REFUSED: dict[int | str, dict[str, Any]] = {422: {"model": RegistrationRefused,
+                                                   "description": "Errors, nothing stored"}}
+
+
+def _zone(request: Request) -> ZoneInfo:
+    """The district's zone (PINGAN_TIMEZONE): a lease given as a date is that day there."""
+    return ZoneInfo(settings_of(request).timezone)
+
+
+@contextmanager
+def _checked() -> Iterator[None]:
+    """A registration with errors is a 422 listing each (field, code, message[, row]); nothing was stored."""
+    try:
+        yield
+    except Invalid as exc:
+        raise HTTPException(422, detail=exc.as_detail()) from None
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _checked():
+        return fn()
 
 
 def _actor(request: Request, named: str) -> str:
@@ -54,13 +85,24 @@ class DoorBody(BaseModel):
 
 
 class TenantBody(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="Real name as on the ID (实名)")
-    phone: str = Field(min_length=5, max_length=32)
-    id_number: str | None = Field(default=None, max_length=32, description="ID card number (optional)")
-    block: str = Field(min_length=1, max_length=64)
+    """Checked field by field in hub/doors/registration.py (a 422 lists each error with a code), so these
+    limits are only against abuse: a blank name or a bad ID number gets the office's own error."""
+
+    name: str = Field(max_length=100, description="Real name as on the ID (实名)")
+    phone: str = Field(max_length=32)
+    id_number: str | None = Field(default=None, max_length=32,
+                                  description="Resident ID number (GB 11643, 18 characters); shown masked")
+    block: str = Field(max_length=64)
     unit: str = Field(default="", max_length=64)
-    lease_start: AwareDatetime
-    lease_end: AwareDatetime
+    lease_start: AwareDatetime | str = Field(description="A time with its zone, or a date (the district's day)")
+    lease_end: AwareDatetime | str = Field(description="A time with its zone, or a date (through that day)")
+    require_id: bool = Field(default=False, description="Refuse a registration without an ID number (the "
+                             "community office's form sets it)")
+    operator: Operator = "operator"
+
+
+class RenewBody(BaseModel):
+    lease_end: AwareDatetime | str = Field(description="The lease's new end: a time, or a date (through that day)")
     operator: Operator = "operator"
 
 
@@ -108,12 +150,44 @@ def list_tenants(svc: DoorsDep, block: str | None = None,
     return svc.list_tenants(block, state)
 
 
-@router.post("/tenants", status_code=201, response_model=TenantDetail)
+@router.post("/tenants", status_code=201, response_model=TenantDetail, responses=REFUSED)
 @requires(*OPERATORS)
 def add_tenant(body: TenantBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
-    return svc.add_tenant(name=body.name, phone=body.phone, id_number=body.id_number, block=body.block,
-                          unit=body.unit, lease_start=body.lease_start, lease_end=body.lease_end,
-                          actor=_actor(request, body.operator))
+    return _run(lambda: svc.add_tenant(
+        name=body.name, phone=body.phone, id_number=body.id_number, block=body.block, unit=body.unit,
+        lease_start=body.lease_start, lease_end=body.lease_end, actor=_actor(request, body.operator),
+        tz=_zone(request), require_id=body.require_id))
+
+
+@router.post("/tenants/import", status_code=201, response_model=ImportResult, responses=REFUSED)
+@requires(*OPERATORS)
+async def import_tenants(request: Request, svc: DoorsDep,
+                         filename: Annotated[str, Query(min_length=1, max_length=200)],
+                         operator: str = "operator") -> dict[str, Any]:
+    """The registration office's sheet as the request body (the file's bytes; ``filename`` says .csv or
+    .xlsx). All rows or none: a 422 lists each bad row (``row`` is the sheet's row number)."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_IMPORT_BYTES:
+            raise HTTPException(413, detail={"message": "the file was not read", "errors": [
+                {"field": "file", "code": "file_too_big", "message": f"the file is over "
+                 f"{MAX_IMPORT_BYTES // 1048576} MB"}]})
+    actor = _actor(request, operator)
+    return _run(lambda: svc.import_tenants(bytes(data), filename, actor, _zone(request)))
+
+
+@router.get("/leases/ending", response_model=list[Tenant])
+def leases_ending(svc: DoorsDep, days: Annotated[int, Query(ge=1, le=366)] = 30,
+                  block: str | None = None) -> list[dict[str, Any]]:
+    """Active leases ending within ``days`` (7 or 30 on the office screen), soonest first."""
+    return svc.leases_ending(days, block)
+
+
+@router.post("/tenants/{tenant_id}/renew", response_model=TenantDetail, responses=REFUSED)
+@requires(*OPERATORS)
+def renew(tenant_id: str, body: RenewBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+    return _run(lambda: svc.renew(tenant_id, body.lease_end, _actor(request, body.operator), _zone(request)))
 
 
 @router.get("/tenants/{tenant_id}", response_model=TenantDetail)
@@ -146,16 +220,17 @@ def command_status(command_id: str, svc: DoorsDep) -> dict[str, Any]:
 
 
 @router.get("/audit", response_model=list[AuditEntry])
-def audit_log(svc: DoorsDep, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
-              until: datetime | None = None,
+def audit_log(svc: DoorsDep, door: str | None = None, tenant: str | None = None, block: str | None = None,
+              since: datetime | None = None, until: datetime | None = None,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
-    return svc.audit_log(door=door, tenant=tenant, since=since, until=until, limit=limit)
+    return svc.audit_log(door=door, tenant=tenant, block=block, since=since, until=until, limit=limit)
 
 
 @router.get("/audit.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def audit_csv(svc: DoorsDep, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=100000)] = 10000) -> Response:
-    body = svc.audit_csv(door=door, tenant=tenant, since=since, until=until, limit=limit)
+def audit_csv(svc: DoorsDep, door: str | None = None, tenant: str | None = None, block: str | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              limit: Annotated[int, Query(ge=1, le=100000)] = 10000) -> Response:
+    body = svc.audit_csv(door=door, tenant=tenant, block=block, since=since, until=until, limit=limit)
     return Response("\ufeff" + body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="door-audit.csv"'})
 

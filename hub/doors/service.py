@@ -14,14 +14,16 @@ import csv
 import io
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from edge.protocol import AccessReplyData
 from hub.alarms.service import HubService
+from hub.doors.registration import FieldError, Invalid, TenantFields, check_fields, read_sheet
 from hub.errors import Conflict, NotFound
 from hub.store.engine import add_audit, jsonable, now_utc
 from hub.store.schema import audit, blocks, commands, doors, enrolments, events, nodes, tenants, units
@@ -112,19 +114,117 @@ class DoorService:
 
     # --- tenants -------------------------------------------------------------------------------
     def add_tenant(self, *, name: str, phone: str, block: str, unit: str = "", id_number: str | None = None,
-                   lease_start: datetime, lease_end: datetime, actor: str = "operator") -> dict[str, Any]:
-        if lease_end <= lease_start:
-            raise Conflict("lease_end must be after lease_start")
-        tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+                   lease_start: datetime | str, lease_end: datetime | str, actor: str = "operator",
+                   tz: ZoneInfo | None = None, require_id: bool = False) -> dict[str, Any]:
+        """Register one tenant (实名登记): every field checked (the ID number's GB 11643 check digit, the lease's
+        order, the unit, the same person twice in a unit) before anything is stored; :class:`Invalid` lists
+        every error. Dates alone are days in the district's zone ``tz``."""
+        raw = {"name": name, "phone": phone, "block": block, "unit": unit, "id_number": id_number,
+               "lease_start": lease_start, "lease_end": lease_end}
+        fields, errors = check_fields(raw, tz or ZoneInfo("UTC"), require_id=require_id)
         with self.hub.writing() as conn:
-            b = self._block(conn, block)
-            if unit and b["units"] and unit not in b["units"]:
-                raise Conflict(f"block {block} has no unit {unit} (units: {', '.join(b['units'])})")
-            conn.execute(tenants.insert().values(
-                id=tenant_id, name=name, id_number=id_number, phone=phone, block=block, unit=unit,
-                lease_start=lease_start, lease_end=lease_end, state="active", created=now_utc()))
-            add_audit(conn, actor, "tenant.add", tenant_id, {"block": block, "unit": unit,
-                                                             "lease_end": lease_end.isoformat()})
+            if fields is not None:
+                errors = self._store_checks(conn, fields, {})
+            if errors or fields is None:
+                raise Invalid(errors)
+            tenant_id = self._insert_tenant(conn, fields, actor, "form")
+        return self.get_tenant(tenant_id)
+
+    def _store_checks(self, conn: Connection, f: TenantFields, seen: dict[tuple[str, str, str], int],
+                      row: int | None = None) -> list[FieldError]:
+        """What needs the store: the block and unit exist, and this person is not already in the unit (also
+        not earlier in the same sheet: ``seen`` maps (block, unit, person) to the row that had it)."""
+        b = conn.execute(select(blocks.c.id).where(blocks.c.id == f.block)).first()
+        if b is None:
+            return [FieldError("block", "block_unknown", f"there is no block {f.block}", row)]
+        names = [u for (u,) in conn.execute(select(units.c.name).where(units.c.block == f.block))]
+        if names and f.unit not in names:
+            return [FieldError("unit", "unit_unknown", f"block {f.block} has no unit {f.unit or '(none)'} "
+                               f"(units: {', '.join(sorted(names)[:20])})", row)]
+        person = f.id_number or f"{f.name}/{f.phone}"
+        q = select(tenants.c.id).where(tenants.c.block == f.block, tenants.c.unit == f.unit,
+                                       tenants.c.state == "active")
+        q = q.where(tenants.c.id_number == f.id_number) if f.id_number else q.where(
+            tenants.c.name == f.name, tenants.c.phone == f.phone)
+        if conn.execute(q).first() is not None:
+            return [FieldError("id_number" if f.id_number else "name", "duplicate",
+                               f"this person is already registered in {f.block} {f.unit}", row)]
+        key = (f.block, f.unit, person)
+        if key in seen:
+            return [FieldError("id_number" if f.id_number else "name", "duplicate_in_file",
+                               f"this person is also on row {seen[key]} for the same unit", row)]
+        seen[key] = row or 0
+        return []
+
+    def _insert_tenant(self, conn: Connection, f: TenantFields, actor: str, source: str) -> str:
+        tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+        conn.execute(tenants.insert().values(
+            id=tenant_id, name=f.name, id_number=f.id_number, phone=f.phone, block=f.block, unit=f.unit,
+            lease_start=f.lease_start, lease_end=f.lease_end, state="active", created=now_utc(), source=source))
+        add_audit(conn, actor, "tenant.add", tenant_id, {"block": f.block, "unit": f.unit, "source": source,
+                                                         "lease_end": f.lease_end.isoformat()})
+        return tenant_id
+
+    def import_tenants(self, data: bytes, filename: str, actor: str, tz: ZoneInfo) -> dict[str, Any]:
+        """The registration office's sheet (CSV or XLSX), all or nothing: every row checked as the form is;
+        one bad row and :class:`Invalid` lists each bad row, and nothing of the file is stored."""
+        rows = read_sheet(data, filename)
+        checked: list[tuple[int, TenantFields]] = []
+        errors: list[FieldError] = []
+        for n, raw in rows:
+            fields, errs = check_fields(raw, tz, row=n, require_id=True)
+            errors += errs
+            if fields is not None:
+                checked.append((n, fields))
+        source = f"import:{filename[-50:]}"
+        with self.hub.writing() as conn:
+            seen: dict[tuple[str, str, str], int] = {}
+            for n, f in checked:
+                errors += self._store_checks(conn, f, seen, n)
+            if errors:
+                errors.sort(key=lambda e: e.row or 0)
+                raise Invalid(errors, f"{len({e.row for e in errors})} of {len(rows)} rows have errors; "
+                                      "nothing was stored")
+            ids = [self._insert_tenant(conn, f, actor, source) for _, f in checked]
+            add_audit(conn, actor, "tenant.import", filename[-100:], {"rows": len(ids)})
+        return {"imported": len(ids), "tenants": ids}
+
+    def leases_ending(self, days: int, block: str | None = None) -> list[dict[str, Any]]:
+        """Active tenants whose lease ends within ``days`` (soonest first), for renewal or move-out."""
+        now = now_utc()
+        q = select(tenants).where(tenants.c.state == "active", tenants.c.lease_end >= now,
+                                  tenants.c.lease_end < now + timedelta(days=days))
+        if block:
+            q = q.where(tenants.c.block == block)
+        with self.engine.connect() as conn:
+            return [self._tenant_out(r) for r in conn.execute(q.order_by(tenants.c.lease_end)).all()]
+
+    def renew(self, tenant_id: str, lease_end: datetime | str, actor: str, tz: ZoneInfo) -> dict[str, Any]:
+        """A new end for an active lease; every door the tenant is enrolled at gets its list again (access.sync),
+        so the new end holds at the door, offline too."""
+        with self.hub.writing() as conn:
+            t = self._tenant_row(conn, tenant_id)
+            if t.state != "active":
+                raise Invalid([FieldError("tenant", "revoked",
+                                          f"tenant {tenant_id} is {t.state}: register them again")])
+            fields, errors = check_fields({"name": t.name, "phone": t.phone, "block": t.block, "unit": t.unit,
+                                           "lease_start": t.lease_start, "lease_end": lease_end}, tz,
+                                          require_id=False)
+            if fields is None:
+                raise Invalid(errors)
+            if fields.lease_end <= now_utc():
+                raise Invalid([FieldError("lease_end", "lease_past", "the new end of the lease is in the past")])
+            conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(
+                lease_end=fields.lease_end, renewed_at=now_utc()))
+            add_audit(conn, actor, "tenant.renew", tenant_id, {"from": t.lease_end.isoformat(),
+                                                               "lease_end": fields.lease_end.isoformat()})
+            doors_ = sorted({d for (d,) in conn.execute(select(enrolments.c.door).where(
+                enrolments.c.tenant == tenant_id, enrolments.c.state == "enrolled"))})
+        for door in doors_:
+            try:
+                self.sync(door, actor)
+            except (Conflict, NotFound) as exc:
+                log.error("renewal of %s: cannot update door %s: %s", tenant_id, door, exc)
         return self.get_tenant(tenant_id)
 
     def _tenant_row(self, conn: Connection, tenant_id: str) -> Any:
@@ -302,8 +402,9 @@ class DoorService:
         return jsonable(row)
 
     # --- the audit log -------------------------------------------------------------------------
-    def audit_log(self, *, door: str | None = None, tenant: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def audit_log(self, *, door: str | None = None, tenant: str | None = None, block: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
         """What happened at the doors (node events) and what staff did (hub audit), newest first.
 
         Both sources are append-only: nothing updates or deletes their rows (retention purges, when
@@ -316,6 +417,8 @@ class DoorService:
                                      events.c.node.in_(list(door_blocks) or [""]))
             if door:
                 q = q.where(events.c.node == door)
+            if block:
+                q = q.where(events.c.node.in_([d for d, b in door_blocks.items() if b == block] or [""]))
             if tenant:
                 q = q.where(events.c.data["tenant_id"].as_string() == tenant)
             if since:
@@ -350,8 +453,16 @@ class DoorService:
                              "kind": a.action, "tenant_id": tid, "tenant": names.get(tid) if tid else None,
                              "actor": a.actor, "event_id": None,
                              "detail": {k: v for k, v in detail.items() if k != "template_enc"}})
+        if block:  # a staff action belongs to the block of its door or of its tenant
+            blocks_of = self._tenant_blocks()
+            rows = [r for r in rows if r["block"] == block or (r["source"] == "staff" and r["tenant_id"]
+                                                                and blocks_of.get(r["tenant_id"]) == block)]
         rows.sort(key=lambda x: x["at"], reverse=True)
         return rows[:limit]
+
+    def _tenant_blocks(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(tenants.c.id, tenants.c.block)).all())
 
     def audit_csv(self, **filters: Any) -> str:
         buf = io.StringIO()

@@ -44,7 +44,15 @@ from edge.protocol import (
 )
 from hub.config import HubSettings
 from hub.ingest.queue import TwoLaneQueue, is_alarm_payload
-from hub.live.messages import AlarmChanged, CommandReply, EventMessage, EventsSummary, NodeState, SnapshotStored
+from hub.live.messages import (
+    AlarmChanged,
+    CommandReply,
+    EnrolProgress,
+    EventMessage,
+    EventsSummary,
+    NodeState,
+    SnapshotStored,
+)
 from hub.runtime import metrics
 from hub.selftest.service import fault_for as selftest_fault_for
 from hub.store.engine import (
@@ -314,6 +322,9 @@ class Processor:
             event = by_id[row["id"]]
             live = EventMessage(cursor=seqs.get(row["id"]), event={
                 **row, "ts": row["ts"].isoformat(), "received_at": row["received_at"].isoformat()})
+            if event.kind == "access.enrol_progress":  # stored for the log; the office screen gets it typed
+                out.live.append(self._enrol_progress(event))
+                continue
             alarm = self._alarm_for(conn, event, row["received_at"], incident)
             if alarm is not None:
                 live.alarm = alarm
@@ -337,6 +348,14 @@ class Processor:
             metrics.events_by_kind.labels(row["kind"]).inc()
             metrics.event_age.observe(max(0.0, (row["received_at"] - row["ts"]).total_seconds()))
         return len(new)
+
+    @staticmethod
+    def _enrol_progress(event: Event) -> dict[str, Any]:
+        """A door's enrolment step as the live stream's ``enrol`` message (data already validated)."""
+        d = event.data
+        fields = {k: d[k] for k in ("tenant_id", "n", "scans", "slot", "reason", "detail") if d.get(k) is not None}
+        return EnrolProgress(node=event.node, command_id=str(d["command_id"]), step=d["step"],
+                             at=event.ts.isoformat(), **fields).out()
 
     def _row(self, event: Event, received_at: datetime) -> dict[str, Any]:
         extra = dict(event.model_extra or {})

@@ -31,6 +31,8 @@ def is_urgent(message: dict[str, Any]) -> bool:
     """What a console must see first: anything that opens or changes an alarm, and command replies."""
     if message.get("type") == "reply":  # an operator waits on it; live-view keep-alives are housekeeping
         return not str(message.get("name", "")).startswith("live.")
+    if message.get("type") == "enrol":  # a tenant at a door and a clerk wait on each step
+        return True
     return message.get("type") == "alarm" or "alarm" in message
 
 

@@ -100,6 +100,23 @@ class CommandReply(_Live):
     detail: str = ""
 
 
+class EnrolProgress(_Live):
+    """A door's ``access.enrol_progress`` event, for the community office screen that started the enrolment
+    (it matches ``command_id``): place → lift → place → done, or the reader's error."""
+
+    type: Literal["enrol"] = "enrol"
+    node: str
+    command_id: str
+    step: Literal["place", "lift", "done", "error"]
+    tenant_id: str | None = None
+    n: int | None = None
+    scans: int | None = None
+    slot: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    at: str | None = None  # the node's time of the step (ISO-8601)
+
+
 class AlarmChanged(_Live):
     type: Literal["alarm"] = "alarm"
     alarm: AlarmRow | dict[str, Any]
@@ -145,10 +162,10 @@ class TaskRelay(_Live):
 
 LIVE_MESSAGE_MODELS: tuple[type[_Live], ...] = (Hello, NodeState, EventMessage, EventsSummary, SnapshotStored,
                                                 CommandReply, AlarmChanged, NotifyFailed, DispatchChanged, TaskMessage,
-                                                TaskRelay)
+                                                TaskRelay, EnrolProgress)
 LiveMessage = Annotated[
     Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed
-    | DispatchChanged | TaskMessage | TaskRelay,
+    | DispatchChanged | TaskMessage | TaskRelay | EnrolProgress,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

@@ -198,7 +198,11 @@ tenants = Table(
     Column("lease_end", UTCDateTime(), nullable=False),
     Column("state", String(16), nullable=False, default="active"),  # active | revoked
     Column("created", UTCDateTime(), nullable=False),
+    Column("source", String(64)),  # "form" | "import:<file name>" (the community office)
+    Column("renewed_at", UTCDateTime()),  # the last lease renewal
     Index("tenants_block", "block"),
+    Index("tenants_unit", "block", "unit"),  # the same person twice in a unit is refused
+    Index("tenants_lease_end", "lease_end"),  # leases ending in the next 7/30 days
 )
 
 enrolments = Table(

@@ -279,7 +279,7 @@ function connect() {
   };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    window.dispatchEvent(new CustomEvent('pingan:live', {detail: msg})); // dispatch.js (issue 18) listens
+    window.dispatchEvent(new CustomEvent('pingan:live', {detail: msg})); // dispatch.js, office.js listen
     if (msg.cursor != null && (S.cursor == null || msg.cursor > S.cursor)) S.cursor = msg.cursor;
     if (msg.type === 'hello') return;
     if (msg.alarm || msg.type === 'alarm') scheduleAlarms();

@@ -76,13 +76,13 @@ def test_enrol_sync_unlock_revoke_audit(broker: Broker, hub_factory, door_factor
 
     now = datetime.now(UTC)
     r = hub.post("/api/doors/tenants", {"name": "=HYPERLINK(\"x\")", "phone": "13800000000", "block": "b01",
-                                        "unit": "101", "id_number": "350203199001011234",
+                                        "unit": "101", "id_number": "35020319900101123X",  # GB 11643 valid
                                         "lease_start": (now - timedelta(days=1)).isoformat(),
                                         "lease_end": (now + timedelta(days=180)).isoformat()})
     assert r.status_code == 201, r.text
     tenant = r.json()
     tid = tenant["id"]
-    assert tenant["id_number"].endswith("1234") and tenant["id_number"].startswith("*")
+    assert tenant["id_number"].endswith("123X") and tenant["id_number"].startswith("*")
 
     # enrol at door A: the tenant scans the same finger twice
     r = hub.post(f"/api/doors/tenants/{tid}/enrol", {"door": a_id})

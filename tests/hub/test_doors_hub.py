@@ -79,10 +79,12 @@ def test_blocks_doors_and_tenants_are_checked(hub) -> None:
     assert client.post("/api/doors", json={"node": A, "block": "b99"}).status_code == 404
     now = datetime.now(UTC).isoformat()
     bad = {"name": "X", "phone": "13800000002", "block": "b01", "lease_start": now, "lease_end": now}
-    assert client.post("/api/doors/tenants", json=bad).status_code == 409
-    assert client.post("/api/doors/tenants", json={**bad, "lease_end": "2030-01-01"}).status_code == 422  # no zone
-    assert client.post("/api/doors/tenants", json={**bad, "unit": "999",
-                                                   "lease_end": "2099-01-01T00:00:00+08:00"}).status_code == 409
+    r = client.post("/api/doors/tenants", json=bad)
+    assert r.status_code == 422 and r.json()["detail"]["errors"][0]["code"] == "lease_order"
+    r = client.post("/api/doors/tenants", json={**bad, "lease_end": "2030-01-01T00:00:00"})  # a time, no zone
+    assert r.status_code == 422 and r.json()["detail"]["errors"][0]["code"] == "zone_missing"
+    r = client.post("/api/doors/tenants", json={**bad, "unit": "999", "lease_end": "2099-01-01T00:00:00+08:00"})
+    assert r.status_code == 422 and r.json()["detail"]["errors"][0]["code"] == "unit_unknown"
     # a tenant of block 1 cannot be enrolled at block 2's door
     r = client.post(f"/api/doors/tenants/{tid}/enrol", json={"door": C})
     assert r.status_code == 409 and "b02" in r.json()["detail"]

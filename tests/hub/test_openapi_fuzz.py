@@ -82,7 +82,7 @@ def _seed() -> dict[str, str]:
 
     doors.add_block("b1", name="Block 1", units_=["101", "102"], actor="fuzz")
     doors.add_door("door-01", "b1", name="Front door", actor="fuzz")
-    tenant = doors.add_tenant(name="Li Lei", phone="13800000000", id_number="110101199001011234", block="b1",
+    tenant = doors.add_tenant(name="Li Lei", phone="13800000000", id_number="35020319900101123X", block="b1",
                               unit="101", lease_start=utcnow(), lease_end=utcnow() + timedelta(days=365),
                               actor="fuzz")
     enrolment = doors.enrol(tenant["id"], "door-01", "fuzz")

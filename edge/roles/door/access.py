@@ -91,19 +91,35 @@ class AccessManager:
                 await asyncio.to_thread(reader.upload_template, slot, template)
             else:
                 self.enrol_steps = 0
+                loop = asyncio.get_running_loop()
+                scans = 2
+                placed = 0
 
-                def on_step(step: str) -> None:  # worker thread: plain attribute writes only
+                def on_step(step: str) -> None:  # worker thread: attribute writes, the event goes to the loop
+                    nonlocal placed
                     self.enrol_steps += 1
                     self.enrol_prompt = step
+                    placed += step == "place"
+                    extra = {"n": placed, "scans": scans} if step == "place" else {}
+                    loop.call_soon_threadsafe(self._progress, cmd.id, tenant_id, step, extra)
 
-                await asyncio.to_thread(reader.enrol, slot, 2, self.door.reader_cfg.enrol_wait_s, on_step, True)
-                template = await asyncio.to_thread(reader.download_template, slot)
+                try:
+                    await asyncio.to_thread(reader.enrol, slot, scans, self.door.reader_cfg.enrol_wait_s, on_step,
+                                            True)
+                    template = await asyncio.to_thread(reader.download_template, slot)
+                except (ValueError, PinganError) as exc:
+                    reason = exc.reason if isinstance(exc, EnrolmentError) else (
+                        "hardware" if isinstance(exc, HardwareError) else "refused")
+                    self._progress(cmd.id, tenant_id, "error", {"reason": reason, "detail": str(exc)[:300]})
+                    raise
         finally:
             self.door.busy = None
             self.enrol_prompt = None
             if not sealed:
                 self.door.wait_for_lift()  # the enrolling finger is still on the glass
         self.access.put(AccessEntry(slot, tenant_id, valid_from, valid_until, version))
+        if not sealed:
+            self._progress(cmd.id, tenant_id, "done", {"slot": slot})
         data: dict[str, Any] = {"slot": slot, "tenant_id": tenant_id, "synced": bool(sealed)}
         detail = f"tenant {tenant_id} enrolled in slot {slot}"
         if not sealed:
@@ -113,6 +129,12 @@ class AccessManager:
                 detail += "; no block key, so the template cannot be synced to the block's other doors"
         log.info("%s", detail)
         return Reply(command_id=cmd.id, ok=True, detail=detail, data=data)
+
+    def _progress(self, command_id: str, tenant_id: str, step: str, extra: dict[str, Any]) -> None:
+        """One ``access.enrol_progress`` event (on the loop): the office screen shows the reader's prompt
+        live. Sent like any audit event (outbox, never evicted); the command's reply still decides."""
+        self.door.emit("access.enrol_progress", {"command_id": command_id, "tenant_id": tenant_id, "step": step,
+                                                 **extra})
 
     async def _revoke(self, cmd: Command) -> Reply:
         args = cmd.args_as(AccessRevokeArgs)

@@ -63,6 +63,8 @@ class Tenant(ApiModel):
     lease_end: str
     state: TenantState
     created: str
+    source: str | None = Field(description="form, or import:<file> (the registration office's sheet)")
+    renewed_at: str | None = Field(description="When the lease was last renewed")
 
 
 class TenantDetail(Tenant):
@@ -109,3 +111,26 @@ class CommandSent(ApiModel):
 class SyncSent(ApiModel):
     command_id: str | None = Field(description="Follow it with GET /api/doors/commands/{command_id}; None: not "
                                                "sent (the door has no command-signing key)")
+
+
+class ImportResult(ApiModel):
+    imported: int = Field(description="Tenants registered from the sheet (all its rows: it is all or none)")
+    tenants: list[str] = Field(description="Their ids, in the sheet's order")
+
+
+class RegistrationError(ApiModel):
+    field: str
+    code: str = Field(description="A stable code the console translates, e.g. id_checksum, lease_order")
+    message: str
+    row: int | None = Field(default=None, description="The sheet's row number (1 = the headings), on an import")
+
+
+class RegistrationProblems(ApiModel):
+    message: str
+    errors: list[RegistrationError]
+
+
+class RegistrationRefused(ApiModel):
+    """A registration, renewal or import with errors: each listed, nothing stored (or FastAPI's own list)."""
+
+    detail: RegistrationProblems | list[dict[str, Any]]
