@@ -28,6 +28,7 @@ from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
+from hub.map.grids import tile_origins
 from hub.nodes.keys import KeyVault
 from hub.reports.service import Reports
 from hub.runtime import memtrim, metrics
@@ -130,7 +131,8 @@ def create_app(settings: HubSettings, transport: Transport | None = None) -> Fas
     setup_console(app, state)  # login + access policy for every route (hub/auth/policy.py), reports, escalation
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
+    # outermost: 401s and 404s get the headers too; the map's tile server (PINGAN_MAP_TILES) may serve images
+    app.add_middleware(SecurityHeaders, img_src=tile_origins(settings))
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -154,7 +156,7 @@ class SecurityHeaders:
     FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
     only the framing and plugin limits."""
 
-    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'{img}; media-src 'self'; "
            "font-src 'self'; connect-src 'self'{ws}; object-src 'none'; base-uri 'none'; form-action 'self'; "
            "frame-ancestors 'none'")
     DOCS_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -163,8 +165,9 @@ class SecurityHeaders:
     FIXED = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
              (b"referrer-policy", b"same-origin"))
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, img_src: list[str] | tuple[str, ...] = ()) -> None:
         self.app = app
+        self.img = "".join(f" {o}" for o in img_src)
 
     def _csp(self, scope: dict[str, Any]) -> bytes:
         if scope["path"] in self.DOCS_PATHS:
@@ -172,7 +175,7 @@ class SecurityHeaders:
         host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
         # 'self' covers ws(s) of the page's own host in CSP3 browsers; named as well for older ones
         ws = f" ws://{host} wss://{host}" if self.HOST.fullmatch(host) else ""
-        return self.CSP.format(ws=ws).encode()
+        return self.CSP.format(ws=ws, img=self.img).encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -59,6 +59,11 @@ class HubSettings(BaseSettings):
                                          description="Live view: a console silent this long has left; its session ends")
     live_answer_timeout_s: float = Field(default=10, ge=1, le=60,
                                          description="Live view: how long to wait for the node's SDP answer")
+    map_tiles: str = Field(default="none", description=(
+        "The console map's base layer: none (grids and nodes only), tianditu (天地图, needs "
+        "PINGAN_MAP_TIANDITU_KEY) or an offline tile server's URL template, e.g. http://tiles.lan/{z}/{x}/{y}.png"))
+    map_tianditu_key: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{8,64}$",
+                                         description="The district's 天地图 key (tk=), for map_tiles=tianditu")
     share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,32}$",
                              description="Replicas: node-to-hub topics via $share/<group>/ (e.g. pingan-hub), "
                                          "clean sessions; needs PostgreSQL (docs/scale.md)")
@@ -69,6 +74,18 @@ class HubSettings(BaseSettings):
         u = urlparse(v)
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        return v
+
+    @field_validator("map_tiles")
+    @classmethod
+    def _map_tiles(cls, v: str) -> str:
+        v = v.strip()
+        if v in ("none", "tianditu"):
+            return v
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc or not all(p in v for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("must be none, tianditu, or a tile URL template with {z}, {x} and {y}, "
+                             "e.g. http://tiles.lan/{z}/{x}/{y}.png")
         return v
 
     @field_validator("trusted_proxies")
@@ -82,6 +99,13 @@ class HubSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
         return ",".join(out)
+
+    @model_validator(mode="after")
+    def _tianditu_needs_key(self) -> HubSettings:
+        if self.map_tiles == "tianditu" and not self.map_tianditu_key:
+            raise ValueError("map_tiles=tianditu needs the district's key: set PINGAN_MAP_TIANDITU_KEY "
+                             "(or PINGAN_MAP_TILES=none, or an offline tile server's URL)")
+        return self
 
     @model_validator(mode="after")
     def _replicas_need_postgresql(self) -> HubSettings:

@@ -311,3 +311,13 @@ live_sessions = Table(
     Index("live_sessions_node_started", "node", "started"),
     Index("live_sessions_open", "ended"),
 )
+
+
+# --- the district's grids (issue 17): boundaries from its GeoJSON, drawn on the console's map --------------
+grids = Table(
+    "grids", metadata,
+    Column("name", String(64), primary_key=True),  # the grid code nodes carry (nodes.grid)
+    Column("geometry", JSON, nullable=False),  # a GeoJSON Polygon or MultiPolygon, lon/lat (WGS84)
+    Column("properties", JSON),
+    Column("imported_at", UTCDateTime(), nullable=False),
+)
