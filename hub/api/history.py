@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from hub.auth.policy import requires
 from hub.history.search import closed_alarms, past_events
 
-router = APIRouter(prefix="/api/history", tags=["history"])
+router = APIRouter(tags=["history"])
 
 
 class Page(BaseModel):
@@ -25,7 +25,7 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Text = Annotated[str | None, Query(max_length=64)]
 
 
-@router.get("/alarms", response_model=Page)
+@router.get("/api/history/alarms", response_model=Page)
 @requires("operator", "installer", "admin")
 def history_alarms(request: Request, node: Text = None, kind: Text = None, grid: Text = None,
                    since: datetime | None = None, until: datetime | None = None, outcome: Text = None,
@@ -35,7 +35,7 @@ def history_alarms(request: Request, node: Text = None, kind: Text = None, grid:
                          outcome=outcome, limit=limit, offset=offset)
 
 
-@router.get("/events", response_model=Page)
+@router.get("/api/history/events", response_model=Page)
 @requires("operator", "installer", "admin")
 def history_events(request: Request, node: Text = None, kind: Text = None, grid: Text = None,
                    since: datetime | None = None, until: datetime | None = None,

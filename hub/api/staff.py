@@ -78,14 +78,11 @@ def change_user(username: str, body: UserChange, request: Request) -> dict[str, 
 
 
 def _apply(auth: Auth, username: str, user: dict[str, Any], body: UserChange, me: str) -> None:
-    if body.password or (body.role and body.role != user["role"]):
-        with auth.admit():
-            if body.password is None:  # a role alone: keep the password (add_user needs one; set the role directly)
-                auth.set_role(username, _role(body.role or user["role"]), actor=me)
-            else:
-                auth.add_user(username, body.password, _role(body.role or user["role"]), actor=me, replace=True)
-                if user["disabled"] and body.disabled is not False:
-                    auth.set_disabled(username, True, actor=me)  # a new password does not enable an account
+    if body.role and body.role != user["role"]:
+        auth.set_role(username, _role(body.role), actor=me)
+    if body.password:
+        with auth.admit():  # argon2 takes ~64 MiB: as many at once as logins may
+            auth.set_password(username, body.password, actor=me)
     if body.disabled is not None and body.disabled != user["disabled"]:
         auth.set_disabled(username, body.disabled, actor=me)
 
