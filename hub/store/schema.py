@@ -110,6 +110,7 @@ alarms = Table(
     Column("resolved_at", UTCDateTime()), Column("resolved_by", String(64)),
     Column("outcome", String(32)), Column("note", Text),
     Column("node_stage", String(16)),  # the last stage the node confirmed showing
+    Column("last_press_at", UTCDateTime()),  # the latest further press folded into it (alarm.repeat)
     # a node.offline that is part of a nodes.offline incident (its id): worked, listed and escalated as
     # that one incident, still counted in the node's own downtime
     Column("incident", String(36)),

@@ -165,6 +165,8 @@ window.addEventListener('hashchange', () => { if (S.me) show(); });
 
 // --- the shared lists: open alarms and nodes (every screen reads them; the stream refreshes them) --------
 const seen = new Set();
+/** @type {Map<string, number>} */
+const counts = new Map();
 let alarmTimer = /** @type {any} */ (null);
 export function scheduleAlarms() {
   if (!alarmTimer) alarmTimer = setTimeout(() => { alarmTimer = null; loadAlarms(); }, 50);
@@ -175,14 +177,17 @@ export async function loadAlarms() {
   if (!r.ok) return;
   /** @type {Alarm[]} */
   const list = await r.json();
-  let fresh = false; let escalated = false;
+  let fresh = false; let escalated = false; let again = false;
   for (const a of list) {
+    const before = counts.get(a.id);
+    if (before != null && (a.count || 0) > before) again = true; // pressed again: the same card, counted at once
+    counts.set(a.id, a.count || 0);
     if (!seen.has(a.id) && a.state === 'open') fresh = true;
     if (a.escalated && !seen.has(a.id + ':esc')) { escalated = true; seen.add(a.id + ':esc'); }
     seen.add(a.id);
   }
   S.alarms = list;
-  emit('alarms', {fresh, escalated});
+  emit('alarms', {fresh, escalated, again});
   return {fresh, escalated};
 }
 let nodesTimer = /** @type {any} */ (null);
@@ -264,4 +269,10 @@ export function dayStart(/** @type {string} */ day) {
 export function nextDay(/** @type {string} */ day) {
   const d = new Date(day + 'T00:00:00Z'); d.setUTCDate(d.getUTCDate() + 1);
   return d.toISOString().slice(0, 10);
+}
+/** Whether text is a real calendar day as YYYY-MM-DD (2026-13-01 and 2026-02-30 are not). */
+export function isDay(/** @type {string} */ text) {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const d = new Date(text + 'T00:00:00Z');
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
 }

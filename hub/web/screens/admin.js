@@ -99,8 +99,7 @@ export function mount(root, app) {
     const q = new URLSearchParams();
     for (const k of ['actor', 'action', 'target']) { const v = $('audit-' + k).value.trim(); if (v) q.set(k, v); }
     const from = $('audit-from').value.trim(); const to = $('audit-to').value.trim();
-    const DAY = /^\d{4}-\d{2}-\d{2}$/;
-    if ((from && !DAY.test(from)) || (to && !DAY.test(to))) throw new Error(t('h_bad_date'));
+      if ((from && !app.isDay(from)) || (to && !app.isDay(to))) throw new Error(t('h_bad_date'));
     if (from && to && to < from) throw new Error(t('h_bad_range'));
     if (from) q.set('since', app.dayStart(from));
     if (to) q.set('until', app.dayStart(app.nextDay(to)));

@@ -15,7 +15,7 @@ export const STRINGS = {
     o_assisted: '已救助', o_false_alarm: '误报', o_crime: '刑事/治安案件', o_other: '其他', o_pick: '选择处置结果…',
     o_test: '测试', o_recovered: '已自动恢复', need_outcome: '结案前请选择处置结果', skipped: '跳过', ago: '前',
     outage_nodes: '台设备', outage_back: '已恢复', keys_hint: '快捷键：j/k 选择，a 确认，d 派警，o 到场，r 结案，? 帮助',
-    last_press: '最近一次按下',
+    last_press: '最近一次按下', pressed_again: '群众再次按下报警',
   },
   en: {
     tab_alarms: 'Alarms', no_alarms: 'No open alarms',
@@ -28,7 +28,7 @@ export const STRINGS = {
     o_recovered: 'Recovered by itself', need_outcome: 'Choose the outcome before resolving', skipped: 'skipped',
     ago: 'ago', outage_nodes: 'nodes', outage_back: 'back',
     keys_hint: 'Keys: j/k select, a acknowledge, d dispatch, o on scene, r resolve, ? help',
-    last_press: 'last press',
+    last_press: 'last press', pressed_again: 'PRESSED AGAIN',
   },
 };
 export const OUTCOMES = ['assisted', 'false_alarm', 'crime', 'other'];
@@ -113,8 +113,12 @@ export function mount(root, app) {
     d.dataset.id = a.id; d.dataset.kind = a.kind; d.dataset.state = a.state; d.tabIndex = -1;
     d.className = `alarm s-${a.state} k-${(a.kind || '').split('.')[0]}${a.escalated ? ' escalated' : ''}`;
     // a repeated press is the same alarm: its count and the time of the latest press, never a second card
-    const last = (a.count || 0) > 1 && a.last_at ? ` · ${t('last_press')} ${fmtTime(a.last_at)}` : '';
-    d.innerHTML = `<h3>${esc(kindLabel(a.kind || ''))}${a.escalated ? ` <span class="esc">${t('escalated')}</span>` : ''}
+    const last = (a.count || 0) > 1 && a.last_press_at ? ` · ${t('last_press')} ${fmtTime(a.last_press_at)}` : '';
+    // pressed again after someone took it on: the resident is still calling, the card says so loudly
+    const again = a.state !== 'open' && a.last_press_at && a.acked_at && a.last_press_at > a.acked_at;
+    if (again) d.classList.add('again');
+    d.innerHTML = `<h3>${esc(kindLabel(a.kind || ''))}${a.escalated ? ` <span class="esc">${t('escalated')}</span>` : ''}${
+        again ? ` <span class="esc again-badge">${t('pressed_again')}</span>` : ''}
         <span class="age" data-since="${esc(a.raised_at)}"></span></h3>
       ${a.kind === 'nodes.offline' ? outageMeta(a) : `<div class="meta"><a href="#/nodes/${encodeURIComponent(a.node || '')}">${
         esc(a.node)}</a> · ${t('place')}: ${esc(a.place || '–')} · ${t('grid')}: ${esc(a.grid || '–')}${
@@ -132,7 +136,7 @@ export function mount(root, app) {
   function render() {
     const keep = new Set();
     for (const a of S.alarms) {
-      const sig = [a.state, a.count, a.last_at, a.nodes_back, a.escalated, a.dispatched_to, a.has_snapshot, S.lang].join('|');
+      const sig = [a.state, a.count, a.last_press_at, a.nodes_back, a.escalated, a.dispatched_to, a.has_snapshot, S.lang].join('|');
       let entry = cards.get(a.id);
       if (!entry || entry.sig !== sig) {
         const el = card(a);
@@ -196,9 +200,9 @@ export function mount(root, app) {
     e.preventDefault();
   });
 
-  on('alarms', (/** @type {{fresh: boolean, escalated: boolean}} */ d) => {
+  on('alarms', (/** @type {{fresh: boolean, escalated: boolean, again: boolean}} */ d) => {
     render();
-    if (d.escalated) beep(3, true); else if (d.fresh) beep(2);
+    if (d.escalated) beep(3, true); else if (d.fresh || d.again) beep(2);
   });
   on('lang', () => { for (const e of cards.values()) e.sig = ''; render(); });
   on('live', (/** @type {any} */ msg) => {

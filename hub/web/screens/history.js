@@ -44,14 +44,13 @@ export function mount(root, app) {
     <div class="pager"><button id="history-prev">${t('h_prev')}</button><span id="history-page"></span>
       <button id="history-next">${t('h_next')}</button></div>`;
   const $ = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ (root.querySelector('#' + id));
-  const DAY = /^\d{4}-\d{2}-\d{2}$/;
   function params() {
     const q = new URLSearchParams({limit: String(PAGE), offset: String(offset)});
     for (const [k, id] of [['node', 'history-node'], ['kind', 'history-kind'], ['grid', 'history-grid']]) {
       const v = $(id).value.trim(); if (v) q.set(k, v);
     }
     const from = $('history-from').value.trim(); const to = $('history-to').value.trim();
-    if ((from && !DAY.test(from)) || (to && !DAY.test(to))) throw new Error(t('h_bad_date'));
+    if ((from && !app.isDay(from)) || (to && !app.isDay(to))) throw new Error(t('h_bad_date'));
     if (from && to && to < from) throw new Error(t('h_bad_range'));
     if (from) q.set('since', app.dayStart(from));
     if (to) q.set('until', app.dayStart(app.nextDay(to)));

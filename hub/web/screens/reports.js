@@ -29,10 +29,10 @@ export const STRINGS = {
 
 /** A bar chart; every bar's value above it, the tallest one's too (it was drawn above the chart's top). */
 export function bars(/** @type {string[]} */ labels, /** @type {number[]} */ values, height = 160,
-  /** @type {(s: any) => string} */ esc = String) {
+  /** @type {(s: any) => string} */ esc = String, title = '') {
   const max = Math.max(1, ...values); const bw = Math.min(80, 960 / Math.max(1, values.length));
   const top = 18; // room for the tallest bar's label
-  let s = `<svg viewBox="0 0 1000 ${height + top + 30}" role="img">`;
+  let s = `<svg viewBox="0 0 1000 ${height + top + 30}" role="img" aria-label="${esc(title)}">`;
   values.forEach((v, i) => {
     const bh = v / max * height; const x = 30 + i * bw;
     s += `<rect x="${x.toFixed(1)}" y="${(top + height - bh).toFixed(1)}" width="${(bw * 0.8).toFixed(1)}" height="${
@@ -111,11 +111,11 @@ export function mount(root, app) {
         <div class="card"><b>${tot.escalated}</b>${t('r_escalated')}</div><div class="card"><b>${tot.tests}</b>${t('r_tests')}</div>
         ${Object.entries(R.doors).map(([k, v]) => `<div class="card"><b>${v}</b>${t('r_doors')}: ${t('d_' + k)}</div>`).join('')}
       </div>
-      <h2>${t('r_per_hour')}</h2><div class="chart">${bars([...Array(24).keys()].map(String), R.per_hour, 160, esc)}</div>
+      <h2>${t('r_per_hour')}</h2><div class="chart">${bars([...Array(24).keys()].map(String), R.per_hour, 160, esc, t('r_per_hour'))}</div>
       <h2>${t('r_per_node')}</h2><div class="chart">${bars(top.map((/** @type {any} */ n) => n.node),
-        top.map((/** @type {any} */ n) => n.alarms), 160, esc)}</div>
+        top.map((/** @type {any} */ n) => n.alarms), 160, esc, t('r_per_node'))}</div>
       <h2>${t('r_per_grid')}</h2><div class="chart">${bars(R.per_grid.map((/** @type {any} */ g) => g.grid || '–'),
-        R.per_grid.map((/** @type {any} */ g) => g.alarms), 160, esc)}</div>
+        R.per_grid.map((/** @type {any} */ g) => g.alarms), 160, esc, t('r_per_grid'))}</div>
       <h2>${t('r_response')}</h2>${table(['', t('r_n'), t('r_median'), t('r_p90'), t('r_skipped')],
         Object.entries(R.response).map(([k, v]) => [t('s_' + k), v.n, fmtDur(v.median_s), fmtDur(v.p90_s), v.skipped ?? 0]))}
       <h2>${t('r_scorecard')}</h2>${table([t('grid'), t('nodes'), t('r_alarms'), t('false_alarms'), t('r_escalated'),

@@ -1,4 +1,5 @@
-"""The district's grid boundaries for the console's map (issue 17; ``pingan-hub grids import FILE``).
+"""The console (issue 17): the district's grid boundaries for the map (``pingan-hub grids import FILE``), and
+when an open alarm was last pressed again (a press while a pole's alarm is open folds into it: one card).
 
 Revision ID: console_grids
 Revises: 0004
@@ -25,7 +26,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('name'),
     if_not_exists=True,
     )
+    have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("alarms")}
+    if "last_press_at" not in have:  # 0001 runs over tables create_all may already have made
+        with op.batch_alter_table("alarms") as batch:
+            batch.add_column(sa.Column("last_press_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alarms") as batch:
+        batch.drop_column("last_press_at")
     op.drop_table('grids')
