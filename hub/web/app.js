@@ -164,6 +164,8 @@ export function show() {
 window.addEventListener('hashchange', () => { if (S.me) show(); });
 
 // --- the shared lists: open alarms and nodes (every screen reads them; the stream refreshes them) --------
+/** The most open alarms the page asks for (the API's most); the count then says "1000+". */
+export const ALARM_LIMIT = 1000;
 const seen = new Set();
 /** @type {Map<string, number>} */
 const counts = new Map();
@@ -173,7 +175,7 @@ export function scheduleAlarms() {
 }
 /** @returns {Promise<{fresh: boolean, escalated: boolean}|undefined>} */
 export async function loadAlarms() {
-  const r = await api('/api/alarms');
+  const r = await api(`/api/alarms?limit=${ALARM_LIMIT}`);
   if (!r.ok) return;
   /** @type {Alarm[]} */
   const list = await r.json();

@@ -123,7 +123,7 @@ export function mount(root, app) {
       ${a.kind === 'nodes.offline' ? outageMeta(a) : `<div class="meta"><a href="#/nodes/${encodeURIComponent(a.node || '')}">${
         esc(a.node)}</a> · ${t('place')}: ${esc(a.place || '–')} · ${t('grid')}: ${esc(a.grid || '–')}${
         (a.count || 0) > 1 ? ` · <span class="count">×${a.count}</span> ${t('count')}${last}` : ''}</div>`}
-      <img alt="" data-snap="${esc(a.id)}"${a.has_snapshot ? ` src="/api/events/${encodeURIComponent(a.id)}/snapshot.jpg"`
+      <img alt="" loading="lazy" data-snap="${esc(a.id)}"${a.has_snapshot ? ` src="/api/events/${encodeURIComponent(a.id)}/snapshot.jpg"`
         : ' hidden'}>
       ${stageList(a)}${actions(a)}`;
     const img = /** @type {HTMLImageElement} */ (d.querySelector('img'));
@@ -135,20 +135,22 @@ export function mount(root, app) {
   }
   function render() {
     const keep = new Set();
+    let at = /** @type {ChildNode|null} */ (list.firstChild);
     for (const a of S.alarms) {
       const sig = [a.state, a.count, a.last_press_at, a.nodes_back, a.escalated, a.dispatched_to, a.has_snapshot, S.lang].join('|');
       let entry = cards.get(a.id);
       if (!entry || entry.sig !== sig) {
         const el = card(a);
-        if (entry) entry.el.replaceWith(el);
+        if (entry) { if (at === entry.el) at = el; entry.el.replaceWith(el); }
         entry = {el, sig}; cards.set(a.id, entry);
       }
-      list.appendChild(entry.el); // keeps the server's order
+      // the server's order; a card already in its place is not moved (moving 1,000 cards relaid the page)
+      if (at === entry.el) at = entry.el.nextSibling; else list.insertBefore(entry.el, at);
       keep.add(a.id);
     }
     for (const [id, entry] of cards) if (!keep.has(id)) { entry.el.remove(); cards.delete(id); }
     const count = document.getElementById('count');
-    if (count) count.textContent = String(S.alarms.length);
+    if (count) count.textContent = S.alarms.length >= app.ALARM_LIMIT ? `${app.ALARM_LIMIT}+` : String(S.alarms.length);
     /** @type {HTMLElement} */ (root.querySelector('#no-alarms')).hidden = S.alarms.length > 0;
     select(selected);
     tickAges();
