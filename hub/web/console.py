@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 
 from hub.alarms.escalation import Escalator
 from hub.api.auth import router as auth_router
+from hub.api.fleet import router as fleet_router
 from hub.api.history import router as history_router
 from hub.api.map import router as map_router
 from hub.api.reports import router as reports_router
@@ -47,6 +48,7 @@ def setup_console(app: FastAPI, state: Any) -> None:
     app.include_router(map_router)
     app.include_router(history_router)
     app.include_router(staff_router)
+    app.include_router(fleet_router)
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str) -> FileResponse:

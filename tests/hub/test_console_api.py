@@ -191,3 +191,43 @@ def test_admins_manage_staff_and_read_the_audit_log(hub) -> None:
         assert csv.headers["content-type"].startswith("text/csv")
         lines = csv.text.lstrip("\ufeff").splitlines()
         assert lines[0] == "at,actor,action,target,detail" and len(lines) == 2 and ",boss,user.disable,li," in lines[1]
+
+
+def test_a_node_is_added_from_the_console_with_its_bundle_and_removed(hub) -> None:
+    import io
+    import tarfile
+
+    import yaml
+
+    app, state = hub()
+    pole = {"id": "pole-77", "kind": "alarm_post", "grid": "G07", "place": "北门", "lat": 24.48, "lon": 118.11,
+            "broker_url": "mqtts://hub.district.lan:8883"}
+    with TestClient(app) as client:
+        login(client, "wang", "operator-pass-1")
+        assert client.post("/api/nodes", json=pole).status_code == 403  # installers and admins only
+        login(client, "boss", "admin-pass-1")
+        for bad, said in [({"broker_url": "mqtt://hub.district.lan:1883"}, "mqtts://"),
+                          ({"broker_url": "hub.district.lan"}, "mqtts://HOST"),
+                          ({"lon": None}, "both lat and lon"), ({"id": "../etc"}, "node id"),
+                          ({"kind": "rental_door"}, "block's key")]:
+            r = client.post("/api/nodes", json={**pole, **bad})
+            assert r.status_code == 422 and said in r.text, (bad, r.text)
+        assert not [n for n in state.service.list_nodes() if n["id"] == "pole-77"]  # nothing made by a refusal
+        r = client.post("/api/nodes", json=pole)
+        assert r.status_code == 201 and r.headers["content-type"] == "application/gzip"
+        assert "broker config" in r.headers["x-pingan-note"] and r.headers["cache-control"] == "no-store"
+        with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+            names = tar.getnames()
+            config = yaml.safe_load(tar.extractfile("pole-77/node.yaml").read())
+        assert {"pole-77/node.yaml", "pole-77/credentials/node-key", "pole-77/credentials/mqtt-password"} <= set(names)
+        assert config["node"]["location"] == {"lat": 24.48, "lon": 118.11}
+        assert config["mqtt"]["url"] == "mqtts://hub.district.lan:8883"
+        assert client.post("/api/nodes", json=pole).status_code == 409
+        assert not (state.settings.data_dir / "bundles").exists()  # the secrets were not kept on the hub
+        r = client.delete("/api/nodes/pole-77")
+        assert r.status_code == 200 and r.json()["state"] == "removed"
+        assert [n["state"] for n in state.service.list_nodes() if n["id"] == "pole-77"] == ["removed"]
+        assert client.delete("/api/nodes/pole-nope").status_code == 404
+        log = client.get("/api/audit", params={"target": "pole-77"}).json()["items"]
+        assert "node.remove" in [a["action"] for a in log] and all(a["actor"] == "boss" for a in log
+                                                                      if a["action"] == "node.remove")

@@ -92,7 +92,7 @@ def test_the_key_families_built_at_run_time_are_complete(tables) -> None:
     wanted |= {f"o_{o}" for o in ("assisted", "false_alarm", "crime", "other", "test", "recovered")}
     wanted |= {f"c_{s}" for s in ("sent", "accepted", "applied", "rolled_back", "refused", "expired")}
     wanted |= {f"r_{r}" for r in ("operator", "installer", "admin")}
-    wanted |= {f"st_{s}" for s in ("online", "offline", "unknown")}
+    wanted |= {f"st_{s}" for s in ("online", "offline", "unknown", "removed")}
     wanted |= {f"tab_{p.stem}" for p in (WEB / "screens").glob("*.js")}
     missing = sorted(k for k in wanted if k not in merged)
     assert not missing, missing

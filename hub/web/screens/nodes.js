@@ -14,7 +14,12 @@ export const STRINGS = {
     n_unknown: '没有这个设备', n_filter: '筛选设备', n_back: '返回设备列表', n_in_effect: '当前生效配置',
     c_sent: '已发送', c_accepted: '已接受', c_applied: '已生效', c_rolled_back: '已回滚', c_refused: '被拒绝',
     c_expired: '已过期', st_online: '在线', st_offline: '离线', st_unknown: '未知', n_place: '位置',
-    n_time: '时间', n_kind_ev: '事件', n_live: '实时画面', k_node_online: '设备上线',
+    n_time: '时间', n_kind_ev: '事件', n_live: '实时画面', k_node_online: '设备上线', st_removed: '已移除',
+    n_add: '新增设备', n_add_go: '新增并下载安装包', n_broker: '设备连接的 MQTT 地址（mqtts://主机:8883）',
+    n_block_key: '楼栋密钥（仅门禁）', n_lat: '纬度', n_lon: '经度', n_added: '已新增，安装包已下载。',
+    n_broker_note: '请在代理服务器上运行 pingan-hub broker config --out DIR --reload 使其生效', n_remove: '移除设备',
+    n_confirm_remove: '确定移除该设备？它将无法再连接中心。', n_removed: '已移除。', kind_alarm_post: '报警杆',
+    kind_rental_door: '出租屋门禁',
   },
   en: {
     tab_nodes: 'Nodes', n_id: 'Node', n_kind: 'Kind', n_state: 'State', n_last: 'Last heartbeat', n_version: 'Version',
@@ -26,7 +31,12 @@ export const STRINGS = {
     n_in_effect: 'Config in effect', c_sent: 'sent', c_accepted: 'accepted', c_applied: 'applied',
     c_rolled_back: 'rolled back', c_refused: 'refused', c_expired: 'expired', st_online: 'online', st_offline: 'offline',
     st_unknown: 'unknown', n_place: 'Place', n_time: 'Time', n_kind_ev: 'Event', n_live: 'Live view',
-    k_node_online: 'Node online',
+    k_node_online: 'Node online', st_removed: 'removed', n_add: 'Add a node', n_add_go: 'Add and download its bundle',
+    n_broker: 'MQTT address the node dials (mqtts://HOST:8883)', n_block_key: 'Block key (doors only)',
+    n_lat: 'Latitude', n_lon: 'Longitude', n_added: 'Added; its bundle was downloaded.',
+    n_broker_note: 'Run pingan-hub broker config --out DIR --reload on the broker so it takes effect',
+    n_remove: 'Remove node', n_confirm_remove: 'Remove this node? It will no longer be able to connect.',
+    n_removed: 'Removed.', kind_alarm_post: 'alarm pole', kind_rental_door: 'rental door',
   },
 };
 
@@ -54,8 +64,35 @@ export function mount(root, app) {
   const {S, t, esc, api, fmtTime, kindLabel, on, health} = app;
   let current = '';
   /** @type {any[]} */ let updates = [];
+  const field = (/** @type {string} */ n, /** @type {string} */ label, extra = '') =>
+    `<input name="${n}" aria-label="${t(label)}" placeholder="${t(label)}" ${extra}>`;
   root.innerHTML = `<div id="fleet"><input id="fleet-filter" type="search" aria-label="${t('n_filter')}"
-      data-i18n-ph="n_filter" placeholder="${t('n_filter')}"><div id="fleet-list"></div></div><div id="node-page" hidden></div>`;
+      data-i18n-ph="n_filter" placeholder="${t('n_filter')}">
+    ${app.isRole('installer', 'admin') ? `<details id="node-add-box"><summary>${t('n_add')}</summary>
+      <form id="node-add" class="filters">${field('id', 'n_id', 'required size="12"')}
+        <select name="kind" aria-label="${t('n_kind')}"><option value="alarm_post">${t('kind_alarm_post')}</option>
+          <option value="rental_door">${t('kind_rental_door')}</option></select>
+        ${field('grid', 'grid', 'size="6"')}${field('place', 'n_place')}${field('lat', 'n_lat', 'size="9" inputmode="decimal"')}
+        ${field('lon', 'n_lon', 'size="9" inputmode="decimal"')}${field('broker_url', 'n_broker', 'required size="34" value="mqtts://"')}
+        ${field('block_key', 'n_block_key', 'type="password" autocomplete="off"')}
+        <button type="submit" class="primary">${t('n_add_go')}</button></form>
+      <p id="node-add-msg" class="error" role="alert"></p></details>` : ''}
+    <div id="fleet-list"></div></div><div id="node-page" hidden></div>`;
+  const addForm = /** @type {HTMLFormElement|null} */ (root.querySelector('#node-add'));
+  addForm?.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const msg = /** @type {HTMLElement} */ (root.querySelector('#node-add-msg'));
+    /** @type {Record<string, any>} */
+    const body = Object.fromEntries([...new FormData(addForm)].filter(([, v]) => v !== ''));
+    for (const k of ['lat', 'lon']) if (k in body) body[k] = Number(body[k]);
+    const r = await api('/api/nodes', {method: 'POST', body});
+    if (!r.ok) { msg.textContent = await app.failure(r); return; }
+    const a = document.createElement('a'); // the bundle holds the node's secrets: saved once, kept nowhere else
+    a.href = URL.createObjectURL(await r.blob()); a.download = `${body.id}.bundle.tar.gz`;
+    document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    msg.textContent = `${body.id}: ${t('n_added')} ${t('n_broker_note')}`;
+    addForm.reset(); app.loadNodes();
+  });
   const fleet = /** @type {HTMLElement} */ (root.querySelector('#fleet'));
   const page = /** @type {HTMLElement} */ (root.querySelector('#node-page'));
   const filter = /** @type {HTMLInputElement} */ (root.querySelector('#fleet-filter'));
@@ -95,6 +132,8 @@ export function mount(root, app) {
         <dt>${t('n_version')}</dt><dd>${esc(n.version || h.version || '–')}</dd>
         <dt>${t('n_in_effect')}</dt><dd><code id="node-config-sha">–</code></dd>
       </dl>
+      ${cfgOk && n.state !== 'removed' ? `<p><button id="node-remove">${t('n_remove')}</button>
+        <span id="node-remove-msg" role="status"></span></p>` : ''}
       <h3>${t('n_events')}</h3><div id="node-events"></div>
       ${cfgOk ? `<h3>${t('n_config')}</h3><p class="hint">${t('n_config_hint')}</p>
         <textarea id="config-yaml" rows="12" cols="80" spellcheck="false" aria-label="${t('n_config')}"></textarea>
@@ -109,6 +148,13 @@ export function mount(root, app) {
           esc(kindLabel(e.kind))}</td></tr>`).join('')}</table>`;
     }
     if (!cfgOk) return;
+    page.querySelector('#node-remove')?.addEventListener('click', async () => {
+      if (!confirm(t('n_confirm_remove'))) return;
+      const r = await api(`/api/nodes/${encodeURIComponent(id)}`, {method: 'DELETE'});
+      const out = /** @type {HTMLElement} */ (page.querySelector('#node-remove-msg'));
+      out.textContent = r.ok ? `${t('n_removed')} ${t('n_broker_note')}` : await app.failure(r);
+      if (r.ok) app.loadNodes();
+    });
     const yaml = /** @type {HTMLTextAreaElement} */ (page.querySelector('#config-yaml'));
     await loadUpdates(id);
     if (!yaml.value) yaml.value = lastApplied();
