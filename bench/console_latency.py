@@ -80,7 +80,7 @@ def main() -> None:
         page.fill("#login-user", "bench")
         page.fill("#login-pass", "bench-operator-pw")
         page.click("#login-submit")
-        page.wait_for_function("document.getElementById('conn').className === ''")
+        page.wait_for_function("() => document.getElementById('conn').className === ''")
         page.evaluate(OBSERVER)
         print(f"{args.poles} poles online, console logged in; pressing {args.presses} times", flush=True)
         lat: list[float] = []
