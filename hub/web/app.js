@@ -8,7 +8,10 @@
 //   app:  this module (import * as app): app.api, app.t, app.S, app.on, app.go, app.esc, app.fmtTime …
 // and `STRINGS` ({zh: {...}, en: {...}}, the same keys in both: tests/hub/test_console_i18n.py fails otherwise).
 // mount() is called once after login and may return {show(arg)} (called each time its route is shown,
-// with the part after the name: #/node/pole-07 → show('pole-07')). Register it in console.js's SCREENS.
+// with the part after the name: #/nodes/pole-07 → show('pole-07')). Register it in console.js's SCREENS.
+// `export const LANG = 'remount'`: on a language switch the screen is emptied and mounted again (its
+// app.on listeners from before end), then shown where it was; without it the screen relabels itself
+// (data-i18n / data-i18n-ph attributes are relabelled for every screen, and app.on('lang', ...) is called).
 
 /** @typedef {import('./types/contract').LiveMessage} LiveMessage */
 /** @typedef {{id: string, node?: string, kind?: string, state?: string, count?: number, escalated?: boolean,
@@ -18,7 +21,9 @@
 /** @typedef {{zh: Record<string, string>, en: Record<string, string>}} Strings */
 /** @typedef {{show?: (arg: string) => void}} ScreenHandle */
 /** @typedef {{name: string, mount: (root: HTMLElement, app: any) => (ScreenHandle|void), STRINGS?: Strings,
- *   tab?: boolean, roles?: string[]}} Screen */
+ *   tab?: boolean, roles?: string[], LANG?: string}} Screen */
+/** @typedef {{screen: Screen, root: HTMLElement, handle: ScreenHandle|null, mounted: boolean, gen: number,
+ *   arg: string}} Entry */
 
 export const S = {
   lang: localStorage.getItem('pingan.lang') || 'zh',
@@ -108,14 +113,28 @@ export function applyLang() {
   document.querySelectorAll('[data-i18n-ph]').forEach((el) => {
     /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPh || '');
   });
+  // screens of forms and tables (LANG = 'remount') are drawn again in the new language, each where it was
+  for (const e of screens.values()) {
+    if (!e.mounted || e.screen.LANG !== 'remount') continue;
+    e.gen++; e.root.innerHTML = '';
+    e.handle = e.screen.mount(e.root, scoped(e)) || null;
+    if (!e.root.hidden) e.handle?.show?.(e.arg);
+  }
   emit('lang');
 }
 export function canWork() { return !!S.me && ['operator', 'admin'].includes(S.me.role); }
 export function isRole(/** @type {string[]} */ ...roles) { return !!S.me && roles.includes(S.me.role); }
 
 // --- screens and routing (#/name/arg) ------------------------------------------------------------------
-/** @type {Map<string, {screen: Screen, root: HTMLElement, handle: ScreenHandle|null, mounted: boolean}>} */
+/** @type {Map<string, Entry>} */
 const screens = new Map();
+/** The app as one mounting of a screen sees it: its listeners end when the screen is mounted again. */
+function scoped(/** @type {Entry} */ entry) {
+  const gen = entry.gen;
+  return {...app, on: (/** @type {string} */ type, /** @type {(d: any) => void} */ fn) => on(type, (d) => {
+    if (entry.gen === gen) fn(d);
+  })};
+}
 export function register(/** @type {Screen[]} */ list, /** @type {any} */ self) {
   const nav = $('tabs'); const main = $('screens');
   for (const screen of list) {
@@ -123,7 +142,7 @@ export function register(/** @type {Screen[]} */ list, /** @type {any} */ self) 
     const root = document.createElement('main');
     root.id = 'tab-' + screen.name; root.className = 'tab-body'; root.hidden = true;
     main.appendChild(root);
-    screens.set(screen.name, {screen, root, handle: null, mounted: false});
+    screens.set(screen.name, {screen, root, handle: null, mounted: false, gen: 0, arg: ''});
     if (screen.tab !== false) {
       const b = document.createElement('button');
       b.className = 'tab'; b.dataset.tab = screen.name; b.dataset.i18n = 'tab_' + screen.name;
@@ -157,8 +176,9 @@ export function show() {
     tab.classList.toggle('active', tab.dataset.tab === S.route);
     tab.hidden = !allowed(/** @type {any} */ (screens.get(tab.dataset.tab || ''))?.screen || {});
   });
-  if (!entry.mounted) { entry.mounted = true; entry.handle = entry.screen.mount(entry.root, app) || null; }
-  entry.handle?.show?.(decodeURIComponent(rest.join('/')));
+  if (!entry.mounted) { entry.mounted = true; entry.handle = entry.screen.mount(entry.root, scoped(entry)) || null; }
+  entry.arg = decodeURIComponent(rest.join('/'));
+  entry.handle?.show?.(entry.arg);
   emit('route', S.route);
 }
 window.addEventListener('hashchange', () => { if (S.me) show(); });

@@ -3,6 +3,7 @@
 // filtered by who, what, on what and when, a page at a time, exportable as CSV.
 
 export const name = 'admin';
+export const LANG = 'remount'; // drawn again in the other language (app.js)
 export const STRINGS = {
   zh: {
     tab_admin: '管理', a_users: '工作人员账号', a_add: '新增账号', a_role: '角色', a_state: '状态', a_created: '创建时间',

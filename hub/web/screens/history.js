@@ -3,6 +3,7 @@
 // each one's snapshot and its pre-press burst (the frames play in place).
 
 export const name = 'history';
+export const LANG = 'remount'; // drawn again in the other language (app.js)
 export const STRINGS = {
   zh: {
     tab_history: '历史', h_alarms: '已结案报警', h_events: '事件', h_node: '设备', h_kind: '类型', h_any: '全部',
@@ -106,6 +107,5 @@ export function mount(root, app) {
   $('history-form').addEventListener('submit', (e) => { e.preventDefault(); offset = 0; what = $('history-what').value; search(); });
   $('history-prev').addEventListener('click', () => { offset = Math.max(0, offset - PAGE); search(); });
   $('history-next').addEventListener('click', () => { offset += PAGE; search(); });
-  on('lang', () => { if (!root.hidden) { const keep = root.innerHTML; void keep; search(); } });
   return {show: () => { search(); }};
 }

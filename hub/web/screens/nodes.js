@@ -4,6 +4,7 @@
 // applied; sent → accepted → applied / rolled back) and the live view.
 
 export const name = 'nodes';
+export const LANG = 'remount'; // drawn again in the other language (app.js)
 export const STRINGS = {
   zh: {
     tab_nodes: '设备', n_id: '设备', n_kind: '类型', n_state: '状态', n_last: '最近心跳', n_version: '版本',
@@ -192,7 +193,6 @@ export function mount(root, app) {
     loadUpdates(id);
   }
   on('nodes', () => { renderFleet(); });
-  on('lang', () => { if (!root.hidden) show(current); });
   on('live', (/** @type {any} */ msg) => {
     if (current && ((msg.type === 'reply' && msg.node === current) || (msg.type === 'event' && msg.event?.node === current))) {
       loadUpdates(current);

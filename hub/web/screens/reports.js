@@ -3,6 +3,7 @@
 // summarised by grid (one row each, the grid's nodes behind a click: 120 rows made the page 5,600 px tall).
 
 export const name = 'reports';
+export const LANG = 'remount'; // drawn again in the other language (app.js)
 export const STRINGS = {
   zh: {
     tab_reports: '报表', today: '今天', this_week: '本周', range: '自定义', show: '查看', csv: '导出 CSV',
@@ -125,6 +126,5 @@ export function mount(root, app) {
         g.uptime_pct == null ? '–' : g.uptime_pct.toFixed(2) + '%', g.doors.denied, g.doors.forced]))}
       <h2>${t('r_uptime')}</h2>${uptime(R.uptime)}`;
   }
-  on('lang', () => { if (!root.hidden) load(); });
   return {show: () => { load(); }};
 }
