@@ -36,9 +36,15 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+WEB = Path(__file__).resolve().parent.parent / "hub" / "web"
+# the page and every module it loads at once (the map's Leaflet comes only when the map is opened)
+CONSOLE_FILES = ("/", "/static/console.css", *(f"/static/{p.relative_to(WEB).as_posix()}" for p in
+                                              [*WEB.glob("*.js"), *WEB.glob("screens/*.js")]))
+
+
 def page_weight(url: str) -> tuple[int, int, dict[str, int]]:
     sizes, gz = {}, 0
-    for path in ("/", "/static/console.js", "/static/console.css"):
+    for path in CONSOLE_FILES:
         body = httpx.get(url + path, timeout=10).content
         sizes[path] = len(body)
         gz += len(gzip.compress(body))
@@ -74,7 +80,7 @@ def main() -> None:
         page.fill("#login-user", "bench")
         page.fill("#login-pass", "bench-operator-pw")
         page.click("#login-submit")
-        page.wait_for_function("document.getElementById('conn').className === ''")
+        page.wait_for_function("() => document.getElementById('conn').className === ''")
         page.evaluate(OBSERVER)
         print(f"{args.poles} poles online, console logged in; pressing {args.presses} times", flush=True)
         lat: list[float] = []

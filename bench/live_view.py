@@ -161,11 +161,11 @@ def browser_figures(hub: HubProc, pole: InProcessPole, rounds: int) -> tuple[lis
             wait_for(pole.idle, 30, 0.02, "the pole idle before a cold start")
             ttff.append(page.evaluate(FIRST_FRAME, "pole-g2g"))
             if i < rounds - 1:
-                page.evaluate("closeLive()")
+                page.evaluate("pingan.closeLive()")
         page.evaluate(PAGE_COUNTER)
         time.sleep(10)
         shown = page.evaluate("window.__g2g")
-        page.evaluate("closeLive()")
+        page.evaluate("pingan.closeLive()")
         browser.close()
     g2g = [at - pole.read_at[n] for n, at in shown if n in pole.read_at and 0 < at - pole.read_at[n] < 5000]
     return ttff, g2g

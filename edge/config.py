@@ -124,8 +124,9 @@ class Pins(_Section):
 
 class AlarmSettings(_Section):
     debounce_ms: int = Field(default=50, ge=5, le=1000, description="Ignore edges closer than this")
-    coalesce_window_s: float = Field(default=30, ge=1, le=600,
-                                     description="Presses within this window fold into one alarm")
+    coalesce_window_s: float = Field(default=30, ge=1, le=600, description=(
+        "Presses while the pole's alarm is open fold into it; its count is sent at once, then at most once "
+        "per this window"))
     stuck_after_s: float = Field(default=10, ge=2, le=600,
                                  description="A button held this long is reported stuck")
     receipt_timeout_s: float = Field(default=15, ge=2, le=300,

@@ -20,7 +20,10 @@ from hub.alarms.homeassistant import HomeAssistantBridge
 from hub.alarms.service import HubService
 from hub.api.auth import router as auth_router
 from hub.api.doors import router as doors_router
+from hub.api.fleet import router as fleet_router
+from hub.api.history import router as history_router
 from hub.api.liveview import router as liveview_router
+from hub.api.map import router as map_router
 from hub.api.node_config import router as nodeconfig_router
 from hub.api.notify import router as notify_router
 from hub.api.patrols import router as patrols_router
@@ -28,6 +31,7 @@ from hub.api.reports import router as reports_router
 from hub.api.responders import setup_responders
 from hub.api.routes import router
 from hub.api.selftest import router as selftest_router
+from hub.api.staff import router as staff_router
 from hub.auth.policy import AuthMiddleware
 from hub.auth.service import Auth
 from hub.config import HubSettings
@@ -38,6 +42,7 @@ from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.messages import TaskMessage, TaskRelay
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
+from hub.map.grids import tile_origins
 from hub.nodes.keys import KeyVault
 from hub.notify.service import Notifier
 from hub.reports.service import Reports
@@ -190,10 +195,15 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
     app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
     app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
     app.include_router(selftest_router)  # self-test history, requests, fleet view (hub/selftest)
+    app.include_router(map_router)  # the console's map: tile source, grid boundaries (hub/map)
+    app.include_router(history_router)  # closed alarms and events, searched (hub/history)
+    app.include_router(staff_router)  # staff accounts and the audit log (admins)
+    app.include_router(fleet_router)  # add and remove nodes from the console, the node's bundle
     app.include_router(console_router)  # the console page and its static files (hub/web)
     if settings.trusted_proxies:  # X-Forwarded-For only from the proxies named; nobody's by default
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
-    app.add_middleware(SecurityHeaders)  # outermost: 401s and 404s get the headers too
+    # outermost: 401s and 404s get the headers too; the map's tile server (PINGAN_MAP_TILES) may serve images
+    app.add_middleware(SecurityHeaders, img_src=tile_origins(settings))
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -217,7 +227,7 @@ class SecurityHeaders:
     FastAPI's ``/docs`` and ``/redoc`` pull Swagger/ReDoc from a CDN with an inline script: they get
     only the framing and plugin limits."""
 
-    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'{img}; media-src 'self'; "
            "font-src 'self'; connect-src 'self'{ws}; object-src 'none'; base-uri 'none'; form-action 'self'; "
            "frame-ancestors 'none'")
     DOCS_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -226,8 +236,9 @@ class SecurityHeaders:
     FIXED = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
              (b"referrer-policy", b"same-origin"))
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, img_src: list[str] | tuple[str, ...] = ()) -> None:
         self.app = app
+        self.img = "".join(f" {o}" for o in img_src)
 
     def _csp(self, scope: dict[str, Any]) -> bytes:
         if scope["path"] in self.DOCS_PATHS:
@@ -235,7 +246,7 @@ class SecurityHeaders:
         host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
         # 'self' covers ws(s) of the page's own host in CSP3 browsers; named as well for older ones
         ws = f" ws://{host} wss://{host}" if self.HOST.fullmatch(host) else ""
-        return self.CSP.format(ws=ws).encode()
+        return self.CSP.format(ws=ws, img=self.img).encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

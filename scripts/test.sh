@@ -11,6 +11,9 @@ echo "[test] ruff"
 .venv/bin/ruff check edge hub tests bench models
 echo "[test] mypy (strict: the contract, the node's link and config, the hub's transport, ingest, store and API)"
 .venv/bin/mypy
+echo "[test] console types (hub/web: // @ts-check, tsc --noEmit; types generated from contract.schema.json)"
+node tools/web/gen-types.mjs --check
+tools/web/node_modules/.bin/tsc -p tools/web/tsconfig.json
 echo "[test] pytest"
 rc=0
 .venv/bin/python -m pytest -p no:cacheprovider "$@" || rc=$?

@@ -41,6 +41,7 @@ class OpenAlarm:
     last_press: float
     count: int = 1
     reported_count: int = 1
+    reported_at: float = 0.0  # when the count was last sent (the press itself counts as sent)
     received: bool = False
     stage: str = "queued"
     not_delivered: bool = False
@@ -124,16 +125,20 @@ class AlarmPost(EventEmitter):
                 self.emit("node.fault", {"fault": "button_released", "detail": "alarm button works again"})
 
     def _press(self, t: float) -> None:
+        """A press while this pole's alarm is still open at the centre (not resolved) is the same incident:
+        one alarm, one card in the console, its count going up (issue 17: a press 5 minutes later opened a
+        second card beside the first, whose count lagged 30 s). Only after the centre resolves it does a
+        press raise a new alarm."""
         self.presses += 1
-        window = self.cfg.alarm.coalesce_window_s
-        if self.alarm is not None and t - self.alarm.last_press < window:
+        if self.alarm is not None:
             self.alarm.count += 1
             self.alarm.last_press = t
+            self._report_count(t)
             return
         burst = self.ring.burst() if self.ring is not None else None
         event = self.emit("alarm.pressed", {"count": 1, "burst_frames": len(burst or [])}, with_snapshot=True,
                           burst=burst)
-        self.alarm = OpenAlarm(id=str(event.id), started=t, last_press=t)
+        self.alarm = OpenAlarm(id=str(event.id), started=t, last_press=t, reported_at=t)
         log.warning("ALARM pressed: %s", event.id)
         if self.cfg.alarm.siren_on_press:
             self.pins.set_siren(True)
@@ -167,14 +172,22 @@ class AlarmPost(EventEmitter):
         alarm = self.alarm
         if alarm is None:
             return
-        if alarm.count > alarm.reported_count and t - alarm.last_press >= self.cfg.alarm.coalesce_window_s:
-            alarm.reported_count = alarm.count
-            self.emit("alarm.repeat", {"alarm_id": alarm.id, "count": alarm.count})
+        self._report_count(t)
         if not alarm.received and not alarm.not_delivered \
                 and t - alarm.started >= self.cfg.alarm.receipt_timeout_s:
             alarm.not_delivered = True
             log.error("alarm %s not delivered after %.0f s; still trying", alarm.id, t - alarm.started)
             self._show()
+
+    def _report_count(self, t: float) -> None:
+        """Send the open alarm's press count: at once, unless a count (or the press) went out less than
+        coalesce_window_s ago; then when that window ends (ten panicked presses are one update, not ten)."""
+        alarm = self.alarm
+        if alarm is None or alarm.count <= alarm.reported_count:
+            return
+        if t - alarm.reported_at >= self.cfg.alarm.coalesce_window_s:
+            alarm.reported_count, alarm.reported_at = alarm.count, t
+            self.emit("alarm.repeat", {"alarm_id": alarm.id, "count": alarm.count})
 
     def _show(self) -> None:
         alarm = self.alarm

@@ -146,8 +146,12 @@ def send_control(path: Path, request: dict[str, Any], timeout: float = 30.0) -> 
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise PinganError(f"no simulated node listens on {path}: is it running with mock pins? "
-                              f"(set PINGAN_SIM_DIR to the folder the demo printed)") from exc
+            here = sorted(p.stem for p in path.parent.glob("*.sock")) if path.parent.is_dir() else []
+            listening = (f"listening in {path.parent}: {', '.join(here[:12])}{' …' if len(here) > 12 else ''}"
+                         if here else f"no node listens in {path.parent}")
+            raise PinganError(f"no simulated node listens on {path} ({listening}); is it running with mock pins? "
+                              f"The demo's nodes listen in /tmp/pingan-sim (the default); a node started with "
+                              f"PINGAN_SIM_DIR=DIR listens in DIR, so give sim the same PINGAN_SIM_DIR") from exc
         sock.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):

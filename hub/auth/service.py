@@ -182,6 +182,28 @@ class Auth:
                                                    disabled=False, created=self.clock()))
             add_audit(conn, actor, "user.set" if exists else "user.add", username, {"role": role})
 
+    def set_password(self, username: str, password: str, *, actor: str = "cli") -> None:
+        """A new password (an admin's reset from the console): role and disabled stay, sessions end."""
+        if len(password) < 8:
+            raise AuthError("the password must have at least 8 characters")
+        pw_hash = self._hash(password)
+        with self.engine.begin() as conn:
+            if not conn.execute(update(users).where(users.c.username == username)
+                                .values(password_hash=pw_hash)).rowcount:
+                raise AuthError(f"no user {username}")
+            conn.execute(delete(sessions).where(sessions.c.username == username))
+            add_audit(conn, actor, "user.password", username)
+
+    def set_role(self, username: str, role: str, *, actor: str = "cli") -> None:
+        """A new role, the password kept; the user's sessions end (they carry the old role)."""
+        if role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        with self.engine.begin() as conn:
+            if not conn.execute(update(users).where(users.c.username == username).values(role=role)).rowcount:
+                raise AuthError(f"no user {username}")
+            conn.execute(delete(sessions).where(sessions.c.username == username))
+            add_audit(conn, actor, "user.role", username, {"role": role})
+
     def set_disabled(self, username: str, disabled: bool, *, actor: str = "cli") -> None:
         with self.engine.begin() as conn:
             if not conn.execute(update(users).where(users.c.username == username)

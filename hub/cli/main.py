@@ -564,6 +564,33 @@ def users_list() -> None:
         typer.echo(f"{u['username']:<20} {u['role']:<10} {'disabled' if u['disabled'] else 'active'}")
 
 
+grids_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="The district's grid boundaries on the console's map.")
+app.add_typer(grids_app, name="grids")
+
+
+@grids_app.command("import")
+def grids_import(file: Annotated[Path, typer.Argument(help="The district's grids: a GeoJSON FeatureCollection of "
+                                                           "Polygons/MultiPolygons in WGS84 lon/lat")],
+                 name_property: Annotated[str | None, typer.Option(
+                     help="The property that names each grid (default: name, grid or code)")] = None) -> None:
+    """Replace the grids with the file's (all or nothing: a file with one bad feature stores nothing)."""
+    from hub.map.grids import import_grids
+    from hub.store.engine import init_db, make_engine
+
+    settings = _settings(mqtt_enabled=False)
+    private_dir(settings.data_dir)
+    engine = make_engine(settings.db_url)
+    try:
+        init_db(engine)
+        n = import_grids(engine, file, name_property)
+    except PinganError as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
+    typer.echo(f"imported {n} grids from {file} / 已导入 {n} 个网格")
+
+
 broker_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                          help="The MQTT broker's users and ACL for the fleet.")
 app.add_typer(broker_app, name="broker")

@@ -389,11 +389,18 @@ class Processor:
     def _alarm_for(self, conn: Connection, event: Event, received_at: datetime,
                    incident: str | None = None) -> dict[str, Any] | None:
         """The alarm an event raises, for the live push; ``incident``: it joins that outage, no alarm alone."""
-        if event.kind == "alarm.repeat":
+        if event.kind == "alarm.repeat":  # further presses of a pole's open alarm: its count, not a new card
             repeat = event.data_as(AlarmRepeatData)  # checked against the contract before it was stored
             target, count = repeat.alarm_id, repeat.count
+            state = conn.execute(select(alarms.c.state).where(alarms.c.id == target,
+                                                              alarms.c.node == event.node)).scalar()
+            if state == "resolved":  # resolved while the pole could not hear it: the press is a new alarm, not lost
+                row = {"id": str(event.id), "node": event.node, "kind": "alarm.pressed", "state": "open", "count": 1,
+                       "node_ts": event.ts, "raised_at": received_at, "incident": None}
+                insert_ignore(conn, alarms, row, "id")
+                return {**row, "node_ts": event.ts.isoformat(), "raised_at": received_at.isoformat()}
             conn.execute(update(alarms).where(alarms.c.id == target, alarms.c.node == event.node,
-                                              alarms.c.count < count).values(count=count))
+                                              alarms.c.count < count).values(count=count, last_press_at=received_at))
             merged = conn.execute(select(alarms).where(alarms.c.id == target)).first()
             return jsonable(merged) if merged else None
         if event.kind not in ALARM_KINDS:

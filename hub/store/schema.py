@@ -113,6 +113,7 @@ alarms = Table(
     Column("resolved_at", UTCDateTime()), Column("resolved_by", String(64)),
     Column("outcome", String(32)), Column("note", Text),
     Column("node_stage", String(16)),  # the last stage the node confirmed showing
+    Column("last_press_at", UTCDateTime()),  # the latest further press folded into it (alarm.repeat)
     # a node.offline that is part of a nodes.offline incident (its id): worked, listed and escalated as
     # that one incident, still counted in the node's own downtime
     Column("incident", String(36)),
@@ -453,4 +454,14 @@ dispatch_photos = Table(
     Column("size", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Index("dispatch_photos_alarm", "alarm_id"),
+)
+
+
+# --- the district's grids (issue 17): boundaries from its GeoJSON, drawn on the console's map --------------
+grids = Table(
+    "grids", metadata,
+    Column("name", String(64), primary_key=True),  # the grid code nodes carry (nodes.grid)
+    Column("geometry", JSON, nullable=False),  # a GeoJSON Polygon or MultiPolygon, lon/lat (WGS84)
+    Column("properties", JSON),
+    Column("imported_at", UTCDateTime(), nullable=False),
 )

@@ -112,7 +112,25 @@ def test_ten_presses_in_30s_are_one_alarm_with_a_count(rig) -> None:
     role.tick(clock.monotonic())
     kinds = [(e.kind, e.data.get("count")) for e in queued_events(outbox)]
     assert kinds == [("alarm.pressed", 1), ("alarm.repeat", 10)]
-    # a press after the window is a new alarm
+
+
+def test_a_press_while_the_alarm_is_open_is_its_count_at_once_and_after_resolve_a_new_alarm(pole, commands) -> None:
+    """Issue 17: a second press 5 minutes later opened a second card for the same pole, and the count lagged
+    30 s. Now: the same alarm, its count sent at once; only after the centre resolves it is a press new."""
+    role, pins, clock, outbox, _ = pole
+    press(pins, clock)
+    alarm_id = str(queued_events(outbox)[0].id)
+    clock.advance(300)
+    press(pins, clock)  # 5 minutes later, the alarm still open at the centre
+    events = [(e.kind, e.data.get("count"), e.data.get("alarm_id")) for e in queued_events(outbox)]
+    assert events == [("alarm.pressed", 1, None), ("alarm.repeat", 2, alarm_id)]  # at once, no tick needed
+    press(pins, clock)  # pressed again within the window: sent when the window ends, not before
+    role.tick(clock.monotonic())
+    assert len(queued_events(outbox)) == 2
+    clock.advance(30)
+    role.tick(clock.monotonic())
+    assert [(e.kind, e.data.get("count")) for e in queued_events(outbox)][-1] == ("alarm.repeat", 3)
+    assert commands.dispatch(signed("alarm.ack", {"alarm_id": alarm_id, "stage": "resolved"})).ok
     press(pins, clock)
     assert [e.kind for e in queued_events(outbox)].count("alarm.pressed") == 2
 

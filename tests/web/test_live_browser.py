@@ -77,7 +77,8 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     assert not state["live"]["encoder_running"] and state["led"] in ("sending", "received")  # the alarm's again
 
     page.click('.tab[data-tab="map"]')
-    page.click('#tab-map [data-node="pole-51"]')  # no coordinates: listed beside the map (issue 17)
+    page.click('#tab-map [data-node="pole-51"] a')  # no coordinates: listed beside the map (issue 17)
+    page.click('#node-page [data-act="live"]')  # its page offers the live view
     video_plays(page, 0.5)
     page.click("header .lang")
     assert page.text_content("#live-close") == "Close"
@@ -90,8 +91,10 @@ def test_live_and_talk_in_the_console(broker: Broker, hub_factory, node_factory,
     wait_for(lambda: any(n["id"] == "pole-51" and n["state"] == "offline" for n in hub.get("/api/nodes")),
              message="pole-51 offline")
     # the page learns it from the live stream, a moment after the API: click once it knows
-    page.wait_for_function("() => S.nodes.some((n) => n.id === 'pole-51' && n.state !== 'online')")
-    page.click('#tab-map [data-node="pole-51"]')  # an offline node is not asked for a picture (issue 17)
+    page.wait_for_function("() => pingan.nodes.some((n) => n.id === 'pole-51' && n.state !== 'online')")
+    page.click('.tab[data-tab="map"]')
+    page.click('#tab-map [data-node="pole-51"] a')
+    page.click('#node-page [data-act="live"]')  # an offline node is not asked for a picture (issue 17)
     page.wait_for_selector('#live-status[data-state="lv_offline"]')
     assert "offline" in page.text_content("#live-status")
     assert not errors, errors

@@ -1,0 +1,34 @@
+"""``/api/map``: what the console's map draws besides the nodes: the base layer's tiles (or none) and the
+district's grid boundaries (hub/map/grids.py). Any staff role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from hub.auth.policy import requires
+from hub.auth.service import ROLES
+from hub.map.grids import grids_geojson, tiles
+
+router = APIRouter(tags=["map"])
+
+
+class Tiles(BaseModel):
+    layers: list[str]
+    subdomains: str
+    max_zoom: int
+    attribution: str
+
+
+class MapConfig(BaseModel):
+    tiles: Tiles | None
+    grids: dict[str, Any]
+
+
+@router.get("/api/map", response_model=MapConfig)
+@requires(*ROLES)
+def map_config(request: Request) -> dict[str, Any]:
+    state = request.app.state.hub
+    return {"tiles": tiles(state.settings), "grids": grids_geojson(state.engine)}

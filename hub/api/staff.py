@@ -1,0 +1,111 @@
+"""Administration from the console (issue 17): staff accounts (add, role, disable, reset password) and the
+audit log with filters and CSV export. Admins only. Every change is audited with the admin's name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from hub.api.auth import current_user
+from hub.auth.audit_log import audit_csv, audit_page
+from hub.auth.policy import requires
+from hub.auth.service import ROLES, USERNAME_PATTERN, Auth, AuthError
+
+router = APIRouter(tags=["administration"])
+
+
+class NewUser(BaseModel):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    role: str
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class UserChange(BaseModel):
+    role: str | None = None
+    disabled: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+
+
+class Page(BaseModel):
+    total: int
+    items: list[dict[str, Any]]
+
+
+def _auth(request: Request) -> Auth:
+    return request.app.state.hub.auth
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise HTTPException(422, f"role must be one of {', '.join(ROLES)} / 角色必须是 {', '.join(ROLES)}")
+    return role
+
+
+@router.post("/api/users", status_code=201)
+@requires("admin")
+def add_user(body: NewUser, request: Request) -> dict[str, Any]:
+    auth = _auth(request)
+    if any(u["username"] == body.username for u in auth.list_users()):
+        raise HTTPException(409, f"user {body.username} exists / 用户 {body.username} 已存在")
+    try:
+        with auth.admit():  # argon2 takes ~64 MiB: as many at once as logins may
+            auth.add_user(body.username, body.password, _role(body.role), actor=current_user(request).username)
+    except AuthError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"username": body.username, "role": body.role, "disabled": False}
+
+
+@router.post("/api/users/{username}")
+@requires("admin")
+def change_user(username: str, body: UserChange, request: Request) -> dict[str, Any]:
+    """Change a role, disable or enable, or set a new password (its sessions end). An admin cannot disable
+    or demote themself: the last admin would lock the centre out of its own console."""
+    auth = _auth(request)
+    me = current_user(request).username
+    user = next((u for u in auth.list_users() if u["username"] == username), None)
+    if user is None:
+        raise HTTPException(404, f"no user {username} / 没有用户 {username}")
+    if username == me and (body.disabled or (body.role and body.role != "admin")):
+        raise HTTPException(409, "you cannot disable or demote yourself / 不能停用或降级自己的账号")
+    try:
+        _apply(auth, username, user, body, me)
+    except AuthError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return next(u for u in auth.list_users() if u["username"] == username)
+
+
+def _apply(auth: Auth, username: str, user: dict[str, Any], body: UserChange, me: str) -> None:
+    if body.role and body.role != user["role"]:
+        auth.set_role(username, _role(body.role), actor=me)
+    if body.password:
+        with auth.admit():  # argon2 takes ~64 MiB: as many at once as logins may
+            auth.set_password(username, body.password, actor=me)
+    if body.disabled is not None and body.disabled != user["disabled"]:
+        auth.set_disabled(username, body.disabled, actor=me)
+
+
+Text = Annotated[str | None, Query(max_length=128)]
+
+
+@router.get("/api/audit", response_model=Page)
+@requires("admin")
+def audit_log(request: Request, actor: Text = None, action: Text = None, target: Text = None,
+              since: datetime | None = None, until: datetime | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
+    """Newest first; ``action`` ending in a dot ("user.") matches every action under it."""
+    return audit_page(request.app.state.hub.engine, actor=actor, action=action, target=target, since=since,
+                      until=until, limit=limit, offset=offset)
+
+
+@router.get("/api/audit.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@requires("admin")
+def audit_export(request: Request, actor: Text = None, action: Text = None, target: Text = None,
+                 since: datetime | None = None, until: datetime | None = None) -> Response:
+    body = audit_csv(request.app.state.hub.engine, actor=actor, action=action, target=target, since=since,
+                     until=until)
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
