@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 # Debian packages: mosquitto (broker), postgresql (tests), chromium + CJK fonts (the console's browser test),
-# nodejs + npm (the console's type check and the npm packages below; never needed at run time).
+# nodejs + npm (the console's type check, web-push-testing and the npm packages below; never needed at run time).
 need=()
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
@@ -24,8 +24,6 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # coturn: the live view's TURN relay test (a NATed district needs one; docs/live-view.md)
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
-# node + npm: the npm web-push-testing push service of the Web Push test (below); Debian's when missing
-[ "${PINGAN_SKIP_NPM:-0}" = 1 ] || command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)

@@ -117,6 +117,18 @@ def settings_of(conn: HTTPConnection) -> HubSettings:
     return _settings(conn)
 
 
+def auth_of(conn: HTTPConnection) -> Auth:
+    return _auth(conn)
+
+
+def engine_of(conn: HTTPConnection) -> Engine:
+    return _engine(conn)
+
+
+def service_of(conn: HTTPConnection) -> HubService:
+    return _service(conn)
+
+
 def current_user(conn: HTTPConnection) -> User:
     """The logged-in staff member, set by hub/auth/policy.py's middleware before any route runs."""
     user: User | None = conn.scope.get("state", {}).get("user")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 
 from edge.protocol import check_node_id
 from hub.api.auth import current_user
+from hub.api.deps import service_of
+from hub.api.models import ApiModel, Refused
 from hub.auth.policy import requires
 from hub.errors import HubError
 from hub.nodes.fleet import Fleet, is_loopback, node_config_for, write_bundle
@@ -38,7 +40,8 @@ class NewNode(BaseModel):
 
 
 @router.post("/api/nodes", status_code=201, response_class=Response,
-             responses={201: {"content": {"application/gzip": {}}}})
+             responses={201: {"content": {"application/gzip": {}}},
+                        422: {"model": Refused, "description": "A bad node id, broker address or key"}})
 @requires("installer", "admin")
 def add_node(body: NewNode, request: Request) -> Response:
     """Register the node and answer with its bundle (node.yaml, credentials, systemd unit) as a tar.gz."""
@@ -56,10 +59,10 @@ def add_node(body: NewNode, request: Request) -> Response:
         raise HTTPException(422, "give both lat and lon, or neither / 经纬度需同时填写")
     if body.kind == "rental_door" and not body.block_key:
         raise HTTPException(422, "a door needs its block's key (block_key) / 门禁需要所在楼栋的密钥")
-    state = request.app.state.hub
-    if any(n["id"] == body.id and n.get("state") != "removed" for n in state.service.list_nodes()):
+    service = service_of(request)
+    if any(n["id"] == body.id and n.get("state") != "removed" for n in service.list_nodes()):
         raise HTTPException(409, f"{body.id} exists / 设备 {body.id} 已存在")
-    fleet = Fleet(state.engine, state.service)
+    fleet = Fleet(service.engine, service)
     try:
         made = fleet.add(body.id, kind=body.kind, grid=body.grid, place=body.place, lat=body.lat, lon=body.lon,
                          actor=current_user(request).username)
@@ -73,13 +76,19 @@ def add_node(body: NewNode, request: Request) -> Response:
         "Cache-Control": "no-store"})
 
 
-@router.delete("/api/nodes/{node}")
+class NodeRemoved(ApiModel):
+    node: str
+    state: Literal["removed"]
+    note: str = Field(description="What the installer still has to do (reload the broker)")
+
+
+@router.delete("/api/nodes/{node}", response_model=NodeRemoved)
 @requires("installer", "admin")
 def remove_node(node: str, request: Request) -> dict[str, Any]:
     """Revoke the node's MQTT login and signing key; its history stays."""
-    state = request.app.state.hub
+    service = service_of(request)
     try:
-        Fleet(state.engine, state.service).remove(node, actor=current_user(request).username)
+        Fleet(service.engine, service).remove(node, actor=current_user(request).username)
     except HubError as exc:
         raise HTTPException(404, str(exc)) from None
     return {"node": node, "state": "removed", "note": BROKER_NOTE}

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from hub.api.deps import engine_of
 from hub.auth.policy import requires
 from hub.history.search import closed_alarms, past_events
 
@@ -31,7 +32,7 @@ def history_alarms(request: Request, node: Text = None, kind: Text = None, grid:
                    since: datetime | None = None, until: datetime | None = None, outcome: Text = None,
                    limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     """Closed (resolved) alarms, newest first, with how many snapshots and burst frames each has."""
-    return closed_alarms(request.app.state.hub.engine, node=node, kind=kind, grid=grid, since=since, until=until,
+    return closed_alarms(engine_of(request), node=node, kind=kind, grid=grid, since=since, until=until,
                          outcome=outcome, limit=limit, offset=offset)
 
 
@@ -41,5 +42,5 @@ def history_events(request: Request, node: Text = None, kind: Text = None, grid:
                    since: datetime | None = None, until: datetime | None = None,
                    limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     """Past events, newest first."""
-    return past_events(request.app.state.hub.engine, node=node, kind=kind, grid=grid, since=since, until=until,
+    return past_events(engine_of(request), node=node, kind=kind, grid=grid, since=since, until=until,
                        limit=limit, offset=offset)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from hub.api.deps import engine_of, settings_of
 from hub.auth.policy import requires
 from hub.auth.service import ROLES
 from hub.map.grids import grids_geojson, tiles
@@ -30,5 +31,4 @@ class MapConfig(BaseModel):
 @router.get("/api/map", response_model=MapConfig)
 @requires(*ROLES)
 def map_config(request: Request) -> dict[str, Any]:
-    state = request.app.state.hub
-    return {"tiles": tiles(state.settings), "grids": grids_geojson(state.engine)}
+    return {"tiles": tiles(settings_of(request)), "grids": grids_geojson(engine_of(request))}

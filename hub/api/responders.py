@@ -148,7 +148,7 @@ def photos_of(alarm_id: str, request: Request) -> list[dict[str, Any]]:
 @router.get("/api/alarms/{alarm_id}/photos/{photo_id}", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
 @requires("operator", "installer", "admin")
-def photo(alarm_id: str, photo_id: int, request: Request) -> Response:
+def photo(alarm_id: str, photo_id: Annotated[int, UrlPath(ge=0, le=2**63 - 1)], request: Request) -> Response:
     data, content_type = _r(request).photo(alarm_id, photo_id)
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
 

@@ -10,6 +10,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from hub.api.auth import current_user
+from hub.api.deps import auth_of, engine_of
+from hub.api.models import Refused
+from hub.api.models.auth import StaffUser
 from hub.auth.audit_log import audit_csv, audit_page
 from hub.auth.policy import requires
 from hub.auth.service import ROLES, USERNAME_PATTERN, Auth, AuthError
@@ -29,13 +32,16 @@ class UserChange(BaseModel):
     password: str | None = Field(default=None, min_length=8, max_length=1024)
 
 
+REFUSED: dict[int | str, dict[str, Any]] = {422: {"model": Refused, "description": "A bad role or password"}}
+
+
 class Page(BaseModel):
     total: int
     items: list[dict[str, Any]]
 
 
 def _auth(request: Request) -> Auth:
-    return request.app.state.hub.auth
+    return auth_of(request)
 
 
 def _role(role: str) -> str:
@@ -44,7 +50,8 @@ def _role(role: str) -> str:
     return role
 
 
-@router.post("/api/users", status_code=201)
+@router.post("/api/users", status_code=201, response_model=StaffUser, response_model_exclude_unset=True,
+             responses=REFUSED)
 @requires("admin")
 def add_user(body: NewUser, request: Request) -> dict[str, Any]:
     auth = _auth(request)
@@ -58,7 +65,8 @@ def add_user(body: NewUser, request: Request) -> dict[str, Any]:
     return {"username": body.username, "role": body.role, "disabled": False}
 
 
-@router.post("/api/users/{username}")
+@router.post("/api/users/{username}", response_model=StaffUser, response_model_exclude_unset=True,
+             responses=REFUSED)
 @requires("admin")
 def change_user(username: str, body: UserChange, request: Request) -> dict[str, Any]:
     """Change a role, disable or enable, or set a new password (its sessions end). An admin cannot disable
@@ -97,7 +105,7 @@ def audit_log(request: Request, actor: Text = None, action: Text = None, target:
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
     """Newest first; ``action`` ending in a dot ("user.") matches every action under it."""
-    return audit_page(request.app.state.hub.engine, actor=actor, action=action, target=target, since=since,
+    return audit_page(engine_of(request), actor=actor, action=action, target=target, since=since,
                       until=until, limit=limit, offset=offset)
 
 
@@ -105,7 +113,7 @@ def audit_log(request: Request, actor: Text = None, action: Text = None, target:
 @requires("admin")
 def audit_export(request: Request, actor: Text = None, action: Text = None, target: Text = None,
                  since: datetime | None = None, until: datetime | None = None) -> Response:
-    body = audit_csv(request.app.state.hub.engine, actor=actor, action=action, target=target, since=since,
+    body = audit_csv(engine_of(request), actor=actor, action=action, target=target, since=since,
                      until=until)
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="audit.csv"'})

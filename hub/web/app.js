@@ -145,7 +145,7 @@ export function register(/** @type {Screen[]} */ list, /** @type {any} */ self) 
     screens.set(screen.name, {screen, root, handle: null, mounted: false, gen: 0, arg: ''});
     if (screen.tab !== false) {
       const b = document.createElement('button');
-      b.className = 'tab'; b.dataset.tab = screen.name; b.dataset.i18n = 'tab_' + screen.name;
+      b.className = 'tab'; b.id = 'tab-btn-' + screen.name; b.dataset.tab = screen.name; b.dataset.i18n = 'tab_' + screen.name;
       b.textContent = t('tab_' + screen.name);
       if (screen.name === 'alarms') {
         b.removeAttribute('data-i18n');
@@ -251,6 +251,8 @@ export function connect() {
     if (msg.type === 'alarm' || ('alarm' in msg && msg.alarm)) scheduleAlarms();
     if (msg.type === 'node') scheduleNodes();
     emit('live', msg);
+    // for what is not a module of the console (benches, extensions): the same message as a window event
+    window.dispatchEvent(new CustomEvent('pingan:live', {detail: msg}));
   };
   ws.onclose = async () => {
     if (S.ws !== ws) return;
@@ -268,6 +270,8 @@ export function connect() {
 /** After login (or a page load with a session): who, the lists, the screen the address names, the stream. */
 export async function start() {
   const r = await fetch('/api/me', {credentials: 'same-origin'});
+  // a responder's login is not for the console: their phone app (/r/) is
+  if (r.status === 403) { location.replace('/r/'); return; }
   if (!r.ok) { showLogin(); return; }
   S.me = await r.json(); S.tz = S.me?.timezone || S.tz;
   $('login-view').hidden = true; $('app-view').hidden = false;

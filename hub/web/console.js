@@ -11,13 +11,18 @@ import * as reports from './screens/reports.js';
 import {STRINGS} from './strings.js';
 import * as admin from './screens/admin.js';
 import * as history from './screens/history.js';
+import * as office from './screens/office.js';
+import * as selftest from './screens/selftest.js';
+import * as dispatch from './dispatch.js';
 
-/** The screens, in the order of their tabs. The community office (screens/office.js) goes here too. */
+/** The screens, in the order of their tabs. */
 export const SCREENS = [
-  alarms, history, map, nodes, reports, {...admin, roles: ['admin']},
+  alarms, history, map, nodes, reports, selftest, office, {...admin, roles: ['admin']},
 ];
 
 app.addStrings(STRINGS);
+app.addStrings(dispatch.STRINGS); // the dispatch panel on the alarm cards and its part of the report
+dispatch.init(app);
 app.register(SCREENS, app);
 const panel = live.init(app);
 // for the tests and the benches: the state and a few entry points (modules keep no globals)

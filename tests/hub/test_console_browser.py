@@ -18,8 +18,8 @@ import yaml
 from edge.protocol import Event, Topics
 from hub.transport.broker import Broker
 from tests.conftest import ADMIN, wait_for
-from tests.mqtt_client import close, mqtt_connect
 from tests.e2e.test_config_update import FAST_TRIAL, _yaml_with
+from tests.mqtt_client import close, mqtt_connect
 from tests.web.test_browser import launched_chromium, login, watch_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +95,8 @@ def test_the_console_workflows_at_both_sizes(broker: Broker, hub_factory, node_f
     page.keyboard.press("j")  # the first card is selected; a acknowledges it
     page.keyboard.press("a")
     page.wait_for_selector(f'article.alarm[data-id="{first}"][data-state="acknowledged"]')
-    wait_for(lambda: node.control(cmd="state")["state"]["led"] == "help_coming", message="LED shows help coming")
+    # acknowledged: "seen"; "help coming" only once someone is on the way (issue 18, edge/roles/alarm_post.py)
+    wait_for(lambda: node.control(cmd="state")["state"]["led"] == "seen", message="LED shows the alarm is seen")
 
     # --- pressed again minutes later: the same card, its count at once, marked pressed again ------------------
     node.control(cmd="press")

@@ -92,7 +92,8 @@ def test_office_registers_enrols_opens_revokes_and_refuses(
     assert page.is_hidden("#tab-alarms") and "社区登记" in page.text_content("#tab-btn-office")
 
     # every string in both languages: the same keys, and no key shown raw on the screen
-    zh, en = page.evaluate("import('/static/office.js').then(m => [Object.keys(m.I18N.zh), Object.keys(m.I18N.en)])")
+    zh, en = page.evaluate("import('/static/screens/office.js')"
+                           ".then(m => [Object.keys(m.STRINGS.zh), Object.keys(m.STRINGS.en)])")
     assert set(zh) == set(en), set(zh) ^ set(en)
 
     # a block with its units and the door, on the screen

@@ -26,7 +26,7 @@ def test_test_now_from_the_console_shows_the_result_per_grid_and_per_check(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     login(page, hub.url, *OPERATOR)
-    if page.evaluate("S.lang") != "zh":
+    if page.evaluate("pingan.lang") != "zh":
         page.click("header .lang")
     page.click("#tab-btn-selftest")
     assert page.inner_text("#tab-btn-selftest") == "自检"

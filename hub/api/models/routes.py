@@ -73,6 +73,7 @@ class AlarmOut(ApiModel):
     kind: str
     state: AlarmState
     count: int = Field(description="Presses folded into it")
+    last_press_at: str | None = Field(description="When the latest further press was folded into it (alarm.repeat)")
     node_ts: str
     raised_at: str
     acked_at: str | None

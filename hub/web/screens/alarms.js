@@ -3,6 +3,8 @@
 // orders it; the page keeps that order), a card per alarm with its picture and its stages, the sounds,
 // and the night shift's keys (j/k or ↓/↑ move, a acknowledges, d dispatches, o on scene, r resolves).
 
+import {decorate} from '../dispatch.js';
+
 /** @typedef {import('../app.js').Alarm} Alarm */
 
 export const name = 'alarms';
@@ -131,6 +133,7 @@ export function mount(root, app) {
     img.onload = () => { img.hidden = false; };
     d.querySelectorAll('[data-act]').forEach((b) => b.addEventListener('click',
       () => act(a, /** @type {HTMLElement} */ (b).dataset.act || '', d)));
+    decorate(d); // the responders on duty and each dispatch's steps (dispatch.js)
     return d;
   }
   function render() {

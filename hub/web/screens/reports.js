@@ -2,6 +2,8 @@
 // Reports: totals, alarms per hour / node / grid, response times, the grid scorecard, and node uptime
 // summarised by grid (one row each, the grid's nodes behind a click: 120 rows made the page 5,600 px tall).
 
+import {responders} from '../dispatch.js';
+
 export const name = 'reports';
 export const LANG = 'remount'; // drawn again in the other language (app.js)
 export const STRINGS = {
@@ -125,6 +127,7 @@ export function mount(root, app) {
         g.false_alarms, g.escalated, fmtDur(g.ack.median_s), fmtDur(g.resolve.median_s),
         g.uptime_pct == null ? '–' : g.uptime_pct.toFixed(2) + '%', g.doors.denied, g.doors.forced]))}
       <h2>${t('r_uptime')}</h2>${uptime(R.uptime)}`;
+    responders(out, q); // per team and per responder (dispatch.js)
   }
   return {show: () => { load(); }};
 }

@@ -1,19 +1,20 @@
 // @ts-check
 // Community office / 社区登记 (issue 17, item 4): blocks, units and doors; real-name registration; enrolling a
 // finger at a door with the reader's prompts live; revoke; leases ending and renewal; the registration
-// office's sheet; the door log. An ES module on its own: it adds its tab to the console's header and reads
-// the console's language, the district's zone (window.pingan) and its live stream (the 'pingan:live' event).
+// office's sheet; the door log. A screen of the console (app.js): it reads the console's language and the
+// district's zone (app.S) and hears its live stream (app.on('live')).
 // Plain DOM and template strings like the rest of the console: one screen does not need a view library.
 
+export const name = 'office';
 /** @type {Record<'zh'|'en', Record<string, string>>} */
 export const I18N = {
   zh: {
-    tab: '社区登记', sec_register: '实名登记', sec_tenants: '租户', sec_leases: '租期到期', sec_import: '批量导入',
+    tab: '社区登记', tab_office: '社区登记', sec_register: '实名登记', sec_tenants: '租户', sec_leases: '租期到期', sec_import: '批量导入',
     sec_log: '门禁记录', sec_blocks: '楼栋与门', name: '姓名', id_number: '身份证号', phone: '手机',
     block: '楼栋', unit: '房号', lease_start: '租期开始', lease_end: '租期结束', register: '登记',
     registered: '已登记', state: '状态', enrolments: '指纹', actions: '操作', enrol: '录入指纹', revoke: '注销',
     renew: '续租', door: '门', log: '记录', none: '无', active: '在住', revoked: '已注销', pending: '等待中',
-    enrolled: '已录入', failed: '失败', revoking: '注销中', revoke_failed: '注销失败', confirm_revoke: '确认注销该租户？所有门的指纹将被删除。',
+    enrolled: '已录入', o_failed: '失败', revoking: '注销中', revoke_failed: '注销失败', confirm_revoke: '确认注销该租户？所有门的指纹将被删除。',
     step_wait: '等待门禁响应…', step_place: '请将手指放在读头上（第 {n}/{scans} 次）', step_lift: '请抬起手指',
     step_done: '录入完成（槽位 {slot}）', step_error: '读头报错：{reason}', reply_failed: '录入失败：{detail}',
     r_timeout: '超时未放手指，请重试', r_poor_image: '指纹不清晰，请平放手指重试', r_mismatch: '两次不是同一手指，请重试',
@@ -22,12 +23,12 @@ export const I18N = {
     row: '行', field: '字段', problem: '问题', nothing_stored: '文件有错误，未保存任何记录', filter: '筛选',
     all: '全部', tenant: '租户', show: '查看', csv: '导出 CSV', at: '时间', kind: '事件', actor: '操作人',
     source: '来源', src_door: '门禁', src_staff: '工作人员', block_id: '楼栋编号', block_name: '名称',
-    units: '房号（逗号分隔）', add_block: '添加楼栋', node: '门禁节点', add_door: '添加门', doors: '门',
-    date_hint: '年-月-日', saved: '已保存', error: '出错：{detail}', no_tenants: '还没有租户',
-    k_door_granted: '开门', k_door_denied: '拒绝', k_door_lockout: '锁定', k_door_forced: '强行开门',
-    k_door_held_open: '门未关', k_door_fire_release: '消防释放', k_node_fault: '故障', k_command_refused: '命令被拒',
-    k_tenant_add: '登记', k_tenant_renew: '续租', k_tenant_import: '导入', k_access_enrol: '录入指纹',
-    k_access_revoke: '注销', k_access_sync: '同步名单', k_door_unlock: '远程开门', k_door_add: '添加门',
+    units: '房号（逗号分隔）', add_block: '添加楼栋', door_node: '门禁节点', f_node: '门禁节点', add_door: '添加门', doors: '门',
+    o_date_hint: '年-月-日', saved: '已保存', error: '出错：{detail}', no_tenants: '还没有租户',
+    ok_door_granted: '开门', ok_door_denied: '拒绝', ok_door_lockout: '锁定', ok_door_forced: '强行开门',
+    ok_door_held_open: '门未关', ok_door_fire_release: '消防释放', ok_node_fault: '故障', ok_command_refused: '命令被拒',
+    ok_tenant_add: '登记', ok_tenant_renew: '续租', ok_tenant_import: '导入', ok_access_enrol: '录入指纹',
+    ok_access_revoke: '注销', ok_access_sync: '同步名单', ok_door_unlock: '远程开门', ok_door_add: '添加门',
     e_required: '必填', e_too_long: '太长', e_id_format: '身份证号应为 18 位：17 位数字加一位数字或 X',
     e_id_birth: '身份证号中的出生日期不正确', e_id_check_digit: '身份证号校验位不对（GB 11643），请检查是否输错',
     e_phone_format: '手机号应为 11 位，座机请带区号', e_lease_order: '租期结束早于开始',
@@ -40,12 +41,12 @@ export const I18N = {
     e_no_file: '请选择文件', f_file: '文件', f_tenant: '租户',
   },
   en: {
-    tab: 'Community office', sec_register: 'Register a tenant', sec_tenants: 'Tenants', sec_leases: 'Leases ending',
+    tab: 'Community office', tab_office: 'Community office', sec_register: 'Register a tenant', sec_tenants: 'Tenants', sec_leases: 'Leases ending',
     sec_import: 'Import a sheet', sec_log: 'Door log', sec_blocks: 'Blocks and doors', name: 'Real name',
     id_number: 'Resident ID number', phone: 'Phone', block: 'Block', unit: 'Unit', lease_start: 'Lease start',
     lease_end: 'Lease end', register: 'Register', registered: 'Registered', state: 'State', enrolments: 'Fingers',
     actions: 'Actions', enrol: 'Enrol finger', revoke: 'Revoke', renew: 'Renew', door: 'Door', log: 'Log',
-    none: 'none', active: 'active', revoked: 'revoked', pending: 'pending', enrolled: 'enrolled', failed: 'failed',
+    none: 'none', active: 'active', revoked: 'revoked', pending: 'pending', enrolled: 'enrolled', o_failed: 'failed',
     revoking: 'revoking', revoke_failed: 'revoke failed',
     confirm_revoke: 'Revoke this tenant? Their finger is deleted at every door.',
     step_wait: 'Waiting for the door…', step_place: 'Place the finger on the reader (scan {n} of {scans})',
@@ -58,13 +59,13 @@ export const I18N = {
     nothing_stored: 'The file has errors; nothing was stored', filter: 'Filter', all: 'All', tenant: 'Tenant',
     show: 'Show', csv: 'Export CSV', at: 'Time', kind: 'Event', actor: 'By', source: 'Source', src_door: 'door',
     src_staff: 'staff', block_id: 'Block id', block_name: 'Name', units: 'Units (comma-separated)',
-    add_block: 'Add block', node: 'Door node', add_door: 'Add door', doors: 'Doors', date_hint: 'yyyy-mm-dd',
+    add_block: 'Add block', door_node: 'Door node', f_node: 'Door node', add_door: 'Add door', doors: 'Doors', o_date_hint: 'yyyy-mm-dd',
     saved: 'Saved', error: 'Error: {detail}', no_tenants: 'No tenants yet',
-    k_door_granted: 'opened', k_door_denied: 'refused', k_door_lockout: 'locked out', k_door_forced: 'forced open',
-    k_door_held_open: 'held open', k_door_fire_release: 'fire release', k_node_fault: 'fault',
-    k_command_refused: 'command refused', k_tenant_add: 'registered', k_tenant_renew: 'renewed',
-    k_tenant_import: 'imported', k_access_enrol: 'enrol', k_access_revoke: 'revoke', k_access_sync: 'list sync',
-    k_door_unlock: 'remote unlock', k_door_add: 'door added',
+    ok_door_granted: 'opened', ok_door_denied: 'refused', ok_door_lockout: 'locked out', ok_door_forced: 'forced open',
+    ok_door_held_open: 'held open', ok_door_fire_release: 'fire release', ok_node_fault: 'fault',
+    ok_command_refused: 'command refused', ok_tenant_add: 'registered', ok_tenant_renew: 'renewed',
+    ok_tenant_import: 'imported', ok_access_enrol: 'enrol', ok_access_revoke: 'revoke', ok_access_sync: 'list sync',
+    ok_door_unlock: 'remote unlock', ok_door_add: 'door added',
     e_required: 'required', e_too_long: 'too long', e_id_format: 'an ID number has 18 characters: 17 digits and a digit or X',
     e_id_birth: 'the birth date in the ID number is not a date', e_id_check_digit: 'the ID number\'s check digit is wrong (GB 11643): a digit was mistyped',
     e_phone_format: 'an 11-digit mobile, or a landline with its area code', e_lease_order: 'the lease ends before it starts',
@@ -116,7 +117,7 @@ export function fmtTime(iso) {
   return `${fmtDate(iso)} ${p.hour}:${p.minute}:${p.second}`;
 }
 /** @param {string} kind */
-function kindLabel(kind) { const k = 'k_' + kind.replace(/\./g, '_'); return I18N.en[k] ? t(k) : kind; }
+function kindLabel(kind) { const k = 'ok_' + kind.replace(/\./g, '_'); return I18N.en[k] ? t(k) : kind; }
 
 /** @param {string} path @param {RequestInit & {json?: any}} [opts] */
 async function api(path, opts = {}) {
@@ -154,7 +155,7 @@ const SECTIONS = ['register', 'tenants', 'leases', 'import', 'log', 'blocks'];
 /** @param {string} id @param {string} label @param {string} [cls] */
 function dateInput(id, label, cls = '') {
   return `<input id="${id}" class="date ${cls}" inputmode="numeric" pattern="\\d{4}-\\d{1,2}-\\d{1,2}" size="10" `
-    + `placeholder="${esc(t('date_hint'))}" aria-label="${esc(t(label))}">`;
+    + `placeholder="${esc(t('o_date_hint'))}" aria-label="${esc(t(label))}">`;
 }
 
 function layout() {
@@ -201,7 +202,7 @@ function layout() {
       <label>${esc(t('units'))}<input id="o-block-units" size="30"></label>
       <button type="submit" id="o-add-block">${esc(t('add_block'))}</button></form>
     <form id="o-door-form" class="office-form">
-      <label>${esc(t('node'))}<select id="o-door-node"></select></label>
+      <label>${esc(t('door_node'))}<select id="o-door-node"></select></label>
       <label>${esc(t('block'))}<select id="o-door-block"></select></label>
       <button type="submit" id="o-add-door">${esc(t('add_door'))}</button></form>
     <div role="alert"><ul id="o-blocks-errors" class="error office-errors"></ul></div><div id="o-blocks"></div></section>`;
@@ -273,7 +274,7 @@ function renderTenants() {
   if (!O.tenants.length) { box.innerHTML = `<p class="empty">${esc(t('no_tenants'))}</p>`; return; }
   const rows = O.tenants.map((x) => {
     const fingers = (x.enrolments || []).map((e) => `<span class="enr enr-${esc(e.state)}" data-door="${esc(e.door)}">`
-      + `${esc(e.door)}: ${esc(t(e.state))}</span>`).join(' ') || esc(t('none'));
+      + `${esc(e.door)}: ${esc(t(e.state === 'failed' ? 'o_failed' : e.state))}</span>`).join(' ') || esc(t('none'));
     const acts = x.state === 'active' ? `<select class="o-enrol-door" aria-label="${esc(t('door'))}">${doorsOf(x.block)
       .map((d) => `<option value="${esc(d.node)}">${esc(d.node)}</option>`).join('')}</select>
       <button type="button" data-act="enrol">${esc(t('enrol'))}</button>
@@ -449,53 +450,27 @@ async function addDoor() {
   if (res.ok) await load();
 }
 
+/** Both languages, for the console's table (this screen formats its own, with {placeholders}, from I18N). */
+export const STRINGS = I18N;
+
 /**
- * Draw the screen into ``root`` and keep it current. ``app``: the console's state (``lang``, ``tz``).
- * @param {HTMLElement} root @param {AppState} app
+ * Draw the screen into ``root`` and keep it current. ``app``: the console's core (app.js); its ``S`` holds
+ * the language and the district's zone.
+ * @param {HTMLElement} root @param {any} app
  */
 export function mount(root, app) {
-  O.root = root; O.app = app;
+  O.root = root; O.app = app.S;
+  root.classList.add('office');
+  if (!document.querySelector('link[href="/static/office.css"]')) {
+    const css = document.createElement('link');
+    css.rel = 'stylesheet'; css.href = '/static/office.css'; document.head.appendChild(css);
+  }
   root.addEventListener('click', onAction);
+  app.on('lang', relabel);
+  app.on('live', onLive);
   layout();
-  load();
+  return {show: () => { load(); }};
 }
 
 /** Re-draw in the console's current language (the strings, and the dates in that language's order). */
 export function relabel() { if (O.root) { layout(); load(); } }
-
-// --- hooking into the console: its header gets the tab; its live stream comes as 'pingan:live' ----------
-function install() {
-  const nav = document.querySelector('#app-view header nav');
-  const main = document.getElementById('tab-alarms');
-  if (!nav || !main || document.getElementById('tab-office')) return;
-  const css = document.createElement('link');
-  css.rel = 'stylesheet'; css.href = '/static/office.css';
-  document.head.appendChild(css);
-  const button = document.createElement('button');
-  button.className = 'tab'; button.dataset.tab = 'office'; button.id = 'tab-btn-office';
-  nav.appendChild(button);
-  const body = document.createElement('main');
-  body.id = 'tab-office'; body.className = 'tab-body office'; body.hidden = true;
-  main.parentElement?.insertBefore(body, document.getElementById('live-panel'));
-  const state = () => /** @type {any} */ (window).pingan || {lang: localStorage.getItem('pingan.lang') || 'zh', tz: 'Asia/Shanghai'};
-  const label = () => { button.textContent = I18N[state().lang === 'en' ? 'en' : 'zh'].tab; };
-  label();
-  nav.addEventListener('click', (ev) => {
-    const tab = /** @type {HTMLElement} */ (ev.target).closest('.tab');
-    if (!tab) return;
-    const mine = tab === button;
-    body.hidden = !mine;
-    if (mine) {
-      nav.querySelectorAll('.tab').forEach((x) => x.classList.toggle('active', x === button));
-      document.querySelectorAll('main.tab-body').forEach((m) => { if (m !== body) /** @type {HTMLElement} */ (m).hidden = true; });
-      const s = state();
-      if (!O.root) mount(body, {lang: s.lang, tz: s.tz}); else { O.app = {lang: s.lang, tz: s.tz}; relabel(); }
-    }
-  });
-  document.addEventListener('click', (ev) => {
-    if (!/** @type {HTMLElement} */ (ev.target).closest('.lang')) return;
-    setTimeout(() => { label(); const s = state(); O.app = {lang: s.lang, tz: s.tz}; if (!body.hidden) relabel(); }, 0);
-  });
-  window.addEventListener('pingan:live', (ev) => onLive(/** @type {CustomEvent} */ (ev).detail));
-}
-install();
