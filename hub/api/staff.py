@@ -62,7 +62,7 @@ def add_user(body: NewUser, request: Request) -> dict[str, Any]:
             auth.add_user(body.username, body.password, _role(body.role), actor=current_user(request).username)
     except AuthError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"username": body.username, "role": body.role, "disabled": False}
+    return next(u for u in auth.list_users() if u["username"] == body.username)
 
 
 @router.post("/api/users/{username}", response_model=StaffUser, response_model_exclude_unset=True,
