@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from hub.api.deps import engine_of, settings_of
 from hub.auth.policy import requires
-from hub.auth.service import ROLES
+from hub.auth.service import ALL_STAFF
 from hub.map.grids import grids_geojson, tiles
 
 router = APIRouter(tags=["map"])
@@ -29,6 +29,6 @@ class MapConfig(BaseModel):
 
 
 @router.get("/api/map", response_model=MapConfig)
-@requires(*ROLES)
+@requires(*ALL_STAFF)
 def map_config(request: Request) -> dict[str, Any]:
     return {"tiles": tiles(settings_of(request)), "grids": grids_geojson(engine_of(request))}

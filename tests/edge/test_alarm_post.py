@@ -114,10 +114,10 @@ def test_ten_presses_in_30s_are_one_alarm_with_a_count(rig) -> None:
     assert kinds == [("alarm.pressed", 1), ("alarm.repeat", 10)]
 
 
-def test_a_press_while_the_alarm_is_open_is_its_count_at_once_and_after_resolve_a_new_alarm(pole, commands) -> None:
+def test_a_press_while_the_alarm_is_open_is_its_count_at_once_and_after_resolve_a_new_alarm(rig, commands) -> None:
     """Issue 17: a second press 5 minutes later opened a second card for the same pole, and the count lagged
     30 s. Now: the same alarm, its count sent at once; only after the centre resolves it is a press new."""
-    role, pins, clock, outbox, _ = pole
+    role, pins, clock, outbox = rig.role, rig.pins, rig.clock, rig.outbox
     press(pins, clock)
     alarm_id = str(queued_events(outbox)[0].id)
     clock.advance(300)
