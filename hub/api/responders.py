@@ -27,6 +27,7 @@ from hub.alarms.service import OUTCOMES
 from hub.api.auth import current_user
 from hub.api.deps import responders_of, settings_of, task_streams_of
 from hub.api.models import Refused
+from hub.api.streaming import pump
 from hub.auth.policy import requires
 from hub.live.messages import Hello
 from hub.reports.service import parse_range
@@ -305,32 +306,13 @@ async def live(websocket: WebSocket) -> None:
     client = streams.subscribe(user.username)
     try:
         await websocket.send_json(Hello(version=__version__).out())
-        receiver = asyncio.create_task(_drain(websocket))
-        try:
-            while True:
-                getter = asyncio.create_task(client.get())
-                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if receiver in done:
-                    getter.cancel()
-                    break
-                message = getter.result()
-                if message is None:
-                    break
-                await websocket.send_json(message)
-        finally:
-            receiver.cancel()
+        await pump(websocket, client.get)
     except WebSocketDisconnect:
         pass
     finally:
         streams.unsubscribe(user.username, client)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
-
-
-async def _drain(websocket: WebSocket) -> None:
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await websocket.receive_text()
 
 
 # --- the installable phone app --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from hub import __version__
 from hub.alarms.escalation import annotate
 from hub.api.deps import ClusterDep, EngineDep, IngestDep, LiveHubDep, ServiceDep, SettingsDep, UserDep
 from hub.api.models.routes import AlarmEscalated, AlarmListed, AlarmOut, ClipFrames, EventOut, Health, NodeOut, Outcome
+from hub.api.streaming import pump
 from hub.auth.policy import requires
 from hub.live.fanout import LiveHub
 from hub.live.messages import AlarmChanged, EventMessage, Hello
@@ -183,30 +184,10 @@ async def live(websocket: WebSocket, fanout: LiveHubDep, engine: EngineDep, sinc
             for replayed in await asyncio.to_thread(catch_up):
                 await websocket.send_json(replayed)
         await websocket.send_json(Hello(version=__version__).out())
-        receiver = asyncio.create_task(_drain_client(websocket))
-        try:
-            while True:
-                getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if receiver in done:
-                    getter.cancel()
-                    break
-                message = getter.result()
-                if message is None:
-                    break
-                await websocket.send_json(message)
-        finally:
-            receiver.cancel()
+        await pump(websocket, queue.get)
     except WebSocketDisconnect:
         pass
     finally:
         fanout.unsubscribe(queue)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may be gone already
             await websocket.close()
-
-
-async def _drain_client(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, so a closed socket is noticed at once."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await websocket.receive_text()
