@@ -24,6 +24,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # coturn: the live view's TURN relay test (a NATed district needs one; docs/live-view.md)
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
+# sip-tester (sipp) plays the city platform in the GB/T 28181 tests; ffmpeg's ffprobe reads the MPEG-PS we send
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 if [ "${PINGAN_SKIP_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
