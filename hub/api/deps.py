@@ -10,6 +10,7 @@ module does not import it (``hub.app`` imports the routers), it names each part'
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException
 from sqlalchemy.engine import Engine
@@ -102,31 +103,20 @@ def _patrols(conn: HTTPConnection) -> Patrols:
                    night=s.patrol_night)
 
 
-def responders_of(conn: HTTPConnection) -> Responders:
+def _zone(conn: HTTPConnection) -> ZoneInfo:
+    """The district's zone (PINGAN_TIMEZONE): a date given without a time is that day there."""
+    return ZoneInfo(_settings(conn).timezone)
+
+
+def _responders(conn: HTTPConnection) -> Responders:
     responders: Responders = conn.app.state.hub.responders
     return responders
 
 
-def task_streams_of(conn: HTTPConnection) -> TaskStreams:
+def _task_streams(conn: HTTPConnection) -> TaskStreams:
     """Each responder's own live streams (their phones' WebSockets)."""
     streams: TaskStreams = conn.app.state.hub.task_streams
     return streams
-
-
-def settings_of(conn: HTTPConnection) -> HubSettings:
-    return _settings(conn)
-
-
-def auth_of(conn: HTTPConnection) -> Auth:
-    return _auth(conn)
-
-
-def engine_of(conn: HTTPConnection) -> Engine:
-    return _engine(conn)
-
-
-def service_of(conn: HTTPConnection) -> HubService:
-    return _service(conn)
 
 
 def current_user(conn: HTTPConnection) -> User:
@@ -151,3 +141,6 @@ ReportsDep = Annotated[Reports, Depends(_reports)]
 UserDep = Annotated[User, Depends(current_user)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 PatrolsDep = Annotated[Patrols, Depends(_patrols)]
+ZoneDep = Annotated[ZoneInfo, Depends(_zone)]
+ResponderServiceDep = Annotated[Responders, Depends(_responders)]
+TaskStreamsDep = Annotated[TaskStreams, Depends(_task_streams)]

@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from hub.api.deps import DoorsDep, settings_of
+from hub.api.deps import DoorsDep, ZoneDep
 from hub.api.models.doors import (
     AuditEntry,
     Block,
@@ -40,11 +39,6 @@ T = TypeVar("T")
 # a registration, renewal or import with errors: 422 listing each (hub/doors/registration.py Invalid)
 REFUSED: dict[int | str, dict[str, Any]] = {422: {"model": RegistrationRefused,
                                                    "description": "Errors, nothing stored"}}
-
-
-def _zone(request: Request) -> ZoneInfo:
-    """The district's zone (PINGAN_TIMEZONE): a lease given as a date is that day there."""
-    return ZoneInfo(settings_of(request).timezone)
 
 
 @contextmanager
@@ -152,16 +146,16 @@ def list_tenants(svc: DoorsDep, block: str | None = None,
 
 @router.post("/tenants", status_code=201, response_model=TenantDetail, responses=REFUSED)
 @requires(*OPERATORS)
-def add_tenant(body: TenantBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
+def add_tenant(body: TenantBody, svc: DoorsDep, request: Request, zone: ZoneDep) -> dict[str, Any]:
     return _run(lambda: svc.add_tenant(
         name=body.name, phone=body.phone, id_number=body.id_number, block=body.block, unit=body.unit,
         lease_start=body.lease_start, lease_end=body.lease_end, actor=_actor(request, body.operator),
-        tz=_zone(request), require_id=body.require_id))
+        tz=zone, require_id=body.require_id))
 
 
 @router.post("/tenants/import", status_code=201, response_model=ImportResult, responses=REFUSED)
 @requires(*OPERATORS)
-async def import_tenants(request: Request, svc: DoorsDep,
+async def import_tenants(request: Request, svc: DoorsDep, zone: ZoneDep,
                          filename: Annotated[str, Query(min_length=1, max_length=200)],
                          operator: str = "operator") -> dict[str, Any]:
     """The registration office's sheet as the request body (the file's bytes; ``filename`` says .csv or
@@ -174,7 +168,7 @@ async def import_tenants(request: Request, svc: DoorsDep,
                 {"field": "file", "code": "file_too_big", "message": f"the file is over "
                  f"{MAX_IMPORT_BYTES // 1048576} MB"}]})
     actor = _actor(request, operator)
-    return _run(lambda: svc.import_tenants(bytes(data), filename, actor, _zone(request)))
+    return _run(lambda: svc.import_tenants(bytes(data), filename, actor, zone))
 
 
 @router.get("/leases/ending", response_model=list[Tenant])
@@ -186,8 +180,8 @@ def leases_ending(svc: DoorsDep, days: Annotated[int, Query(ge=1, le=366)] = 30,
 
 @router.post("/tenants/{tenant_id}/renew", response_model=TenantDetail, responses=REFUSED)
 @requires(*OPERATORS)
-def renew(tenant_id: str, body: RenewBody, svc: DoorsDep, request: Request) -> dict[str, Any]:
-    return _run(lambda: svc.renew(tenant_id, body.lease_end, _actor(request, body.operator), _zone(request)))
+def renew(tenant_id: str, body: RenewBody, svc: DoorsDep, request: Request, zone: ZoneDep) -> dict[str, Any]:
+    return _run(lambda: svc.renew(tenant_id, body.lease_end, _actor(request, body.operator), zone))
 
 
 @router.get("/tenants/{tenant_id}", response_model=TenantDetail)

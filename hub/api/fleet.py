@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from edge.protocol import check_node_id
-from hub.api.auth import current_user
-from hub.api.deps import service_of
-from hub.api.models import ApiModel, Refused
+from hub.api.deps import ServiceDep, UserDep
+from hub.api.models import Refused
+from hub.api.models.fleet import NodeRemoved
 from hub.auth.policy import requires
 from hub.errors import HubError
 from hub.nodes.fleet import Fleet, is_loopback, node_config_for, write_bundle
@@ -43,7 +43,7 @@ class NewNode(BaseModel):
              responses={201: {"content": {"application/gzip": {}}},
                         422: {"model": Refused, "description": "A bad node id, broker address or key"}})
 @requires("installer", "admin")
-def add_node(body: NewNode, request: Request) -> Response:
+def add_node(body: NewNode, service: ServiceDep, user: UserDep) -> Response:
     """Register the node and answer with its bundle (node.yaml, credentials, systemd unit) as a tar.gz."""
     try:
         check_node_id(body.id)
@@ -59,13 +59,12 @@ def add_node(body: NewNode, request: Request) -> Response:
         raise HTTPException(422, "give both lat and lon, or neither / 经纬度需同时填写")
     if body.kind == "rental_door" and not body.block_key:
         raise HTTPException(422, "a door needs its block's key (block_key) / 门禁需要所在楼栋的密钥")
-    service = service_of(request)
     if any(n["id"] == body.id and n.get("state") != "removed" for n in service.list_nodes()):
         raise HTTPException(409, f"{body.id} exists / 设备 {body.id} 已存在")
     fleet = Fleet(service.engine, service)
     try:
         made = fleet.add(body.id, kind=body.kind, grid=body.grid, place=body.place, lat=body.lat, lon=body.lon,
-                         actor=current_user(request).username)
+                         actor=user.username)
         config = node_config_for(body.id, body.kind, body.grid, body.place, body.lat, body.lon, body.broker_url)
         with tempfile.TemporaryDirectory() as tmp:
             bundle = write_bundle(made, config, Path(tmp), block_key=body.block_key).read_bytes()
@@ -76,19 +75,12 @@ def add_node(body: NewNode, request: Request) -> Response:
         "Cache-Control": "no-store"})
 
 
-class NodeRemoved(ApiModel):
-    node: str
-    state: Literal["removed"]
-    note: str = Field(description="What the installer still has to do (reload the broker)")
-
-
 @router.delete("/api/nodes/{node}", response_model=NodeRemoved)
 @requires("installer", "admin")
-def remove_node(node: str, request: Request) -> dict[str, Any]:
+def remove_node(node: str, service: ServiceDep, user: UserDep) -> dict[str, Any]:
     """Revoke the node's MQTT login and signing key; its history stays."""
-    service = service_of(request)
     try:
-        Fleet(service.engine, service).remove(node, actor=current_user(request).username)
+        Fleet(service.engine, service).remove(node, actor=user.username)
     except HubError as exc:
         raise HTTPException(404, str(exc)) from None
     return {"node": node, "state": "removed", "note": BROKER_NOTE}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import APIRouter
 
-from hub.api.deps import engine_of, settings_of
+from hub.api.deps import EngineDep, SettingsDep
+from hub.api.models.map import MapConfig
 from hub.auth.policy import requires
 from hub.auth.service import ALL_STAFF
 from hub.map.grids import grids_geojson, tiles
@@ -16,19 +16,7 @@ from hub.map.grids import grids_geojson, tiles
 router = APIRouter(tags=["map"])
 
 
-class Tiles(BaseModel):
-    layers: list[str]
-    subdomains: str
-    max_zoom: int
-    attribution: str
-
-
-class MapConfig(BaseModel):
-    tiles: Tiles | None
-    grids: dict[str, Any]
-
-
 @router.get("/api/map", response_model=MapConfig)
 @requires(*ALL_STAFF)
-def map_config(request: Request) -> dict[str, Any]:
-    return {"tiles": tiles(settings_of(request)), "grids": grids_geojson(engine_of(request))}
+def map_config(settings: SettingsDep, engine: EngineDep) -> dict[str, Any]:
+    return {"tiles": tiles(settings), "grids": grids_geojson(engine)}

@@ -24,28 +24,31 @@ from pydantic import BaseModel, Field
 
 from hub import __version__
 from hub.alarms.service import OUTCOMES
-from hub.api.auth import current_user
-from hub.api.deps import responders_of, settings_of, task_streams_of
+from hub.api.deps import ResponderServiceDep, SettingsDep, TaskStreamsDep, UserDep
 from hub.api.models import Refused
+from hub.api.models.responders import (
+    Candidate,
+    DispatchListed,
+    DispatchReport,
+    PhotoListed,
+    PhotoOut,
+    PositionStored,
+    Responder,
+    ResponderMe,
+    Task,
+    Team,
+)
 from hub.api.streaming import pump
 from hub.auth.policy import requires
 from hub.live.messages import Hello
 from hub.reports.service import parse_range
-from hub.responders.service import KINDS, BadInput, Forbidden, Responders, TooLarge
+from hub.responders.service import KINDS, BadInput, Forbidden, TooLarge
 from hub.store.engine import now_utc
 
 # every route here may answer 422 with a sentence (BadInput) as well as FastAPI's list of problems
 router = APIRouter(tags=["responders"], responses={422: {"model": Refused, "description": "Bad input"}})
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 OPS = ("operator", "admin")
-
-
-def _r(request: Request) -> Responders:
-    return responders_of(request)
-
-
-def _me(request: Request) -> str:
-    return current_user(request).username
 
 
 # --- bodies and answers ---------------------------------------------------------------------------
@@ -100,57 +103,37 @@ class ResolveBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class Row(BaseModel):
-    """A store row as JSON (its columns are in hub/store/schema.py)."""
-
-    model_config = {"extra": "allow"}
-
-
-class Task(Row):
-    id: str
-    alarm_id: str
-    responder: str
-    state: str
-
-
-class PhotoOut(BaseModel):
-    id: int
-    alarm_id: str
-    size: int
-    content_type: str
-
-
 # --- operators --------------------------------------------------------------------------------------
-@router.get("/api/alarms/{alarm_id}/responders", response_model=list[Row])
+@router.get("/api/alarms/{alarm_id}/responders", response_model=list[Candidate])
 @requires(*OPS)
-def candidates(alarm_id: str, request: Request) -> list[dict[str, Any]]:
+def candidates(alarm_id: str, r: ResponderServiceDep) -> list[dict[str, Any]]:
     """On-duty responders of the alarm's grid, nearest first (``distance_m``, ``fix_age_s``)."""
-    return _r(request).candidates(alarm_id)
+    return r.candidates(alarm_id)
 
 
-@router.post("/api/alarms/{alarm_id}/dispatches", response_model=list[Task])
+@router.post("/api/alarms/{alarm_id}/dispatches", response_model=list[Task], response_model_exclude_unset=True)
 @requires(*OPS)
-def dispatch(alarm_id: str, body: DispatchBody, request: Request) -> list[dict[str, Any]]:
-    return _r(request).dispatch(alarm_id, _me(request), to=body.to, team=body.team, nearest=body.nearest)
+def dispatch(alarm_id: str, body: DispatchBody, r: ResponderServiceDep, user: UserDep) -> list[dict[str, Any]]:
+    return r.dispatch(alarm_id, user.username, to=body.to, team=body.team, nearest=body.nearest)
 
 
-@router.get("/api/alarms/{alarm_id}/dispatches", response_model=list[Row])
+@router.get("/api/alarms/{alarm_id}/dispatches", response_model=list[DispatchListed])
 @requires("operator", "installer", "admin")
-def dispatches_of(alarm_id: str, request: Request) -> list[dict[str, Any]]:
-    return _r(request).for_alarm(alarm_id)
+def dispatches_of(alarm_id: str, r: ResponderServiceDep) -> list[dict[str, Any]]:
+    return r.for_alarm(alarm_id)
 
 
-@router.get("/api/alarms/{alarm_id}/photos", response_model=list[Row])
+@router.get("/api/alarms/{alarm_id}/photos", response_model=list[PhotoListed])
 @requires("operator", "installer", "admin")
-def photos_of(alarm_id: str, request: Request) -> list[dict[str, Any]]:
-    return _r(request).photos(alarm_id)
+def photos_of(alarm_id: str, r: ResponderServiceDep) -> list[dict[str, Any]]:
+    return r.photos(alarm_id)
 
 
 @router.get("/api/alarms/{alarm_id}/photos/{photo_id}", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
 @requires("operator", "installer", "admin")
-def photo(alarm_id: str, photo_id: Annotated[int, UrlPath(ge=0, le=2**63 - 1)], request: Request) -> Response:
-    data, content_type = _r(request).photo(alarm_id, photo_id)
+def photo(alarm_id: str, photo_id: Annotated[int, UrlPath(ge=0, le=2**63 - 1)], r: ResponderServiceDep) -> Response:
+    data, content_type = r.photo(alarm_id, photo_id)
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -159,9 +142,9 @@ def _aware(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
-@router.get("/api/reports/responders", response_model=Row)
+@router.get("/api/reports/responders", response_model=DispatchReport)
 @requires("operator", "installer", "admin")
-def report(request: Request, since: datetime | None = None, until: datetime | None = None,
+def report(r: ResponderServiceDep, settings: SettingsDep, since: datetime | None = None, until: datetime | None = None,
            start: Annotated[str | None, Query(alias="from", description="YYYY-MM-DD (centre's zone)")] = None,
            end: Annotated[str | None, Query(alias="to", description="YYYY-MM-DD, inclusive")] = None,
            period: Annotated[str | None, Query(pattern="^(today|yesterday|week)$")] = None) -> dict[str, Any]:
@@ -169,7 +152,7 @@ def report(request: Request, since: datetime | None = None, until: datetime | No
     offers that expired, alarms nobody accepted. The window: ``since``/``until`` (ISO times), or the console's
     ``from``/``to``/``period`` as /api/reports/summary takes them; default the last 7 days."""
     if start or end or period:
-        tz = settings_of(request).timezone
+        tz = settings.timezone
         try:
             since, until, _ = parse_range(tz, start, end, period)
         except ValueError as exc:
@@ -178,112 +161,109 @@ def report(request: Request, since: datetime | None = None, until: datetime | No
     since = _aware(since) or until - timedelta(days=7)
     if since >= until:
         raise HTTPException(422, "since must be before until")
-    return _r(request).report(since, until)
+    return r.report(since, until)
 
 
 # --- admins ----------------------------------------------------------------------------------------
-@router.get("/api/teams", response_model=list[Row])
+@router.get("/api/teams", response_model=list[Team], response_model_exclude_unset=True)
 @requires("operator", "installer", "admin")
-def teams(request: Request) -> list[dict[str, Any]]:
-    return _r(request).list_teams()
+def teams(r: ResponderServiceDep) -> list[dict[str, Any]]:
+    return r.list_teams()
 
 
-@router.put("/api/teams/{team_id}", response_model=Row)
+@router.put("/api/teams/{team_id}", response_model=Team, response_model_exclude_unset=True)
 @requires("admin")
 def set_team(team_id: Annotated[str, UrlPath(pattern=r"^[A-Za-z0-9_.-]{1,32}$")], body: TeamBody,
-             request: Request) -> dict[str, Any]:
-    r = _r(request)
-    out = r.set_team(team_id, body.name, body.kind, body.grids, _me(request))
+             r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    out = r.set_team(team_id, body.name, body.kind, body.grids, user.username)
     if body.shifts is not None:
-        out["shifts"] = r.set_shifts(team_id, [(s.weekday, s.start, s.end) for s in body.shifts], _me(request))
+        out["shifts"] = r.set_shifts(team_id, [(s.weekday, s.start, s.end) for s in body.shifts], user.username)
     return out
 
 
-@router.get("/api/responders", response_model=list[Row])
+@router.get("/api/responders", response_model=list[Responder])
 @requires("operator", "installer", "admin")
-def responders(request: Request) -> list[dict[str, Any]]:
-    return _r(request).list_responders()
+def responders(r: ResponderServiceDep) -> list[dict[str, Any]]:
+    return r.list_responders()
 
 
-@router.put("/api/responders/{username}", response_model=Row)
+@router.put("/api/responders/{username}", response_model=Responder)
 @requires("admin")
-def set_responder(username: str, body: ResponderBody, request: Request) -> dict[str, Any]:
-    return _r(request).set_responder(username, body.name, body.team, body.kind, body.phone, _me(request))
+def set_responder(username: str, body: ResponderBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.set_responder(username, body.name, body.team, body.kind, body.phone, user.username)
 
 
 # --- the responder's phone ----------------------------------------------------------------------------
-@router.get("/api/responder/me", response_model=Row)
+@router.get("/api/responder/me", response_model=ResponderMe)
 @requires("responder")
-def me(request: Request) -> dict[str, Any]:
-    out = _r(request).me(_me(request))
-    out["accept_within_s"] = settings_of(request).accept_within_s
+def me(r: ResponderServiceDep, user: UserDep, settings: SettingsDep) -> dict[str, Any]:
+    out = r.me(user.username)
+    out["accept_within_s"] = settings.accept_within_s
     return out
 
 
-@router.post("/api/responder/duty", response_model=Row)
+@router.post("/api/responder/duty", response_model=Responder)
 @requires("responder")
-def duty(body: DutyBody, request: Request) -> dict[str, Any]:
-    r = _r(request)
-    return r.check_in(_me(request), body.consent) if body.on else r.check_out(_me(request))
+def duty(body: DutyBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.check_in(user.username, body.consent) if body.on else r.check_out(user.username)
 
 
-@router.post("/api/responder/position", response_model=Row)
+@router.post("/api/responder/position", response_model=PositionStored)
 @requires("responder")
-def position(body: PositionBody, request: Request) -> dict[str, Any]:
+def position(body: PositionBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
     """409 and nothing stored when off duty or without consent."""
-    return _r(request).record_position(_me(request), body.lat, body.lon, body.accuracy)
+    return r.record_position(user.username, body.lat, body.lon, body.accuracy)
 
 
-@router.get("/api/responder/tasks", response_model=list[Task])
+@router.get("/api/responder/tasks", response_model=list[Task], response_model_exclude_unset=True)
 @requires("responder")
-def my_tasks(request: Request) -> list[dict[str, Any]]:
-    return _r(request).tasks_of(_me(request))
+def my_tasks(r: ResponderServiceDep, user: UserDep) -> list[dict[str, Any]]:
+    return r.tasks_of(user.username)
 
 
-@router.get("/api/responder/tasks/{dispatch_id}", response_model=Task)
+@router.get("/api/responder/tasks/{dispatch_id}", response_model=Task, response_model_exclude_unset=True)
 @requires("responder")
-def my_task(dispatch_id: str, request: Request) -> dict[str, Any]:
-    return _r(request).task(dispatch_id, _me(request))
+def my_task(dispatch_id: str, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.task(dispatch_id, user.username)
 
 
 @router.get("/api/responder/tasks/{dispatch_id}/snapshot.jpg", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
 @requires("responder")
-def my_snapshot(dispatch_id: str, request: Request) -> Response:
-    return Response(_r(request).snapshot_for(dispatch_id, _me(request)), media_type="image/jpeg",
+def my_snapshot(dispatch_id: str, r: ResponderServiceDep, user: UserDep) -> Response:
+    return Response(r.snapshot_for(dispatch_id, user.username), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.post("/api/responder/tasks/{dispatch_id}/accept", response_model=Task)
+@router.post("/api/responder/tasks/{dispatch_id}/accept", response_model=Task, response_model_exclude_unset=True)
 @requires("responder")
-def accept(dispatch_id: str, request: Request) -> dict[str, Any]:
-    return _r(request).accept(dispatch_id, _me(request))
+def accept(dispatch_id: str, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.accept(dispatch_id, user.username)
 
 
-@router.post("/api/responder/tasks/{dispatch_id}/decline", response_model=Task)
+@router.post("/api/responder/tasks/{dispatch_id}/decline", response_model=Task, response_model_exclude_unset=True)
 @requires("responder")
-def decline(dispatch_id: str, body: DeclineBody, request: Request) -> dict[str, Any]:
-    return _r(request).decline(dispatch_id, _me(request), body.reason)
+def decline(dispatch_id: str, body: DeclineBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.decline(dispatch_id, user.username, body.reason)
 
 
-@router.post("/api/responder/tasks/{dispatch_id}/on_scene", response_model=Task)
+@router.post("/api/responder/tasks/{dispatch_id}/on_scene", response_model=Task, response_model_exclude_unset=True)
 @requires("responder")
-def on_scene(dispatch_id: str, body: SceneBody, request: Request) -> dict[str, Any]:
-    return _r(request).on_scene(dispatch_id, _me(request), body.lat, body.lon)
+def on_scene(dispatch_id: str, body: SceneBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.on_scene(dispatch_id, user.username, body.lat, body.lon)
 
 
-@router.post("/api/responder/tasks/{dispatch_id}/resolve", response_model=Task)
+@router.post("/api/responder/tasks/{dispatch_id}/resolve", response_model=Task, response_model_exclude_unset=True)
 @requires("responder")
-def resolve(dispatch_id: str, body: ResolveBody, request: Request) -> dict[str, Any]:
-    return _r(request).resolve(dispatch_id, _me(request), body.outcome, body.note)
+def resolve(dispatch_id: str, body: ResolveBody, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
+    return r.resolve(dispatch_id, user.username, body.outcome, body.note)
 
 
 @router.post("/api/responder/tasks/{dispatch_id}/photos", response_model=PhotoOut, status_code=201)
 @requires("responder")
-async def add_photo(dispatch_id: str, request: Request) -> dict[str, Any]:
+async def add_photo(dispatch_id: str, request: Request, r: ResponderServiceDep, user: UserDep) -> dict[str, Any]:
     """The photo is the request body (``Content-Type: image/jpeg``, ``image/png`` or ``image/webp``), shrunk on
     the phone first. Over ``photo_max_bytes``: 413 before it is all read; not an image: 422; nothing stored."""
-    r = _r(request)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > r.photo_max_bytes:
         raise TooLarge(f"the photo is over {r.photo_max_bytes // (1024 * 1024)} MB")
@@ -293,14 +273,13 @@ async def add_photo(dispatch_id: str, request: Request) -> dict[str, Any]:
         if size > r.photo_max_bytes:
             raise TooLarge(f"the photo is over {r.photo_max_bytes // (1024 * 1024)} MB")
         chunks.append(chunk)
-    return await asyncio.to_thread(r.add_photo, dispatch_id, _me(request), b"".join(chunks))
+    return await asyncio.to_thread(r.add_photo, dispatch_id, user.username, b"".join(chunks))
 
 
 @router.websocket("/api/responder/live")
 @requires("responder")
-async def live(websocket: WebSocket) -> None:
+async def live(websocket: WebSocket, streams: TaskStreamsDep) -> None:
     """This responder's tasks as they are offered and change (``TaskMessage``); nothing of anyone else's."""
-    streams = task_streams_of(websocket)
     user = websocket.scope["state"]["user"]
     await websocket.accept()
     client = streams.subscribe(user.username)

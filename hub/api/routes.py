@@ -17,7 +17,16 @@ from sqlalchemy import select, text
 
 from hub import __version__
 from hub.alarms.escalation import annotate
-from hub.api.deps import ClusterDep, EngineDep, IngestDep, LiveHubDep, ServiceDep, SettingsDep, UserDep
+from hub.api.deps import (
+    ClusterDep,
+    EngineDep,
+    IngestDep,
+    LiveHubDep,
+    ResponderServiceDep,
+    ServiceDep,
+    SettingsDep,
+    UserDep,
+)
 from hub.api.models.routes import AlarmEscalated, AlarmListed, AlarmOut, ClipFrames, EventOut, Health, NodeOut, Outcome
 from hub.api.streaming import pump
 from hub.auth.policy import requires
@@ -158,8 +167,10 @@ def on_scene_alarm(alarm_id: str, body: AckBody, user: UserDep, live: LiveHubDep
 @router.post("/api/alarms/{alarm_id}/resolve", response_model=AlarmOut, response_model_exclude_unset=True)
 @requires("operator", "admin")
 def resolve_alarm(alarm_id: str, body: ResolveBody, user: UserDep, live: LiveHubDep,
-                  service: ServiceDep) -> dict[str, Any]:
-    return _push(live, service.advance(alarm_id, "resolved", user.username, outcome=body.outcome, note=body.note))
+                  service: ServiceDep, responders: ResponderServiceDep) -> dict[str, Any]:
+    alarm = _push(live, service.advance(alarm_id, "resolved", user.username, outcome=body.outcome, note=body.note))
+    responders.on_alarm_resolved(alarm_id, user.username)  # the phones of those still on it hear it now
+    return alarm
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from hub.api.auth import current_user
-from hub.api.deps import auth_of, engine_of
+from hub.api.deps import AuthDep, EngineDep, UserDep
 from hub.api.models import Refused
 from hub.api.models.auth import StaffUser
+from hub.api.models.staff import AuditPage
 from hub.auth.audit_log import audit_csv, audit_page
 from hub.auth.policy import requires
 from hub.auth.service import ROLES, USERNAME_PATTERN, Auth, AuthError
@@ -35,15 +35,6 @@ class UserChange(BaseModel):
 REFUSED: dict[int | str, dict[str, Any]] = {422: {"model": Refused, "description": "A bad role or password"}}
 
 
-class Page(BaseModel):
-    total: int
-    items: list[dict[str, Any]]
-
-
-def _auth(request: Request) -> Auth:
-    return auth_of(request)
-
-
 def _role(role: str) -> str:
     if role not in ROLES:
         raise HTTPException(422, f"role must be one of {', '.join(ROLES)} / 角色必须是 {', '.join(ROLES)}")
@@ -53,13 +44,12 @@ def _role(role: str) -> str:
 @router.post("/api/users", status_code=201, response_model=StaffUser, response_model_exclude_unset=True,
              responses=REFUSED)
 @requires("admin")
-def add_user(body: NewUser, request: Request) -> dict[str, Any]:
-    auth = _auth(request)
+def add_user(body: NewUser, auth: AuthDep, me: UserDep) -> dict[str, Any]:
     if any(u["username"] == body.username for u in auth.list_users()):
         raise HTTPException(409, f"user {body.username} exists / 用户 {body.username} 已存在")
     try:
         with auth.admit():  # argon2 takes ~64 MiB: as many at once as logins may
-            auth.add_user(body.username, body.password, _role(body.role), actor=current_user(request).username)
+            auth.add_user(body.username, body.password, _role(body.role), actor=me.username)
     except AuthError as exc:
         raise HTTPException(422, str(exc)) from None
     return next(u for u in auth.list_users() if u["username"] == body.username)
@@ -68,11 +58,10 @@ def add_user(body: NewUser, request: Request) -> dict[str, Any]:
 @router.post("/api/users/{username}", response_model=StaffUser, response_model_exclude_unset=True,
              responses=REFUSED)
 @requires("admin")
-def change_user(username: str, body: UserChange, request: Request) -> dict[str, Any]:
+def change_user(username: str, body: UserChange, auth: AuthDep, admin: UserDep) -> dict[str, Any]:
     """Change a role, disable or enable, or set a new password (its sessions end). An admin cannot disable
     or demote themself: the last admin would lock the centre out of its own console."""
-    auth = _auth(request)
-    me = current_user(request).username
+    me = admin.username
     user = next((u for u in auth.list_users() if u["username"] == username), None)
     if user is None:
         raise HTTPException(404, f"no user {username} / 没有用户 {username}")
@@ -98,22 +87,22 @@ def _apply(auth: Auth, username: str, user: dict[str, Any], body: UserChange, me
 Text = Annotated[str | None, Query(max_length=128)]
 
 
-@router.get("/api/audit", response_model=Page)
+@router.get("/api/audit", response_model=AuditPage)
 @requires("admin")
-def audit_log(request: Request, actor: Text = None, action: Text = None, target: Text = None,
+def audit_log(engine: EngineDep, actor: Text = None, action: Text = None, target: Text = None,
               since: datetime | None = None, until: datetime | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> dict[str, Any]:
     """Newest first; ``action`` ending in a dot ("user.") matches every action under it."""
-    return audit_page(engine_of(request), actor=actor, action=action, target=target, since=since,
+    return audit_page(engine, actor=actor, action=action, target=target, since=since,
                       until=until, limit=limit, offset=offset)
 
 
 @router.get("/api/audit.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 @requires("admin")
-def audit_export(request: Request, actor: Text = None, action: Text = None, target: Text = None,
+def audit_export(engine: EngineDep, actor: Text = None, action: Text = None, target: Text = None,
                  since: datetime | None = None, until: datetime | None = None) -> Response:
-    body = audit_csv(engine_of(request), actor=actor, action=action, target=target, since=since,
+    body = audit_csv(engine, actor=actor, action=action, target=target, since=since,
                      until=until)
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="audit.csv"'})

@@ -14,8 +14,10 @@
   moves the alarm to ``dispatched``: the pole's LED says "help coming" (design.md "The resident's
   feedback"; the node command goes out after the commit, through ``HubService.writing``). On scene
   records the position and the distance to the pole; resolved records outcome, note and photos.
-* An offer still open when the alarm is resolved (by an operator) is withdrawn when it would have expired,
-  and a resolved alarm's task can no longer be accepted.
+* When the alarm is resolved (by an operator at the console, or by one responder), every other task on it
+  still in play (offered, not accepted in time, accepted, on scene) is withdrawn at once and each phone is
+  told on its stream, so nobody keeps driving to a closed alarm; a resolved alarm's task can no longer be
+  accepted. (The expiry sweep still withdraws any offer it finds on a closed alarm, as a safety net.)
 * Every step is timed on its dispatch row and audited; each change is published to the operators'
   stream (``DispatchChanged``) and to the responder's own stream (``TaskMessage``) after the commit.
 """
@@ -513,9 +515,28 @@ class Responders:
     def resolve(self, dispatch_id: str, username: str, outcome: str, note: str | None) -> dict[str, Any]:
         if outcome not in OUTCOMES:
             raise BadInput(f"outcome must be one of {', '.join(OUTCOMES)}")
-        return self._step(dispatch_id, username, ("accepted", "on_scene"),
+        task = self._step(dispatch_id, username, ("accepted", "on_scene"),
                           {"resolved_at": self.clock(), "outcome": outcome, "note": note}, "resolved",
                           {"outcome": outcome, "note": note}, "resolved", {"outcome": outcome, "note": note})
+        self.on_alarm_resolved(task["alarm_id"], username)  # the others who were asked stop now
+        return task
+
+    def on_alarm_resolved(self, alarm_id: str, by: str) -> int:
+        """The alarm is closed: withdraw every task on it still in play and tell each phone now."""
+        with self._lock:
+            with self.engine.begin() as conn:
+                if conn.execute(select(alarms.c.state).where(alarms.c.id == alarm_id)).scalar() != "resolved":
+                    return 0
+                rows = conn.execute(select(dispatches.c.id, dispatches.c.responder, dispatches.c.state).where(
+                    dispatches.c.alarm_id == alarm_id, dispatches.c.state.in_((*ACTIVE, "expired")))).all()
+                for r in rows:
+                    conn.execute(update(dispatches).where(dispatches.c.id == r.id, dispatches.c.state == r.state)
+                                 .values(state="withdrawn"))
+                    add_audit(conn, by, "dispatch.withdrawn", alarm_id,
+                              {"dispatch": r.id, "responder": r.responder, "was": r.state, "why": "alarm_resolved"})
+        if rows:
+            self._after(alarm_id, [self.task(r.id) for r in rows], "withdrawn:alarm_resolved")
+        return len(rows)
 
     def add_photo(self, dispatch_id: str, username: str, data: bytes) -> dict[str, Any]:
         """One resolution photo (JPEG, PNG or WebP, checked by decoding it), stored with the alarm."""

@@ -38,16 +38,12 @@ UNTYPED_OK = {
     "ConfigReply.data": "the node's reply data to config.update, kept as sent (the contract declares none)",
     "AuditEntry.detail": "an event's data or a staff action's audit detail: one shape per kind/action",
     "IceServer": "WebRTC's RTCIceServer as the administrator configured it, passed to the browser verbatim",
-    # hub/api/responders.py landed (issue 18) before this rule reached it: its rows are still open models.
-    # Typing them is open work (the session note says so); each entry goes when its model comes.
     "SelftestCheck": "one check of a selftest.result as the node sent it: edge/protocol.py SelftestCheck, its "
                      "declared fields typed; a newer node may add more, which the contract keeps (extra allowed)",
     "MapConfig.grids": "the district's grid boundaries as a GeoJSON FeatureCollection (RFC 7946), checked at import "
                        "(pingan-hub grids import) and handed to Leaflet as it is",
-    "Page.items": "history and audit pages: closed alarms, events or audit rows, one Page model for all three "
-                  "(to be split into typed pages)",
-    "Row": "responders, teams, dispatches and the responder report as the store's rows (to be typed)",
-    "Task": "a dispatch as the responder's page shows it (to be typed)",
+    "StaffAction.detail": "a staff action's audit detail: one shape per action (user.add, alarm.resolve ...)",
+    "PastEvent.data": "an event's body, as EventOut.data above",
 }
 
 

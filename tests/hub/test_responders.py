@@ -8,6 +8,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -59,7 +60,7 @@ def hub(tmp_path: Path):
         heads = {"li": login("li", "operator-password"), "boss": login("boss", "admin-password")}
         for name in ("zhang", "chen", "liu"):
             heads[name] = login(name, f"{name}-password")
-        yield state, fake, client, heads, clock
+        yield SimpleNamespace(state=state, fake=fake, client=client, heads=heads, clock=clock)
 
 
 def setup_team(client: TestClient, heads: dict, shifts: list[dict] | None = None) -> None:
@@ -109,7 +110,7 @@ def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 def test_a_responder_reaches_only_their_own_routes(hub) -> None:
     """Every route the hub has, called as a responder: only /api/responder/*, logout and the live ticket
     answer; everything else (alarms, nodes, events, doors, users, reports, live view, config) is 403."""
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     allowed = {"/api/logout", "/api/live/ticket"}
     checked = 0
     from hub.auth.policy import walk_routes
@@ -149,7 +150,7 @@ def test_a_responder_reaches_only_their_own_routes(hub) -> None:
 
 # --- duty and position -------------------------------------------------------------------------------
 def test_duty_needs_a_shift_and_tracking_stops_off_duty(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads, shifts=[{"weekday": 0, "start": "20:00", "end": "08:00"}])  # a night patrol
     clock.now = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)  # Monday 12:00 local: no shift
     r = client.post("/api/responder/duty", json={"on": True, "consent": True}, headers=heads["zhang"])
@@ -202,7 +203,7 @@ def test_duty_needs_a_shift_and_tracking_stops_off_duty(hub) -> None:
 
 # --- dispatch -----------------------------------------------------------------------------------------
 def test_nearest_first_accept_turns_the_led_to_help_coming_after_commit(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", FAR)
     on_duty(client, heads, "chen", NEAR)
@@ -255,7 +256,7 @@ def test_nearest_first_accept_turns_the_led_to_help_coming_after_commit(hub) -> 
 
 
 def test_on_scene_far_away_warns_and_resolve_stores_photos(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", FAR)
     aid = press(state)
@@ -302,7 +303,7 @@ def test_on_scene_far_away_warns_and_resolve_stores_photos(hub) -> None:
 
 
 def test_unaccepted_offer_goes_to_the_next_nearest_and_decline_needs_a_reason(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", FAR)
     on_duty(client, heads, "chen", NEAR)
@@ -348,26 +349,53 @@ def test_unaccepted_offer_goes_to_the_next_nearest_and_decline_needs_a_reason(hu
     assert people["chen"]["accept_p50_s"] >= 61
 
 
-def test_an_alarm_closed_by_the_operator_withdraws_open_offers(hub) -> None:
-    state, fake, client, heads, clock = hub
+def test_an_alarm_closed_by_the_operator_withdraws_every_task_and_tells_each_phone_now(hub) -> None:
+    """Found in review (issue 18): the phone learnt of a console resolve only at the expiry sweep a minute on,
+    and an accepted responder kept driving to a closed alarm."""
+    state, client, heads, clock = hub.state, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", NEAR)
     on_duty(client, heads, "chen", FAR)
     aid = press(state)
-    [task] = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["zhang"]}, headers=heads["li"]).json()
-    client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "false_alarm"}, headers=heads["li"])
-    assert client.get("/api/responder/tasks", headers=heads["zhang"]).json() == []  # not shown as a live task
-    r = client.post(f"/api/responder/tasks/{task['id']}/accept", headers=heads["zhang"])
-    assert r.status_code == 409 and "resolved" in r.json()["detail"]
+    ticket = client.post("/api/live/ticket", headers=heads["zhang"]).json()["ticket"]
+    with client.websocket_connect(f"/api/responder/live?ticket={ticket}") as zws:
+        assert zws.receive_json()["type"] == "hello"
+        offered, accepted = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["zhang", "chen"]},
+                                        headers=heads["li"]).json()
+        assert offered["responder"] == "zhang" and zws.receive_json()["task"]["state"] == "offered"
+        assert client.post(f"/api/responder/tasks/{accepted['id']}/accept", headers=heads["chen"]).status_code == 200
+        client.post(f"/api/alarms/{aid}/resolve", json={"outcome": "false_alarm"}, headers=heads["li"])
+        told = zws.receive_json()["task"]  # at once, with no clock moving: no sweep has run
+        assert told["id"] == offered["id"] and told["state"] == "withdrawn" and told["alarm_state"] == "resolved"
+    states = {d["responder"]: d["state"] for d in state.responders.for_alarm(aid)}
+    assert states == {"zhang": "withdrawn", "chen": "withdrawn"}  # the one on the way is stood down too
+    assert client.get("/api/responder/tasks", headers=heads["chen"]).json() == []
+    r = client.post(f"/api/responder/tasks/{offered['id']}/accept", headers=heads["zhang"])
+    assert r.status_code == 409 and "withdrawn" in r.json()["detail"]
     clock.now += timedelta(seconds=61)
-    assert state.responders.expire() == 1
-    [d] = state.responders.for_alarm(aid)
-    assert d["state"] == "withdrawn" and d["expired_at"] is None  # nobody else is asked, nothing counted as unanswered
-    assert "dispatch.withdrawn" in audit(state)
+    assert state.responders.expire() == 0  # nothing left for the sweep: nobody else is asked
+    [d] = [d for d in state.responders.for_alarm(aid) if d["responder"] == "zhang"]
+    assert d["expired_at"] is None  # not counted as unanswered
+    assert audit(state).count("dispatch.withdrawn") == 2
+
+
+def test_one_responder_resolving_stands_the_others_down(hub) -> None:
+    state, client, heads = hub.state, hub.client, hub.heads
+    setup_team(client, heads)
+    on_duty(client, heads, "zhang", NEAR)
+    on_duty(client, heads, "chen", FAR)
+    aid = press(state)
+    first, second = client.post(f"/api/alarms/{aid}/dispatches", json={"to": ["zhang", "chen"]},
+                                headers=heads["li"]).json()
+    client.post(f"/api/responder/tasks/{first['id']}/accept", headers=heads["zhang"])
+    r = client.post(f"/api/responder/tasks/{first['id']}/resolve", json={"outcome": "assisted"}, headers=heads["zhang"])
+    assert r.status_code == 200 and r.json()["state"] == "resolved"
+    states = {d["responder"]: d["state"] for d in state.responders.for_alarm(aid)}
+    assert states == {"zhang": "resolved", "chen": "withdrawn"}
 
 
 def test_team_dispatch_and_report_per_team_and_responder(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     for name, at in (("zhang", FAR), ("chen", NEAR), ("liu", NEAR)):
         on_duty(client, heads, name, at)
@@ -425,7 +453,7 @@ def test_auto_dispatch_is_off_by_default_and_on_per_kind(tmp_path: Path) -> None
 
 
 def test_the_responders_stream_carries_only_their_tasks(hub) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", NEAR)
     on_duty(client, heads, "chen", FAR)
@@ -451,7 +479,7 @@ def test_the_responders_stream_carries_only_their_tasks(hub) -> None:
 
 
 def test_a_dispatch_goes_through_the_notifier_and_without_one_that_is_recorded(hub, tmp_path: Path) -> None:
-    state, fake, client, heads, clock = hub
+    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", NEAR)
     aid = press(state)
