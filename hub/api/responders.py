@@ -69,7 +69,8 @@ class ResponderBody(BaseModel):
     name: str = Field(default="", max_length=100)
     team: str = Field(min_length=1, max_length=32)
     kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
-    phone: str = Field(default="", max_length=32)
+    phone: str | None = Field(default=None, max_length=32,
+                              description="Kept in the one phone book (notify contacts); absent: unchanged, '': none")
 
 
 class DispatchBody(BaseModel):

@@ -2,7 +2,8 @@
 
 * **Teams** are tied to grids and have a kind (grid staff, volunteer, patrol, police room) and weekly
   shifts in the district's time zone (``HubSettings.timezone``). A **responder** is a login with the
-  role ``responder`` plus a row here (team, kind, phone, consent to share position).
+  role ``responder`` plus a row here (team, kind, consent to share position); their phone number is in
+  the one phone book (``notify_contacts``) that the robots and SMS read.
 * **On duty** = inside one of the team's shifts *and* checked in from the phone. A position is stored
   only while on duty and with consent; otherwise it is refused (409) and nothing is kept, so going off
   duty (checking out, or the shift ending) stops tracking. Positions older than
@@ -47,6 +48,7 @@ from hub.store.schema import (
     dispatch_photos,
     dispatches,
     nodes,
+    notify_contacts,
     positions,
     responders,
     shifts,
@@ -212,7 +214,7 @@ class Responders:
             t["shifts"] = self.list_shifts(t["id"])
         return out
 
-    def set_responder(self, username: str, name: str, team_id: str, kind: str | None, phone: str,
+    def set_responder(self, username: str, name: str, team_id: str, kind: str | None, phone: str | None,
                       actor: str) -> dict[str, Any]:
         """Tie a ``responder`` login to a team (the login is made with ``pingan-hub users add --role responder``)."""
         with self.engine.begin() as conn:
@@ -227,11 +229,15 @@ class Responders:
             kind = kind or team.kind
             if kind not in KINDS:
                 raise BadInput(f"kind must be one of {', '.join(KINDS)}")
-            values = {"name": name or username, "team": team_id, "kind": kind, "phone": phone}
+            values = {"name": name or username, "team": team_id, "kind": kind}
             if conn.execute(select(responders.c.username).where(responders.c.username == username)).first():
                 conn.execute(update(responders).where(responders.c.username == username).values(**values))
             else:
                 conn.execute(responders.insert().values(username=username, consent=False, **values))
+            if phone is not None:  # one phone book: the robots' @-mentions and SMS read the same number
+                conn.execute(delete(notify_contacts).where(notify_contacts.c.username == username))
+                conn.execute(notify_contacts.insert().values(username=username, phone=phone or None,
+                                                             updated=self.clock()))
             add_audit(conn, actor, "responder.set", username, {"team": team_id, "kind": kind})
         return self.me(username)
 
@@ -241,8 +247,14 @@ class Responders:
         return [self.me(n) for n in names]
 
     # --- duty and position --------------------------------------------------------------------
+    @staticmethod
+    def _with_phone() -> Any:
+        """A responder's row with their number from the one phone book (``notify_contacts``)."""
+        return (select(responders, func.coalesce(notify_contacts.c.phone, "").label("phone"))
+                .join(notify_contacts, notify_contacts.c.username == responders.c.username, isouter=True))
+
     def _row(self, conn: Connection, username: str) -> Any:
-        row = conn.execute(select(responders).where(responders.c.username == username)).first()
+        row = conn.execute(self._with_phone().where(responders.c.username == username)).first()
         if row is None:
             raise NotFound(f"{username} is not set up as a responder yet (ask the centre to add you to a team)")
         return row
@@ -324,7 +336,7 @@ class Responders:
                     and in_shift([s for s in shift_rows if s.team == t.id], local)}
         if not ok_teams:
             return []
-        rows = conn.execute(select(responders).where(responders.c.team.in_(ok_teams),
+        rows = conn.execute(self._with_phone().where(responders.c.team.in_(ok_teams),
                                                      responders.c.checked_in.is_not(None))).all()
         return [jsonable(r) for r in rows]
 

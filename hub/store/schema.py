@@ -390,7 +390,7 @@ responders = Table(
     Column("name", String(100), nullable=False),
     Column("team", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("phone", String(32), nullable=False, default=""),
+    # the phone number is in notify_contacts (one phone book for robots, SMS and the roster)
     Column("consent", Boolean, nullable=False, default=False),  # agreed to share position while on duty
     Column("checked_in", UTCDateTime()),  # checked in from the phone (None: off duty)
     Column("last_lat", Float), Column("last_lon", Float), Column("last_accuracy", Float),

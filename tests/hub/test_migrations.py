@@ -116,3 +116,24 @@ def test_serve_refuses_an_outdated_postgresql_with_the_command_to_run(pg_url: st
                          env={**env, "PINGAN_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
                          timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+def test_a_responders_phone_moves_into_the_one_phone_book(db_url: str) -> None:
+    """0010: numbers kept in responders.phone go to notify_contacts (unless it has one), and the column goes."""
+    from sqlalchemy import text
+    engine = make_engine(db_url)
+    try:
+        db.upgrade(engine, "0009")
+        with engine.begin() as conn:
+            for name, phone in (("zhang", "13800000001"), ("chen", "13800000002"), ("liu", "")):
+                conn.execute(text("INSERT INTO responders (username, name, team, kind, phone, consent) "
+                                  "VALUES (:u, :u, 'vol1', 'volunteer', :p, false)"), {"u": name, "p": phone})
+            conn.execute(text("INSERT INTO notify_contacts (username, phone, updated) VALUES "
+                              "('chen', '13900000009', :t)"), {"t": now_utc().replace(tzinfo=None)})
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            book = dict(conn.execute(text("SELECT username, phone FROM notify_contacts")).all())
+        assert book == {"zhang": "13800000001", "chen": "13900000009"}  # the phone book's own entry wins
+        assert "phone" not in {c["name"] for c in inspect(engine).get_columns("responders")}
+    finally:
+        engine.dispose()
