@@ -110,7 +110,7 @@ def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 def test_a_responder_reaches_only_their_own_routes(hub) -> None:
     """Every route the hub has, called as a responder: only /api/responder/*, logout and the live ticket
     answer; everything else (alarms, nodes, events, doors, users, reports, live view, config) is 403."""
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    client, heads = hub.client, hub.heads
     allowed = {"/api/logout", "/api/live/ticket"}
     checked = 0
     from hub.auth.policy import walk_routes
@@ -150,7 +150,7 @@ def test_a_responder_reaches_only_their_own_routes(hub) -> None:
 
 # --- duty and position -------------------------------------------------------------------------------
 def test_duty_needs_a_shift_and_tracking_stops_off_duty(hub) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, client, heads, clock = hub.state, hub.client, hub.heads, hub.clock
     setup_team(client, heads, shifts=[{"weekday": 0, "start": "20:00", "end": "08:00"}])  # a night patrol
     clock.now = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)  # Monday 12:00 local: no shift
     r = client.post("/api/responder/duty", json={"on": True, "consent": True}, headers=heads["zhang"])
@@ -256,7 +256,7 @@ def test_nearest_first_accept_turns_the_led_to_help_coming_after_commit(hub) -> 
 
 
 def test_on_scene_far_away_warns_and_resolve_stores_photos(hub) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, fake, client, heads = hub.state, hub.fake, hub.client, hub.heads
     setup_team(client, heads)
     on_duty(client, heads, "zhang", FAR)
     aid = press(state)
@@ -303,7 +303,7 @@ def test_on_scene_far_away_warns_and_resolve_stores_photos(hub) -> None:
 
 
 def test_unaccepted_offer_goes_to_the_next_nearest_and_decline_needs_a_reason(hub) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, client, heads, clock = hub.state, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     on_duty(client, heads, "zhang", FAR)
     on_duty(client, heads, "chen", NEAR)
@@ -395,7 +395,7 @@ def test_one_responder_resolving_stands_the_others_down(hub) -> None:
 
 
 def test_team_dispatch_and_report_per_team_and_responder(hub) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, client, heads, clock = hub.state, hub.client, hub.heads, hub.clock
     setup_team(client, heads)
     for name, at in (("zhang", FAR), ("chen", NEAR), ("liu", NEAR)):
         on_duty(client, heads, name, at)
@@ -453,7 +453,7 @@ def test_auto_dispatch_is_off_by_default_and_on_per_kind(tmp_path: Path) -> None
 
 
 def test_the_responders_stream_carries_only_their_tasks(hub) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, client, heads = hub.state, hub.client, hub.heads
     setup_team(client, heads)
     on_duty(client, heads, "zhang", NEAR)
     on_duty(client, heads, "chen", FAR)
@@ -479,7 +479,7 @@ def test_the_responders_stream_carries_only_their_tasks(hub) -> None:
 
 
 def test_a_dispatch_goes_through_the_notifier_and_without_one_that_is_recorded(hub, tmp_path: Path) -> None:
-    state, fake, client, heads, clock = hub.state, hub.fake, hub.client, hub.heads, hub.clock
+    state, client, heads = hub.state, hub.client, hub.heads
     setup_team(client, heads)
     on_duty(client, heads, "zhang", NEAR)
     aid = press(state)
