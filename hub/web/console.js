@@ -13,11 +13,12 @@ import * as admin from './screens/admin.js';
 import * as history from './screens/history.js';
 import * as office from './screens/office.js';
 import * as selftest from './screens/selftest.js';
+import * as teams from './screens/teams.js';
 import * as dispatch from './dispatch.js';
 
 /** The screens, in the order of their tabs. */
 export const SCREENS = [
-  alarms, history, map, nodes, reports, selftest, office, {...admin, roles: ['admin']},
+  alarms, history, map, nodes, reports, selftest, office, teams, {...admin, roles: ['admin']},
 ];
 
 app.addStrings(STRINGS);
