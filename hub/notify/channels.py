@@ -148,6 +148,12 @@ class SmsGateway(Channel):
                 for r, res in zip(recipients, results, strict=True)}
 
 
+def push_payload(notice: Notice) -> bytes:
+    """What hub/web/push-sw.js shows: title, body, the page a tap opens, and a tag so a repeat replaces it."""
+    return json.dumps({"title": f"平安 {notice.headline()}", "body": notice.text, "url": notice.url,
+                       "alarm": notice.alarm, "tag": notice.alarm or notice.id}, ensure_ascii=False).encode()
+
+
 class WebPush(Channel):
     """Web Push with VAPID (RFC 8030/8291/8292): payload encrypted by pywebpush, JWT signed by py_vapid.
 
@@ -168,8 +174,7 @@ class WebPush(Channel):
     async def send(self, client: httpx.AsyncClient, recipients: list[Recipient],
                    notice: Notice) -> dict[str, str | None]:
         subs = await asyncio.to_thread(self.subscriptions.of_users, [r.username for r in recipients])
-        payload = json.dumps({"title": f"平安 {notice.headline()}", "body": notice.text, "url": notice.url,
-                              "alarm": notice.alarm, "tag": notice.alarm or notice.id}, ensure_ascii=False).encode()
+        payload = push_payload(notice)
 
         async def one(r: Recipient) -> str | None:
             mine = subs.get(r.username, [])

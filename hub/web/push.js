@@ -5,10 +5,12 @@
 // primary path (docs/notify.md) and this is a bonus where it works.
 export const PUSH_TEXT = {
   zh: {unsupported: "此浏览器不支持推送通知", denied: "通知权限被拒绝：请在浏览器设置中允许",
-       off: "本中心未启用网页推送", on: "已开启推送通知", removed: "已关闭推送通知", failed: "开启推送失败"},
+       off: "本中心未启用网页推送", on: "已开启推送通知", removed: "已关闭推送通知", failed: "开启推送失败",
+       no_service: "此浏览器的推送服务不可用（Chrome 经由谷歌 FCM，境内无法连接）：中心将通过短信或企业微信/钉钉通知您"},
   en: {unsupported: "This browser cannot receive push notifications", denied: "Notifications are blocked: allow them in the browser's settings",
        off: "Web Push is not enabled on this hub", on: "Push notifications on", removed: "Push notifications off",
-       failed: "Could not turn on push notifications"},
+       failed: "Could not turn on push notifications",
+       no_service: "This browser's push service is unreachable (Chrome's goes through Google's FCM, blocked in mainland China): the centre will reach you by SMS or the WeCom/DingTalk group"},
 };
 
 function keyBytes(b64url) {
@@ -17,7 +19,11 @@ function keyBytes(b64url) {
 }
 
 async function registration() {
-  return navigator.serviceWorker.register("/static/push-sw.js", {scope: "/static/"});
+  const reg = await navigator.serviceWorker.register("/static/push-sw.js", {scope: "/static/"});
+  // subscribe() needs an active worker; `ready` would wait for one controlling *this* page, which a
+  // worker scoped to /static/ never does
+  for (let i = 0; !reg.active && i < 100; i++) await new Promise((r) => setTimeout(r, 100));
+  return reg;
 }
 
 // Returns {ok, reason} with reason one of PUSH_TEXT's keys.
@@ -29,7 +35,13 @@ export async function enablePush() {
   const reg = await registration();
   let sub = await reg.pushManager.getSubscription();
   if (!sub) {
-    sub = await reg.pushManager.subscribe({userVisibleOnly: true, applicationServerKey: keyBytes(key.public_key)});
+    try {  // the browser asks its vendor's push service; where that is unreachable it refuses or never answers
+      sub = await Promise.race([
+        reg.pushManager.subscribe({userVisibleOnly: true, applicationServerKey: keyBytes(key.public_key)}),
+        new Promise((_, no) => setTimeout(() => no(new Error("no answer from the push service")), 20000))]);
+    } catch (e) {
+      return {ok: false, reason: "no_service", error: String(e && e.message || e)};
+    }
   }
   const r = await fetch("/api/notify/webpush/subscriptions", {method: "POST", credentials: "same-origin",
     headers: {"Content-Type": "application/json"}, body: JSON.stringify(sub.toJSON())});

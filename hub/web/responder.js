@@ -13,7 +13,7 @@ const T = {
     need_reason: '请填写拒绝原因', on_scene: '已到场', resolve: '处置完毕', outcome: '处置结果', note: '备注',
     photos: '现场照片（最多 4 张）', too_many_photos: '最多 4 张照片', navigate: '导航', coords: '坐标', place: '位置',
     grid: '网格', presses: '按键次数', raised: '报警时间', accept_by: '请在此时间前接受', distance: '距报警柱',
-    m: '米', failed: '操作失败', uploading: '正在上传照片…', done: '任务已完成，谢谢！',
+    push_on: '开启推送通知', m: '米', failed: '操作失败', uploading: '正在上传照片…', done: '任务已完成，谢谢！',
     st_offered: '待接受', st_accepted: '已接受，前往现场', st_on_scene: '已到场', st_declined: '已拒绝',
     st_expired: '已超时（仍可接受）', st_resolved: '已完成', st_withdrawn: '报警已结案，任务已撤回',
     k_alarm_pressed: '一键报警：居民按下了求助按钮', k_alarm_test: '测试报警', k_door_forced: '门被强行打开',
@@ -22,7 +22,7 @@ const T = {
     o_other: '其他', o_pick: '选择处置结果…', need_outcome: '请选择处置结果',
   },
   en: {
-    title: 'Pingan · Responder', offline: 'offline', online: 'live', login_title: 'Responder login',
+    push_on: 'Turn on push notifications', title: 'Pingan · Responder', offline: 'offline', online: 'live', login_title: 'Responder login',
     username: 'Username', password: 'Password', login: 'Log in', logout: 'Log out',
     bad_login: 'Wrong username or password', not_responder: 'This account is not a responder account',
     not_set_up: 'Not in a team yet; ask the monitoring centre', consent: 'Share my position while on duty (stops off duty)',
@@ -84,6 +84,14 @@ $('login').addEventListener('submit', async (e) => {
   if (!r.ok) { $('login-error').textContent = r.status === 401 ? t('bad_login') : await detail(r); return; }
   $('login-pass').value = '';
   start();
+});
+// Web Push (hub/web/push.js, an ES module loaded only when asked): a bonus where the browser's push service
+// is reachable; the answer (on, blocked, unreachable) is said here in the page's language.
+$('push-on').addEventListener('click', async () => {
+  const push = await import('/static/push.js');
+  const out = await push.enablePush().catch((e) => ({ok: false, reason: 'failed', error: String(e)}));
+  $('push-msg').textContent = push.PUSH_TEXT[S.lang][out.reason] || out.reason;
+  $('push-msg').dataset.reason = out.reason;
 });
 $('logout').addEventListener('click', async () => { await api('/api/logout', {method: 'POST'}).catch(() => null); showLogin(); });
 

@@ -108,10 +108,11 @@ def jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 
 # --- the role ---------------------------------------------------------------------------------------
 def test_a_responder_reaches_only_their_own_routes(hub) -> None:
-    """Every route the hub has, called as a responder: only /api/responder/*, logout and the live ticket
-    answer; everything else (alarms, nodes, events, doors, users, reports, live view, config) is 403."""
+    """Every route the hub has, called as a responder: only /api/responder/*, logout, the live ticket and their
+    own browser's Web Push registration answer; everything else (alarms, nodes, events, doors, users,
+    reports, live view, config) is 403."""
     client, heads = hub.client, hub.heads
-    allowed = {"/api/logout", "/api/live/ticket"}
+    allowed = {"/api/logout", "/api/live/ticket", "/api/notify/webpush/key", "/api/notify/webpush/subscriptions"}
     checked = 0
     from hub.auth.policy import walk_routes
 
