@@ -85,6 +85,8 @@ class GbMediaSessions:
             raise Conflict(f"call {call_id} already has a stream")
         lock = self._locks.setdefault(node_id, asyncio.Lock())
         async with lock:  # one start per pole at a time: the limit counts, and the source opens once
+            if call_id in self.sessions:  # the same INVITE twice, the first one won while we waited
+                raise Conflict(f"call {call_id} already has a stream")
             row = await asyncio.to_thread(self._node_row, node_id)
             if row is None:
                 raise NotFound(f"no pole {node_id}")
