@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from hub.app import create_app
 from hub.config import load_settings
 from hub.errors import NotFound
 from hub.gb28181.media import GbMediaSessions, StreamLimit
+from hub.live.video.service import NodeUnavailable
 from hub.store.schema import audit, live_sessions, nodes
 from hub.transport.broker import Broker
 from tests.edge.test_live_node import scene
@@ -55,8 +57,9 @@ def pole(broker: Broker, node_factory, tmp_path: Path):
 
 
 @asynccontextmanager
-async def city_hub(p: SimpleNamespace, **media: Any) -> AsyncIterator[SimpleNamespace]:
-    app = create_app(load_settings(data_dir=p.data_dir, mqtt_url=p.broker.url, offline_grace_s=0))
+async def city_hub(p: SimpleNamespace, settings: dict[str, Any] | None = None,
+                   **media: Any) -> AsyncIterator[SimpleNamespace]:
+    app = create_app(load_settings(data_dir=p.data_dir, mqtt_url=p.broker.url, offline_grace_s=0, **(settings or {})))
     state = app.state.hub
     async with app.router.lifespan_context(app):
         deadline = time.monotonic() + 30
@@ -196,16 +199,35 @@ def test_platform_never_connects_and_pole_ends_its_session(pole, tmp_path: Path)
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
-def test_an_offline_pole_is_not_found(pole, tmp_path: Path) -> None:
+def test_a_pole_that_does_not_answer_and_an_offline_pole(pole, tmp_path: Path) -> None:
+    """A frozen pole (still online at the hub) does not answer live.start: NodeUnavailable, nothing left open,
+    and the hub's other work (here: the same pole answering again) goes on. An offline pole is NotFound."""
     p = pole()
 
     async def main() -> None:
-        async with city_hub(p) as hub:
+        async with city_hub(p, {"live_answer_timeout_s": 2}) as hub:
+            os.kill(p.proc.proc.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(NodeUnavailable, match="did not answer"):
+                    await hub.media.start(p.node, call_id="call-frozen", dest_host="127.0.0.1", dest_port=9,
+                                          transport="udp", ssrc=8)
+            finally:
+                os.kill(p.proc.proc.pid, signal.SIGCONT)
+            assert not hub.media.sessions and not hub.media.sources and not hub.live.open
+            lives = rows(hub.state.engine, live_sessions)
+            assert all(r.ended is not None for r in lives)  # the pole's refused try, if any, is closed
+            capture = Capture()
+            transport, port = await udp_receiver(capture)
+            await hub.media.start(p.node, call_id="call-thawed", dest_host="127.0.0.1", dest_port=port,
+                                  transport="udp", ssrc=9)
+            await capture.wait_frames(5, 20)
+            await hub.media.stop("call-thawed", "bye")
+            transport.close()
             p.proc.stop()
             await until(lambda: node_state(hub.state.engine, p.node) == "offline", 30, "pole offline at the hub")
             with pytest.raises(NotFound, match="offline"):
                 await hub.media.start(p.node, call_id="call-off", dest_host="127.0.0.1", dest_port=9,
                                       transport="udp", ssrc=7)
-            assert not hub.live.open and not hub.media.sessions
+            assert not hub.media.sessions
 
     asyncio.run(asyncio.wait_for(main(), 90))
