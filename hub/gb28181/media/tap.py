@@ -74,7 +74,7 @@ def split_nals(access_unit: bytes) -> list[bytes]:
     """The NAL units of an Annex B access unit, without start codes."""
     out = []
     for part in access_unit.split(b"\x00\x00\x01"):
-        part = part.rstrip(b"\x00") if part.endswith(b"\x00") else part  # a 4-byte start code's leading zero
+        part = part.rstrip(b"\x00")  # the leading zero of the next 4-byte start code (a NAL never ends in 0x00)
         if part:
             out.append(part)
     return out
