@@ -311,7 +311,7 @@ live_sessions = Table(
     Column("id", String(64), primary_key=True),  # the session id the node knows too
     Column("node", String(64), nullable=False),
     Column("username", String(64), nullable=False),
-    Column("kind", String(8), nullable=False),  # live | talk | mjpeg
+    Column("kind", String(8), nullable=False),  # live | talk | mjpeg | gb28181
     Column("started", UTCDateTime(), nullable=False),
     Column("ended", UTCDateTime()),
     Column("duration_s", Float),

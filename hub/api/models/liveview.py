@@ -49,7 +49,7 @@ class LiveSession(ApiModel):
     id: str
     node: str
     username: str
-    kind: Literal["live", "talk", "mjpeg"]
+    kind: Literal["live", "talk", "mjpeg", "gb28181"]  # gb28181: the city platform (hub/gb28181/media)
     started: str
     ended: str | None
     duration_s: float | None
