@@ -20,7 +20,8 @@ export const STRINGS = {
     n_block_key: '楼栋密钥（仅门禁）', n_lat: '纬度', n_lon: '经度', n_added: '已新增，安装包已下载。',
     n_broker_note: '请在代理服务器上运行 pingan-hub broker config --out DIR --reload 使其生效', n_remove: '移除设备',
     n_confirm_remove: '确定移除该设备？它将无法再连接中心。', n_removed: '已移除。', kind_alarm_post: '报警杆',
-    kind_rental_door: '出租屋门禁',
+    kind_rental_door: '出租屋门禁', n_wiring: '接线图（当前生效配置）',
+    n_no_wiring: '中心只知道经中心下发并已生效的配置；请在设备上运行 pingan-edge wiring 查看接线图',
   },
   en: {
     tab_nodes: 'Nodes', n_id: 'Node', n_kind: 'Kind', n_state: 'State', n_last: 'Last heartbeat', n_version: 'Version',
@@ -38,6 +39,8 @@ export const STRINGS = {
     n_broker_note: 'Run pingan-hub broker config --out DIR --reload on the broker so it takes effect',
     n_remove: 'Remove node', n_confirm_remove: 'Remove this node? It will no longer be able to connect.',
     n_removed: 'Removed.', kind_alarm_post: 'alarm pole', kind_rental_door: 'rental door',
+    n_wiring: 'Wiring (the config in effect)',
+    n_no_wiring: 'The hub knows only configs it pushed and the node applied; run pingan-edge wiring on the node to see its wiring',
   },
 };
 
@@ -64,6 +67,7 @@ export function diffLines(/** @type {string} */ a, /** @type {string} */ b) {
 export function mount(root, app) {
   const {S, t, esc, api, fmtTime, kindLabel, on, health} = app;
   let current = '';
+  let unknown = false;
   /** @type {any[]} */ let updates = [];
   const field = (/** @type {string} */ n, /** @type {string} */ label, extra = '') =>
     `<input name="${n}" aria-label="${t(label)}" placeholder="${t(label)}" ${extra}>`;
@@ -117,6 +121,7 @@ export function mount(root, app) {
   }
   async function renderNode(/** @type {string} */ id) {
     const n = S.nodes.find((/** @type {any} */ x) => x.id === id);
+    unknown = !n;  // a deep link or a reload: the list may not be here yet, so look again when it comes
     if (!n) { page.innerHTML = `<p class="error">${t('n_unknown')}: ${esc(id)}</p><a href="#/nodes">${t('n_back')}</a>`; return; }
     const h = hb(n);
     const cfgOk = app.isRole('installer', 'admin');
@@ -140,7 +145,8 @@ export function mount(root, app) {
         <textarea id="config-yaml" rows="12" cols="80" spellcheck="false" aria-label="${t('n_config')}"></textarea>
         <div id="config-diff" class="diff"></div>
         <p><button id="config-push" class="primary">${t('n_push')}</button></p><p id="config-error" class="error" role="alert"></p>
-        <h3>${t('n_updates')}</h3><div id="config-updates"></div>` : ''}`;
+        <h3>${t('n_updates')}</h3><div id="config-updates"></div>
+        <h3>${t('n_wiring')}</h3><div id="node-wiring" class="wiring"></div>` : ''}`;
     const ev = await api(`/api/events?node=${encodeURIComponent(id)}&limit=20`);
     if (ev.ok && current === id) {
       const list = await ev.json();
@@ -183,6 +189,17 @@ export function mount(root, app) {
     const sha = page.querySelector('#node-config-sha');
     if (sha) sha.textContent = (updates.find((u) => u.state === 'applied') || {}).sha256?.slice(0, 12) || '–';
     showDiff();
+    showWiring(id);
+  }
+  /** The Pi header of the config in effect (edge/shared/wiring.py draws it at the hub; labels escaped there). */
+  async function showWiring(/** @type {string} */ id) {
+    const box = /** @type {HTMLElement|null} */ (page.querySelector('#node-wiring'));
+    if (!box) return;
+    if (!lastApplied()) { box.innerHTML = `<p class="hint">${t('n_no_wiring')}</p>`; return; }
+    const r = await api(`/api/nodes/${encodeURIComponent(id)}/wiring.svg`);
+    if (current !== id) return;
+    if (!r.ok) { box.innerHTML = `<p class="error">${esc(await app.failure(r))}</p>`; return; }
+    box.innerHTML = await r.text();
   }
   async function push(/** @type {string} */ id, /** @type {string} */ yaml) {
     const err = /** @type {HTMLElement} */ (page.querySelector('#config-error'));
@@ -192,7 +209,7 @@ export function mount(root, app) {
     err.textContent = t('n_pushed');
     loadUpdates(id);
   }
-  on('nodes', () => { renderFleet(); });
+  on('nodes', () => { renderFleet(); if (current && unknown) renderNode(current); });
   on('live', (/** @type {any} */ msg) => {
     if (current && ((msg.type === 'reply' && msg.node === current) || (msg.type === 'event' && msg.event?.node === current))) {
       loadUpdates(current);
