@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from hub.transport.broker import Broker
 from tests.conftest import ensure_user, wait_for
-from tests.hub.test_console_browser import COVERED, SIZES
-from tests.web.test_browser import OPERATOR, launched_chromium, login, seed, watch_errors
+from tests.web.test_browser import COVERED, OPERATOR, SIZES, launched_chromium, login, seed, watch_errors
 
 PAGE = 40  # screens/alarms.js PAGE
 
