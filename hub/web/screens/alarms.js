@@ -61,6 +61,9 @@ export function mount(root, app) {
   const list = /** @type {HTMLElement} */ (root.querySelector('#alarms'));
   /** @type {Map<string, {el: HTMLElement, sig: string}>} */
   const cards = new Map();
+  /** @type {Map<string, string>} a card's last refusal, kept when the card is drawn again (the change it was
+   * refused for usually redraws it) */
+  const refused = new Map();
   /** @type {AudioContext|null} */
   let audio = null;
   let selected = 0;
@@ -153,6 +156,9 @@ export function mount(root, app) {
     img.onload = () => { img.hidden = false; };
     d.querySelectorAll('[data-act]').forEach((b) => b.addEventListener('click',
       () => act(a, /** @type {HTMLElement} */ (b).dataset.act || '', d)));
+    const said = refused.get(a.id);
+    const error = d.querySelector('.error');
+    if (said && error) error.textContent = said;
     decorate(d); // the responders on duty and each dispatch's steps (dispatch.js)
     return d;
   }
@@ -210,7 +216,7 @@ export function mount(root, app) {
       body.outcome = f('outcome').value; if (f('note').value) body.note = f('note').value;
     }
     const r = await api(`/api/alarms/${encodeURIComponent(a.id)}/${action}`, {method: 'POST', body});
-    if (!r.ok) error.textContent = await app.failure(r);
+    if (r.ok) refused.delete(a.id); else refused.set(a.id, error.textContent = await app.failure(r));
     loadAlarms();
   }
 
