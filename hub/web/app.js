@@ -203,9 +203,17 @@ export const ALARM_LIMIT = 1000;
 const seen = new Set();
 /** @type {Map<string, number>} */
 const counts = new Map();
-let alarmTimer = /** @type {any} */ (null);
+/** @type {Promise<any>|null} */
+let alarmsLoading = null;
+let alarmsAgain = false;
+/** The list again after a live change: at once when no load is under way (a new alarm's card waited 50 ms
+ * for nothing), else once more when it ends (a burst of messages is one or two loads, never one each). */
 export function scheduleAlarms() {
-  if (!alarmTimer) alarmTimer = setTimeout(() => { alarmTimer = null; loadAlarms(); }, 50);
+  if (alarmsLoading) { alarmsAgain = true; return; }
+  alarmsLoading = loadAlarms().catch(() => undefined).finally(() => {
+    alarmsLoading = null;
+    if (alarmsAgain) { alarmsAgain = false; scheduleAlarms(); }
+  });
 }
 /** @returns {Promise<{fresh: boolean, escalated: boolean}|undefined>} */
 export async function loadAlarms() {
