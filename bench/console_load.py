@@ -32,10 +32,13 @@ from hub.transport.broker import Broker  # noqa: E402
 from tests.conftest import HubProc, ensure_user, wait_for  # noqa: E402
 from tests.mqtt_client import close, mqtt_connect  # noqa: E402
 
-OBSERVER = """() => { window.__seen = {};
+OBSERVER = """() => { window.__seen = {}; window.__heard = {};
   new MutationObserver((muts) => { for (const m of muts) for (const n of m.addedNodes)
     if (n.dataset && n.dataset.id && !(n.dataset.id in window.__seen)) window.__seen[n.dataset.id] = Date.now(); })
-  .observe(document.getElementById('alarms'), {childList: true}); }"""
+  .observe(document.getElementById('alarms'), {childList: true});
+  // when the live stream brought the event: splits the arrival into the hub's part and the page's part
+  window.addEventListener('pingan:live', (e) => { const id = e.detail && e.detail.event && e.detail.event.id;
+    if (id && !(id in window.__heard)) window.__heard[id] = Date.now(); }); }"""
 # a worked shift: most open alarms are being handled; the unacknowledged ones are the quieter kinds
 KINDS = ["detection.loitering", "tamper.camera", "door.held_open", "node.offline", "door.lockout"]
 STATES = ["acknowledged"] * 5 + ["dispatched"] * 3 + ["on_scene", "open"]
@@ -155,6 +158,8 @@ def main() -> None:
         client, rc = mqtt_connect(broker.port)
         assert rc == 0
         lat: list[float] = []
+        heard: list[float] = []
+        page_part: list[float] = []
         for i in range(args.alarms):
             node = poles[i % len(poles)]
             event = Event.make(node, "alarm.pressed", {"count": 1})
@@ -163,6 +168,10 @@ def main() -> None:
             shown = wait_for(lambda e=str(event.id): page.evaluate(f"window.__seen['{e}']"), 30, 0.005,
                              f"alarm {i} in the console")
             lat.append(shown - t_pub)
+            at = page.evaluate(f"window.__heard['{event.id}'] ?? null")
+            if at is not None:
+                heard.append(at - t_pub)
+                page_part.append(shown - at)
             time.sleep(0.2)
         close(client)
         browser.close()
@@ -190,6 +199,11 @@ def main() -> None:
     print(f"  map drawn ({markers} markers/clusters on screen): {map_ms:.0f} ms")
     print(f"new alarm published -> card in the page ({len(lat)} alarms): p50 {pct(lat, 50):.0f} ms  "
           f"p99 {pct(lat, 99):.0f} ms  max {max(lat):.0f} ms")
+    if heard:
+        print(f"  of which published -> live message in the page: p50 {pct(heard, 50):.0f} ms  "
+              f"p99 {pct(heard, 99):.0f} ms; live message -> card (the list loaded and drawn): "
+              f"p50 {pct(page_part, 50):.0f} ms  "
+              f"p99 {pct(page_part, 99):.0f} ms")
     print(f"page weight (console, before the map): {raw:,} bytes ({gz:,} gzipped) in {len(console)} files; "
           f"data: " + ", ".join(f"{k} {v:,}" for k, v in data.items()))
     print(f"map scripts and data on first open: {sum(s for _, s in map_weight):,} bytes — "
