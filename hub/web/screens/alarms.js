@@ -56,7 +56,7 @@ export function mount(root, app) {
     <button id="sound-on" data-i18n="sound_enable">${t('sound_enable')}</button></div>
     <p class="hint" data-i18n="keys_hint">${t('keys_hint')}</p>
     <div id="alarms" class="alarms"></div>
-    <p id="queue-more" class="queue-more" hidden><span class="q-text"></span> <button data-act="more"></button></p>
+    <p id="queue-more" class="queue-more" hidden><span class="q-text"></span> <button class="q-more"></button></p>
     <p id="no-alarms" class="empty" data-i18n="no_alarms">${t('no_alarms')}</p>`;
   const list = /** @type {HTMLElement} */ (root.querySelector('#alarms'));
   /** @type {Map<string, {el: HTMLElement, sig: string}>} */
@@ -184,10 +184,13 @@ export function mount(root, app) {
     const waiting = S.alarms.slice(shown.length).filter((/** @type {Alarm} */ a) => a.state === 'open').length;
     more.hidden = below <= 0;
     more.classList.toggle('waiting', waiting > 0);
-    const fill = (/** @type {string} */ key, /** @type {Record<string, number>} */ v) =>
+    const fill = (/** @type {string} */ key, /** @type {Record<string, number|string>} */ v) =>
       t(key).replace(/\{(\w+)\}/g, (_, k) => String(v[k]));
+    // as the tab's count says it: "1000+" when the hub holds more than the page asks for (those beyond come
+    // after these in the queue's order: the hub lists the unacknowledged first)
+    const total = S.alarms.length >= app.ALARM_LIMIT ? `${app.ALARM_LIMIT}+` : S.alarms.length;
     /** @type {HTMLElement} */ (more.querySelector('.q-text')).textContent = fill('q_shown',
-      {n: shown.length, total: S.alarms.length}) + (waiting ? ' · ' + fill('q_below_open', {n: waiting}) : '');
+      {n: shown.length, total}) + (waiting ? ' · ' + fill('q_below_open', {n: waiting}) : '');
     moreBtn.textContent = fill('q_more', {n: Math.min(PAGE, below)});
     list.dataset.total = String(S.alarms.length); list.dataset.drawn = String(shown.length);
     const count = document.getElementById('count');
