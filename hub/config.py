@@ -23,6 +23,9 @@ class HubSettings(BaseSettings):
     database_url: str | None = Field(default=None,
                                      description="SQLAlchemy URL; default SQLite in PINGAN_DATA_DIR")
     data_dir: Path = Field(default=Path("var/hub"), description="Database, keys and state")
+    broker_dir: Path | None = Field(default=None, description=(
+        "The folder of `pingan-hub broker config` (ca.crt, ca.key): node bundles made in the console then carry "
+        "the broker's CA and may log in with a client certificate from it (as `nodes add --ca --auth cert`)"))
     http_host: str = Field(default="127.0.0.1",
                            description="Address to bind; loopback by default, 0.0.0.0 to serve the centre's LAN")
     http_port: int = Field(default=8000, ge=1, le=65535)

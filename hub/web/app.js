@@ -13,6 +13,8 @@
 // app.on listeners from before end), then shown where it was; without it the screen relabels itself
 // (data-i18n / data-i18n-ph attributes are relabelled for every screen, and app.on('lang', ...) is called).
 
+import {problemText, serverText} from './server-errors.js';
+
 /** @typedef {import('./types/contract').LiveMessage} LiveMessage */
 /** @typedef {{id: string, node?: string, kind?: string, state?: string, count?: number, escalated?: boolean,
  *   raised_at?: string, grid?: string, place?: string, has_snapshot?: boolean, [k: string]: any}} Alarm */
@@ -96,8 +98,20 @@ export async function api(/** @type {string} */ path, /** @type {{method?: strin
 export async function failure(/** @type {Response} */ r) {
   const body = await r.json().catch(() => ({}));
   const d = body.detail;
-  if (Array.isArray(d)) return d.map((p) => `${(p.loc || []).join('.')}${p.line ? ` (${t('line')} ${p.line})` : ''}: ${p.msg}`).join('; ');
-  return `${t('failed')}: ${d || body.message || r.status}`;
+  if (Array.isArray(d)) {
+    return d.map((p) => `${(p.loc || []).filter((/** @type {any} */ x) => x !== 'body').join('.')}${
+      p.line ? ` (${t('line')} ${p.line})` : ''}: ${problemText(p, S.lang)}`).join('; ');
+  }
+  return `${t('failed')}: ${say(d || body.message || r.status)}`;
+}
+/** A sentence of the hub's (an answer's `detail`) in the console's language (server-errors.js). */
+export function say(/** @type {any} */ text) {
+  // a value the hub put in the sentence that the console has a word for: an alarm's stage, a node's state
+  const word = (/** @type {string} */ v) => {
+    for (const key of [`stage_${v}`, `st_${v}`]) { const w = t(key); if (w !== key) return w; }
+    return v;
+  };
+  return serverText(String(text ?? ''), S.lang, word);
 }
 
 // --- login ------------------------------------------------------------------------------------------
@@ -189,9 +203,17 @@ export const ALARM_LIMIT = 1000;
 const seen = new Set();
 /** @type {Map<string, number>} */
 const counts = new Map();
-let alarmTimer = /** @type {any} */ (null);
+/** @type {Promise<any>|null} */
+let alarmsLoading = null;
+let alarmsAgain = false;
+/** The list again after a live change: at once when no load is under way (a new alarm's card waited 50 ms
+ * for nothing), else once more when it ends (a burst of messages is one or two loads, never one each). */
 export function scheduleAlarms() {
-  if (!alarmTimer) alarmTimer = setTimeout(() => { alarmTimer = null; loadAlarms(); }, 50);
+  if (alarmsLoading) { alarmsAgain = true; return; }
+  alarmsLoading = loadAlarms().catch(() => undefined).finally(() => {
+    alarmsLoading = null;
+    if (alarmsAgain) { alarmsAgain = false; scheduleAlarms(); }
+  });
 }
 /** @returns {Promise<{fresh: boolean, escalated: boolean}|undefined>} */
 export async function loadAlarms() {

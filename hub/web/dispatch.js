@@ -49,7 +49,7 @@ const cardOf = (/** @type {string} */ id) => /** @type {HTMLElement|null} */ (
 /** @param {string} path @param {any} [body] */
 async function call(path, body) {
   const r = await app.api(path, body ? {method: 'POST', body} : {});
-  if (!r.ok) { const j = await r.json().catch(() => ({})); throw new Error(j.detail || String(r.status)); }
+  if (!r.ok) { const j = await r.json().catch(() => ({})); throw new Error(app.say(j.detail || String(r.status))); }
   return r.json();
 }
 

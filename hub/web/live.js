@@ -94,7 +94,7 @@ export function init(app) {
         {method: 'POST', body: {sdp: pc.localDescription.sdp}});
       const body = await r.json().catch(() => ({}));
       if (seq !== LV.seq) { pc.close(); return; } // closed or replaced meanwhile
-      if (!r.ok) { lvStatus('lv_failed', body.detail || r.status); closeLive(false, true); return; }
+      if (!r.ok) { lvStatus('lv_failed', app.say(body.detail || r.status)); closeLive(false, true); return; }
       LV.session = body.session;
       await pc.setRemoteDescription({type: 'answer', sdp: body.sdp});
       const video = $('live-video');

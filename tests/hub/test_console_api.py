@@ -231,3 +231,51 @@ def test_a_node_is_added_from_the_console_with_its_bundle_and_removed(hub) -> No
         log = client.get("/api/audit", params={"target": "pole-77"}).json()["items"]
         assert "node.remove" in [a["action"] for a in log] and all(a["actor"] == "boss" for a in log
                                                                       if a["action"] == "node.remove")
+
+
+def test_a_node_added_from_the_console_trusts_the_hubs_broker_and_may_log_in_with_a_certificate(
+        hub, tmp_path: Path) -> None:
+    """With PINGAN_BROKER_DIR (the folder of `pingan-hub broker config`): every bundle carries the broker's ca.crt
+    (a node added in the console trusted only the system's CAs, so it could not reach the hub's own TLS
+    listener), and ``auth: cert`` gives the node a client certificate from that CA and no password. Without the
+    folder, a certificate is refused in both languages and nothing is made."""
+    import io
+    import tarfile
+
+    import yaml
+    from cryptography import x509
+
+    from hub.nodes.pki import ensure_ca
+
+    pole = {"id": "pole-78", "kind": "alarm_post", "broker_url": "mqtts://hub.district.lan:8884", "auth": "cert"}
+    app, state = hub()
+    with TestClient(app) as client:
+        login(client, "boss", "admin-pass-1")
+        r = client.post("/api/nodes", json=pole)
+        assert r.status_code == 422 and "PINGAN_BROKER_DIR" in r.text and "客户端证书需要中心的 CA" in r.text
+        assert not [n for n in state.service.list_nodes() if n["id"] == "pole-78"]
+    broker_dir = tmp_path / "broker"
+    ensure_ca(broker_dir)
+    ca_crt = broker_dir / "ca.crt"
+    app, state = hub(broker_dir=broker_dir)
+    with TestClient(app) as client:
+        login(client, "boss", "admin-pass-1")
+        r = client.post("/api/nodes", json={**pole, "broker_url": "mqtt://127.0.0.1:1883"})
+        assert r.status_code == 422 and "mqtts://" in r.text
+        r = client.post("/api/nodes", json=pole)
+        assert r.status_code == 201, r.text
+        with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+            files = {name.split("/", 1)[1]: tar.extractfile(name).read() for name in tar.getnames()}
+        config = yaml.safe_load(files["node.yaml"])
+        assert files["ca.crt"] == ca_crt.read_bytes()
+        assert config["mqtt"]["ca_file"] == "/etc/pingan/ca.crt"
+        assert config["mqtt"]["client_cert"] == "/etc/pingan/mqtt-client.crt"
+        assert "credentials/mqtt-password" not in files and "credentials/mqtt-client-key" in files
+        cert = x509.load_pem_x509_certificate(files["mqtt-client.crt"])
+        ca = x509.load_pem_x509_certificate(ca_crt.read_bytes())
+        assert cert.issuer == ca.subject and "pole-78" in cert.subject.rfc4514_string()
+        # a password node gets the CA too
+        r = client.post("/api/nodes", json={**pole, "id": "pole-79", "auth": "password"})
+        with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
+            names = {name.split("/", 1)[1] for name in tar.getnames()}
+        assert {"ca.crt", "credentials/mqtt-password"} <= names and "mqtt-client.crt" not in names

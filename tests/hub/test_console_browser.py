@@ -20,28 +20,11 @@ from hub.transport.broker import Broker
 from tests.conftest import ADMIN, wait_for
 from tests.e2e.test_config_update import FAST_TRIAL, _yaml_with
 from tests.mqtt_client import close, mqtt_connect
-from tests.web.test_browser import launched_chromium, login, watch_errors
+from tests.web.test_browser import COVERED, SIZES, launched_chromium, login, watch_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tools" / "web" / "node_modules" / "axe-core" / "axe.min.js"
-SIZES = ({"width": 1366, "height": 768}, {"width": 1920, "height": 1080})
 SCREENS = ("alarms", "history", "map", "nodes", "reports", "admin")
-
-COVERED = """() => {
-  const bad = [];
-  const scope = [document.querySelector('header'), document.querySelector('.tab-body:not([hidden])')];
-  for (const root of scope) for (const el of root.querySelectorAll('button, select, input, textarea, a[href]')) {
-    if (!el.offsetParent || !el.checkVisibility()) continue;  // e.g. inside a closed <details>
-    const r = el.getBoundingClientRect();
-    if (!r.width || !r.height) continue;
-    const x = r.left + r.width / 2, y = r.top + r.height / 2;
-    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;  // scrolled out of view: nothing on it
-    const top = document.elementFromPoint(x, y);
-    if (top && !el.contains(top) && !top.contains(el)) {
-      bad.push(el.outerHTML.slice(0, 70) + ' under ' + top.outerHTML.slice(0, 70));
-    }
-  }
-  return bad; }"""
 AXE_RUN = """async () => {
   const r = await axe.run(document, {resultTypes: ['violations']});
   return r.violations.filter((v) => ['serious', 'critical'].includes(v.impact))
@@ -143,6 +126,15 @@ def test_the_console_workflows_at_both_sizes(broker: Broker, hub_factory, node_f
     page.dispatch_event("#config-yaml", "input")
     diff = page.text_content("#config-diff")
     assert "+ " in diff and "South gate" in diff and "North gate" in diff
+    # the same push on the wall display: nothing over the node page's buttons, and it is applied too
+    page.set_viewport_size(SIZES[1])
+    page.wait_for_timeout(200)
+    assert page.evaluate(COVERED) == [], "node page at 1920x1080"
+    page.click("#config-push")
+    page.wait_for_function("() => document.querySelectorAll('#config-updates-table tr[data-state=\"applied\"]')"
+                           ".length === 2", timeout=60000)
+    assert [u["state"] for u in hub.get("/api/nodes/pole-a1/config/updates")][:2] == ["applied", "applied"]
+    page.set_viewport_size(SIZES[0])
 
     # --- administration: a new operator, disabled, a new password; the audit log says so ---------------------------
     page.click('.tab[data-tab="admin"]')

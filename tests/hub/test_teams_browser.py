@@ -9,8 +9,8 @@ import pytest
 
 from hub.transport.broker import Broker
 from tests.conftest import ADMIN, ensure_user
-from tests.hub.test_console_browser import AXE_RUN, COVERED, SIZES, axe_ready
-from tests.web.test_browser import OPERATOR, launched_chromium, login, watch_errors
+from tests.hub.test_console_browser import AXE_RUN, axe_ready
+from tests.web.test_browser import COVERED, OPERATOR, SIZES, launched_chromium, login, watch_errors
 
 
 @pytest.fixture()

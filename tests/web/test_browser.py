@@ -16,6 +16,24 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 OPERATOR = ("wang", "operator-pass-1")
+# the two screens the issue names (a centre's laptop and its wall display): every workflow runs at both
+SIZES = ({"width": 1366, "height": 768}, {"width": 1920, "height": 1080})
+
+COVERED = """() => {
+  const bad = [];
+  const scope = [document.querySelector('header'), document.querySelector('.tab-body:not([hidden])')];
+  for (const root of scope) for (const el of root.querySelectorAll('button, select, input, textarea, a[href]')) {
+    if (!el.offsetParent || !el.checkVisibility()) continue;  // e.g. inside a closed <details>
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) continue;  // scrolled out of view: nothing on it
+    const top = document.elementFromPoint(x, y);
+    if (top && !el.contains(top) && !top.contains(el)) {
+      bad.push(el.outerHTML.slice(0, 70) + ' under ' + top.outerHTML.slice(0, 70));
+    }
+  }
+  return bad; }"""
 
 
 def launched_chromium(extra_args: tuple[str, ...] = ()):
@@ -229,6 +247,15 @@ def test_queue_order_resolve_outcome_skipped_stages_and_both_languages(broker: B
     # unacknowledged first, the escalated one first among them, then the loudest, then the oldest
     order = page.eval_on_selector_all("article.alarm", "els => els.map((e) => e.dataset.id)")
     assert order == [loiter, press, door, tamper, acked]
+    for size in SIZES:  # read as the eye reads (row by row, left to right), at both sizes; no button covered
+        page.set_viewport_size(size)
+        page.wait_for_timeout(200)
+        seen = page.eval_on_selector_all("article.alarm", """els => els
+            .map((e) => [e.getBoundingClientRect(), e.dataset.id])
+            .sort(([a], [b]) => (Math.round(a.top) - Math.round(b.top)) || (a.left - b.left)).map(([, id]) => id)""")
+        assert seen == order, size
+        assert page.evaluate(COVERED) == [], size
+    page.set_viewport_size(SIZES[0])
     # an offline node offers no live view; one online does
     assert not page.is_visible(f'article[data-id="{press}"] [data-act="live"]')
     assert not page.is_visible(f'article[data-id="{tamper}"] [data-act="live"]')
@@ -283,7 +310,7 @@ def test_the_live_panel_covers_nothing_opens_once_and_follows_the_newest_press(b
     login(page, hub.url, *OPERATOR)
     page.wait_for_selector("#live-panel", state="visible")  # the press shows its scene by itself
     assert page.text_content("#live-node") == "pole-01"
-    for size in ({"width": 1366, "height": 768}, {"width": 1600, "height": 1000}):
+    for size in (*SIZES, {"width": 1600, "height": 1000}):
         page.set_viewport_size(size)
         for tab in ("alarms", "map"):
             page.click(f'.tab[data-tab="{tab}"]')
@@ -353,6 +380,15 @@ def test_the_map_lists_unplaced_doors_beside_it_colours_every_alarm_and_opens_a_
     for door in ("door-held", "door-locked"):
         page.wait_for_selector(f'#map [data-node="{door}"]')
         assert page.get_attribute(f'#map [data-node="{door}"]', "data-health") == "alarm"
+    # on the wall display too: the unplaced doors beside the map, the alarms coloured, no button covered
+    for size in SIZES:
+        page.set_viewport_size(size)
+        page.wait_for_timeout(300)  # Leaflet follows the window's size
+        list_box, map_box = page.locator("#map-unplaced").bounding_box(), page.locator("#map").bounding_box()
+        assert list_box["x"] >= map_box["x"] + map_box["width"], size
+        for door in ("door-held", "door-locked"):
+            assert page.get_attribute(f'#map [data-node="{door}"]', "data-health") == "alarm", size
+        assert page.evaluate(COVERED) == [], size
     page.click('#map [data-node="door-held"]')
     page.wait_for_selector('#node-title[data-node="door-held"]')
     assert page.evaluate("location.hash") == "#/nodes/door-held"

@@ -2,6 +2,12 @@
 // The alarm queue: unacknowledged first (escalated first among them), then severity, then age (the hub
 // orders it; the page keeps that order), a card per alarm with its picture and its stages, the sounds,
 // and the night shift's keys (j/k or ↓/↑ move, a acknowledges, d dispatches, o on scene, r resolves).
+//
+// A district's shift can hold 1,000 open alarms: drawing a card each (and asking each one's dispatches) took
+// 1.6–3.6 s. The queue draws the first PAGE cards in order (the top is what the night operator acts on:
+// every unacknowledged alarm comes before any acknowledged one), says how many are below and how many of
+// those are still unacknowledged, and draws PAGE more when the operator scrolls near the end, presses
+// "show more", or moves past the last card with j/↓. A live change redraws only the card it changed.
 
 import {decorate} from '../dispatch.js';
 
@@ -17,7 +23,8 @@ export const STRINGS = {
     o_assisted: '已救助', o_false_alarm: '误报', o_crime: '刑事/治安案件', o_other: '其他', o_pick: '选择处置结果…',
     o_test: '测试', o_recovered: '已自动恢复', need_outcome: '结案前请选择处置结果', skipped: '跳过', ago: '前',
     outage_nodes: '台设备', outage_back: '已恢复', keys_hint: '快捷键：j/k 选择，a 确认，d 派警，o 到场，r 结案，? 帮助',
-    last_press: '最近一次按下', pressed_again: '群众再次按下报警',
+    last_press: '最近一次按下', pressed_again: '群众再次按下报警', q_shown: '已显示 {n} 条，共 {total} 条',
+    q_more: '再显示 {n} 条', q_below_open: '下方还有 {n} 条未确认的报警',
   },
   en: {
     tab_alarms: 'Alarms', no_alarms: 'No open alarms',
@@ -30,9 +37,12 @@ export const STRINGS = {
     o_recovered: 'Recovered by itself', need_outcome: 'Choose the outcome before resolving', skipped: 'skipped',
     ago: 'ago', outage_nodes: 'nodes', outage_back: 'back',
     keys_hint: 'Keys: j/k select, a acknowledge, d dispatch, o on scene, r resolve, ? help',
-    last_press: 'last press', pressed_again: 'PRESSED AGAIN',
+    last_press: 'last press', pressed_again: 'PRESSED AGAIN', q_shown: 'Showing {n} of {total}',
+    q_more: 'Show {n} more', q_below_open: '{n} unacknowledged further down',
   },
 };
+/** Cards drawn at first, and added each time the operator reaches the end of those drawn. */
+export const PAGE = 40;
 export const OUTCOMES = ['assisted', 'false_alarm', 'crime', 'other'];
 export const STAGES = ['open', 'acknowledged', 'dispatched', 'on_scene', 'resolved'];
 /** @type {Record<string, string>} */
@@ -46,13 +56,26 @@ export function mount(root, app) {
     <button id="sound-on" data-i18n="sound_enable">${t('sound_enable')}</button></div>
     <p class="hint" data-i18n="keys_hint">${t('keys_hint')}</p>
     <div id="alarms" class="alarms"></div>
+    <p id="queue-more" class="queue-more" hidden><span class="q-text"></span> <button class="q-more"></button></p>
     <p id="no-alarms" class="empty" data-i18n="no_alarms">${t('no_alarms')}</p>`;
   const list = /** @type {HTMLElement} */ (root.querySelector('#alarms'));
   /** @type {Map<string, {el: HTMLElement, sig: string}>} */
   const cards = new Map();
+  /** @type {Map<string, string>} a card's last refusal, kept when the card is drawn again (the change it was
+   * refused for usually redraws it) */
+  const refused = new Map();
   /** @type {AudioContext|null} */
   let audio = null;
   let selected = 0;
+  let drawn = PAGE; // how many of the queue's cards are drawn (the first ones, in the queue's order)
+  const more = /** @type {HTMLElement} */ (root.querySelector('#queue-more'));
+  const moreBtn = /** @type {HTMLButtonElement} */ (more.querySelector('button'));
+  function showMore() { drawn += PAGE; render(); }
+  moreBtn.addEventListener('click', showMore);
+  // scrolling near the end draws the next cards before they are reached
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && !root.hidden && drawn < S.alarms.length) showMore();
+  }, {rootMargin: '0px 0px 600px 0px'}).observe(more);
 
   // --- sound: Web Audio beeps, allowed only after one click (autoplay rules) -------------------------
   const soundBar = /** @type {HTMLElement} */ (root.querySelector('#sound-bar'));
@@ -133,13 +156,17 @@ export function mount(root, app) {
     img.onload = () => { img.hidden = false; };
     d.querySelectorAll('[data-act]').forEach((b) => b.addEventListener('click',
       () => act(a, /** @type {HTMLElement} */ (b).dataset.act || '', d)));
+    const said = refused.get(a.id);
+    const error = d.querySelector('.error');
+    if (said && error) error.textContent = said;
     decorate(d); // the responders on duty and each dispatch's steps (dispatch.js)
     return d;
   }
   function render() {
     const keep = new Set();
     let at = /** @type {ChildNode|null} */ (list.firstChild);
-    for (const a of S.alarms) {
+    const shown = S.alarms.slice(0, Math.max(drawn, PAGE));
+    for (const a of shown) {
       const sig = [a.state, a.count, a.last_press_at, a.nodes_back, a.escalated, a.dispatched_to, a.has_snapshot, S.lang].join('|');
       let entry = cards.get(a.id);
       if (!entry || entry.sig !== sig) {
@@ -152,6 +179,20 @@ export function mount(root, app) {
       keep.add(a.id);
     }
     for (const [id, entry] of cards) if (!keep.has(id)) { entry.el.remove(); cards.delete(id); }
+    // what is not drawn is counted, never hidden: how many below, and how many of them nobody has acknowledged
+    const below = S.alarms.length - shown.length;
+    const waiting = S.alarms.slice(shown.length).filter((/** @type {Alarm} */ a) => a.state === 'open').length;
+    more.hidden = below <= 0;
+    more.classList.toggle('waiting', waiting > 0);
+    const fill = (/** @type {string} */ key, /** @type {Record<string, number|string>} */ v) =>
+      t(key).replace(/\{(\w+)\}/g, (_, k) => String(v[k]));
+    // as the tab's count says it: "1000+" when the hub holds more than the page asks for (those beyond come
+    // after these in the queue's order: the hub lists the unacknowledged first)
+    const total = S.alarms.length >= app.ALARM_LIMIT ? `${app.ALARM_LIMIT}+` : S.alarms.length;
+    /** @type {HTMLElement} */ (more.querySelector('.q-text')).textContent = fill('q_shown',
+      {n: shown.length, total}) + (waiting ? ' · ' + fill('q_below_open', {n: waiting}) : '');
+    moreBtn.textContent = fill('q_more', {n: Math.min(PAGE, below)});
+    list.dataset.total = String(S.alarms.length); list.dataset.drawn = String(shown.length);
     const count = document.getElementById('count');
     if (count) count.textContent = S.alarms.length >= app.ALARM_LIMIT ? `${app.ALARM_LIMIT}+` : String(S.alarms.length);
     /** @type {HTMLElement} */ (root.querySelector('#no-alarms')).hidden = S.alarms.length > 0;
@@ -178,7 +219,7 @@ export function mount(root, app) {
       body.outcome = f('outcome').value; if (f('note').value) body.note = f('note').value;
     }
     const r = await api(`/api/alarms/${encodeURIComponent(a.id)}/${action}`, {method: 'POST', body});
-    if (!r.ok) error.textContent = await app.failure(r);
+    if (r.ok) refused.delete(a.id); else refused.set(a.id, error.textContent = await app.failure(r));
     loadAlarms();
   }
 
@@ -196,7 +237,11 @@ export function mount(root, app) {
     const cur = els[selected];
     /** @type {Record<string, string>} */
     const keys = {a: 'ack', d: 'dispatch', o: 'on_scene'};
-    if (e.key === 'j' || e.key === 'ArrowDown') { select(selected + 1); els[selected]?.scrollIntoView({block: 'nearest'}); }
+    if (e.key === 'j' || e.key === 'ArrowDown') {
+      // past the last card drawn: the next ones are drawn first, so the keys reach the whole queue
+      if (selected >= els.length - 1 && els.length < S.alarms.length) showMore();
+      select(selected + 1); /** @type {HTMLElement|undefined} */ (list.children[selected])?.scrollIntoView({block: 'nearest'});
+    }
     else if (e.key === 'k' || e.key === 'ArrowUp') { select(selected - 1); els[selected]?.scrollIntoView({block: 'nearest'}); }
     else if (cur && keys[e.key]) /** @type {HTMLElement|null} */ (cur.querySelector(`[data-act="${keys[e.key]}"]`))?.click();
     else if (cur && e.key === 'r') /** @type {HTMLElement|null} */ (cur.querySelector('[data-f="outcome"]'))?.focus();

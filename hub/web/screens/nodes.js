@@ -20,7 +20,8 @@ export const STRINGS = {
     n_block_key: '楼栋密钥（仅门禁）', n_lat: '纬度', n_lon: '经度', n_added: '已新增，安装包已下载。',
     n_broker_note: '请在代理服务器上运行 pingan-hub broker config --out DIR --reload 使其生效', n_remove: '移除设备',
     n_confirm_remove: '确定移除该设备？它将无法再连接中心。', n_removed: '已移除。', kind_alarm_post: '报警杆',
-    kind_rental_door: '出租屋门禁', n_wiring: '接线图（当前生效配置）',
+    kind_rental_door: '出租屋门禁', n_auth: 'MQTT 登录方式', n_auth_password: '密码登录', n_auth_cert: '客户端证书登录',
+    n_wiring: '接线图（当前生效配置）',
     n_no_wiring: '中心只知道经中心下发并已生效的配置；请在设备上运行 pingan-edge wiring 查看接线图',
   },
   en: {
@@ -38,7 +39,8 @@ export const STRINGS = {
     n_lat: 'Latitude', n_lon: 'Longitude', n_added: 'Added; its bundle was downloaded.',
     n_broker_note: 'Run pingan-hub broker config --out DIR --reload on the broker so it takes effect',
     n_remove: 'Remove node', n_confirm_remove: 'Remove this node? It will no longer be able to connect.',
-    n_removed: 'Removed.', kind_alarm_post: 'alarm pole', kind_rental_door: 'rental door',
+    n_removed: 'Removed.', kind_alarm_post: 'alarm pole', kind_rental_door: 'rental door', n_auth: 'MQTT login',
+    n_auth_password: 'password', n_auth_cert: 'client certificate',
     n_wiring: 'Wiring (the config in effect)',
     n_no_wiring: 'The hub knows only configs it pushed and the node applied; run pingan-edge wiring on the node to see its wiring',
   },
@@ -80,6 +82,8 @@ export function mount(root, app) {
         ${field('grid', 'grid', 'size="6"')}${field('place', 'n_place')}${field('lat', 'n_lat', 'size="9" inputmode="decimal"')}
         ${field('lon', 'n_lon', 'size="9" inputmode="decimal"')}${field('broker_url', 'n_broker', 'required size="34" value="mqtts://"')}
         ${field('block_key', 'n_block_key', 'type="password" autocomplete="off"')}
+        <select name="auth" aria-label="${t('n_auth')}"><option value="password">${t('n_auth_password')}</option>
+          <option value="cert">${t('n_auth_cert')}</option></select>
         <button type="submit" class="primary">${t('n_add_go')}</button></form>
       <p id="node-add-msg" class="error" role="alert"></p></details>` : ''}
     <div id="fleet-list"></div></div><div id="node-page" hidden></div>`;

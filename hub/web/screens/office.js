@@ -5,6 +5,8 @@
 // district's zone (app.S) and hears its live stream (app.on('live')).
 // Plain DOM and template strings like the rest of the console: one screen does not need a view library.
 
+import {problemText, serverText} from '../server-errors.js';
+
 export const name = 'office';
 /** @type {Record<'zh'|'en', Record<string, string>>} */
 export const I18N = {
@@ -145,7 +147,7 @@ function errorList(res) {
         + `${esc(where)}: ${esc(text)}</li>`;
     }).join('');
   }
-  const detail = typeof d === 'string' ? d : (Array.isArray(d) ? d.map((x) => x.msg).join('; ') : res.status);
+  const detail = typeof d === 'string' ? serverText(d, lang()) : (Array.isArray(d) ? d.map((x) => problemText(x, lang())).join('; ') : res.status);
   return `<li data-code="http_${res.status}">${esc(t('error', {detail}))}</li>`;
 }
 
@@ -351,7 +353,7 @@ async function onAction(ev) {
   }
 }
 /** @param {any} res */
-function errorText(res) { const d = res.body?.detail; return typeof d === 'string' ? d : String(res.status); }
+function errorText(res) { const d = res.body?.detail; return typeof d === 'string' ? serverText(d, lang()) : String(res.status); }
 
 function renderEnrol() {
   const box = $o('o-enrol');

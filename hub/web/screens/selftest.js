@@ -59,7 +59,7 @@ export function mount(root, app) {
     if (!node) return;
     const r = await api(`/api/nodes/${encodeURIComponent(node)}/selftest`, {method: 'POST', body: {}});
     const j = await r.json().catch(() => ({}));
-    $r('st-msg').textContent = r.ok ? t('stt_sent') : t('stt_error') + (typeof j.detail === 'string' ? j.detail : r.status);
+    $r('st-msg').textContent = r.ok ? t('stt_sent') : t('stt_error') + (typeof j.detail === 'string' ? app.say(j.detail) : r.status);
   });
   app.on('lang', render);
   return {show: () => { loadFleet(); }}; // each time the tab is chosen, again too: the fleet view reloads
