@@ -30,6 +30,8 @@ from hub.reports.service import Reports
 from hub.responders.live import TaskStreams
 from hub.responders.service import Responders
 from hub.runtime.cluster import Cluster
+from hub.sensitive.periods import Periods
+from hub.sensitive.scheduler import Scheduler as SensitiveScheduler
 
 
 def _service(conn: HTTPConnection) -> HubService:
@@ -94,6 +96,16 @@ def _notifier(conn: HTTPConnection) -> Notifier:
     return notifier
 
 
+def _periods(conn: HTTPConnection) -> Periods:
+    periods: Periods = conn.app.state.hub.periods
+    return periods
+
+
+def _sensitive(conn: HTTPConnection) -> SensitiveScheduler:
+    scheduler: SensitiveScheduler = conn.app.state.hub.sensitive
+    return scheduler
+
+
 def _patrols(conn: HTTPConnection) -> Patrols:
     """Patrols over the hub's store, its sticker keys and the centre's zone and night (holds no state)."""
     state = conn.app.state.hub
@@ -151,3 +163,5 @@ ReportsDep = Annotated[Reports, Depends(_reports)]
 UserDep = Annotated[User, Depends(current_user)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 PatrolsDep = Annotated[Patrols, Depends(_patrols)]
+PeriodsDep = Annotated[Periods, Depends(_periods)]
+SensitiveDep = Annotated[SensitiveScheduler, Depends(_sensitive)]
