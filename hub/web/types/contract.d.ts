@@ -389,7 +389,8 @@ export type Lat20 = number | null;
 export type Lon20 = number | null;
 export type Ok = boolean;
 export type Place20 = string | null;
-export type Trigger = "schedule" | "command" | "boot";
+export type RetryAt = string | null;
+export type Trigger = "schedule" | "command" | "boot" | "retry";
 export type Detail6 = string | null;
 export type DurationS1 = number | null;
 export type Grid21 = string | null;
@@ -702,6 +703,7 @@ export interface SelftestResultData {
   lon?: Lon20;
   ok: Ok;
   place?: Place20;
+  retry_at?: RetryAt;
   trigger?: Trigger;
   [k: string]: unknown;
 }
