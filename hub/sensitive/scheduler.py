@@ -41,6 +41,10 @@ from hub.store.schema import commands, nodes, sensitive_periods, sensitive_pushe
 
 log = logging.getLogger(__name__)
 ACTOR = "sensitive-period"  # the operator named on the commands and audit rows this job makes
+# Pushes sent per round: a config.update restarts the pole's agent for its trial, and a district's 2,000 poles
+# restarting in the same second would also hit the broker and the hub's ingest together; at 50 a round (every
+# PINGAN_SENSITIVE_TICK_S, 5 s) a district's profile is out in a few minutes.
+MAX_PUSHES_PER_ROUND = 50
 
 
 def actor(period_id: str) -> str:
@@ -50,7 +54,8 @@ def actor(period_id: str) -> str:
 class Scheduler:
     def __init__(self, periods: Periods, service: HubService, reports: DailyReports,
                  publish: Callable[[list[dict[str, Any]]], None] | None = None,
-                 connected: Callable[[], bool] = lambda: True, clock: Callable[[], datetime] = now_utc) -> None:
+                 connected: Callable[[], bool] = lambda: True, clock: Callable[[], datetime] = now_utc,
+                 max_pushes: int = MAX_PUSHES_PER_ROUND) -> None:
         self.periods = periods
         self.engine = periods.engine
         self.service = service
@@ -58,6 +63,7 @@ class Scheduler:
         self.publish = publish
         self.connected = connected
         self.clock = clock
+        self.max_pushes = max_pushes
         self._shown: tuple[str, ...] | None = None  # the ids the consoles were last told about
 
     # --- one round ----------------------------------------------------------------------------------------
@@ -188,7 +194,8 @@ class Scheduler:
         with self.engine.connect() as conn:
             rows = conn.execute(select(sensitive_pushes, nodes.c.state.label("node_state"))
                                 .join(nodes, nodes.c.id == sensitive_pushes.c.node)
-                                .where(sensitive_pushes.c.state == "pending", nodes.c.state == "online")).all()
+                                .where(sensitive_pushes.c.state == "pending", nodes.c.state == "online")
+                                .order_by(sensitive_pushes.c.id).limit(self.max_pushes)).all()
             periods = {r.id: dict(r._mapping) for r in conn.execute(select(sensitive_periods).where(
                 sensitive_periods.c.id.in_({r.period_id for r in rows})))}
         for row in rows:

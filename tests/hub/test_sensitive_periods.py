@@ -298,3 +298,20 @@ def test_a_dead_webhook_is_recorded_and_the_file_still_written(hub) -> None:
     [report] = state.sensitive.reports.listed(p["id"])
     assert report["webhook_status"] is None and report["webhook_error"]
     assert Path(report["path"]).exists()
+
+
+def test_pushes_are_paced_a_few_poles_a_round(hub) -> None:
+    """A district's poles are not all restarted for their trial in the same second."""
+    state, client = hub.state, hub.client
+    with state.engine.begin() as conn:
+        conn.execute(nodes.update().values(state="online"))
+    for node, grid in (("pole-a", "G01"), ("pole-b", "G02")):
+        text = yaml.safe_dump({**BASE, "node": {**BASE["node"], "id": node, "grid": grid}})
+        _applied(hub, node, client.post(f"/api/nodes/{node}/config", json={"yaml": text}).json()["command_id"])
+    client.post("/api/sensitive-periods", json={"end": local(utcnow() + timedelta(hours=1)), "reason": "x",
+                                                "profile": {"loiter_s": 30}})
+    state.sensitive.max_pushes = 1
+    state.sensitive.tick()
+    assert len(_config_commands(hub, "pole-a")) + len(_config_commands(hub, "pole-b")) == 3
+    state.sensitive.tick()
+    assert len(_config_commands(hub, "pole-a")) + len(_config_commands(hub, "pole-b")) == 4
