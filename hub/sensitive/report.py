@@ -17,6 +17,7 @@ import json
 import logging
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,15 +62,16 @@ class DailyReports:
         self.notifier = notifier
         self.timeout_s = timeout_s
 
-    def run(self, period: dict[str, Any], now: datetime, pushes: list[dict[str, Any]]) -> list[str]:
-        """Make and deliver each due report of ``period`` not made yet; returns the days made now."""
+    def run(self, period: dict[str, Any], now: datetime, pushes: Callable[[], list[dict[str, Any]]]) -> list[str]:
+        """Make and deliver each due report of ``period`` not made yet; returns the days made now. ``pushes``
+        is called only when a report is due (it asks every pole's config history: not every round)."""
         with self.engine.connect() as conn:
             done = set(conn.execute(select(sensitive_reports.c.day)
                                     .where(sensitive_reports.c.period_id == period["id"])).scalars())
         made = []
         for day in due_days(period, now, self.tz):
             if day.isoformat() not in done:
-                if self._make(period, day, now, pushes):
+                if self._make(period, day, now, pushes()):
                     made.append(day.isoformat())
         return made
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
@@ -75,7 +76,7 @@ class Scheduler:
                 sensitive_periods.c.state == "active"))]
         for period in active:
             self._ensure_apply_rows(period, now)
-            self.reports.run(period, now, self.pushes(period["id"]))
+            self.reports.run(period, now, partial(self.pushes, period["id"]))
         self._revert_rows(now)
         self._send_pending(now)
         self._announce(now)
@@ -103,7 +104,7 @@ class Scheduler:
                 ended = [dict(r._mapping) for r in conn.execute(select(sensitive_periods).where(
                     sensitive_periods.c.state == "ended", sensitive_periods.c.ended_at >= now))]
             for period in ended:
-                self.reports.run(period, now, self.pushes(period["id"]))
+                self.reports.run(period, now, partial(self.pushes, period["id"]))
 
     # --- the profile at the start ----------------------------------------------------------------------------
     def _poles(self, period: dict[str, Any]) -> list[str]:
