@@ -124,7 +124,7 @@ class Scheduler:
         for node in self._poles(period):
             if node in have:
                 continue
-            base = self._applied(node)
+            base = self._own_config(self._applied(node))
             if base is None:
                 state, reason, base_id = "skipped", ("the hub does not know this pole's config (it was never pushed "
                                                      "one): push its config from its node page once"), None
@@ -140,6 +140,20 @@ class Scheduler:
         except HubError:
             return None
         return next((u for u in ups if u["state"] == "applied" and u.get("yaml")), None)
+
+    def _own_config(self, applied: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The pole's own config under ``applied``: when that is another period's profile (back-to-back periods
+        over the same pole), the config that period started from, so the profile is never stacked on a profile
+        and this period's revert restores what the pole really had."""
+        if applied is None or not str(applied.get("operator") or "").startswith(ACTOR + ":"):
+            return applied
+        with self.engine.connect() as conn:
+            base_id = conn.execute(select(sensitive_pushes.c.base_command).where(
+                sensitive_pushes.c.command_id == applied["command_id"], sensitive_pushes.c.phase == "apply")).scalar()
+            args = conn.execute(select(commands.c.args).where(commands.c.id == base_id)).scalar() if base_id else None
+        if not args or not args.get("yaml"):
+            return applied  # a revert (it carries the pole's own text) or a row gone: what the pole has
+        return {"command_id": base_id, "yaml": args["yaml"], "operator": "(before the previous period)"}
 
     def _insert(self, period_id: str, node: str, phase: str, state: str, reason: str | None,
                 base: str | None, now: datetime) -> None:
@@ -179,6 +193,11 @@ class Scheduler:
                              f"the profile never took effect on the pole ({outcome}): nothing to take back",
                              None, now)
                 continue
+            taker = self._taken_over(row.period_id, row.node, done)
+            if taker is not None:
+                self._insert(row.period_id, row.node, "revert", "skipped", f"period {taker} follows on this pole: "
+                             "it restores the pole's config at its end", None, now)
+                continue
             current = self._applied(row.node)
             if current is not None and current["command_id"] != row.command_id:
                 self._insert(row.period_id, row.node, "revert", "skipped",
@@ -187,6 +206,16 @@ class Scheduler:
                 continue
             self._insert(row.period_id, row.node, "revert", "pending", "the pole's previous config", row.base_command,
                          now)
+
+    def _taken_over(self, period_id: str, node: str, in_force: set[str]) -> str | None:
+        """A period in force now that already has this pole (its apply row started from the same config)."""
+        if not in_force - {period_id}:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(select(sensitive_pushes.c.period_id).where(
+                sensitive_pushes.c.node == node, sensitive_pushes.c.phase == "apply",
+                sensitive_pushes.c.period_id.in_(in_force - {period_id}),
+                sensitive_pushes.c.state.in_(("pending", "sending", "sent")))).scalar()
 
     # --- sending ---------------------------------------------------------------------------------------------
     def _send_pending(self, now: datetime) -> None:

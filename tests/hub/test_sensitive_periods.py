@@ -315,3 +315,33 @@ def test_pushes_are_paced_a_few_poles_a_round(hub) -> None:
     assert len(_config_commands(hub, "pole-a")) + len(_config_commands(hub, "pole-b")) == 3
     state.sensitive.tick()
     assert len(_config_commands(hub, "pole-a")) + len(_config_commands(hub, "pole-b")) == 4
+
+
+def test_back_to_back_periods_hand_the_pole_over_and_the_last_restores_its_own_config(hub) -> None:
+    state, client = hub.state, hub.client
+    with state.engine.begin() as conn:
+        conn.execute(nodes.update().values(state="online"))
+    base_text = yaml.safe_dump(BASE, sort_keys=False)
+    _applied(hub, "pole-a", client.post("/api/nodes/pole-a/config", json={"yaml": base_text}).json()["command_id"])
+    now = utcnow()
+    turn = now + timedelta(hours=1)
+    first = client.post("/api/sensitive-periods", json={
+        "end": turn.isoformat(), "reason": "one", "grids": ["G01"],
+        "profile": {"loiter_s": 20, "night_schedule": ["18:00-07:00"]}}).json()
+    second = client.post("/api/sensitive-periods", json={
+        "start": turn.isoformat(), "end": (turn + timedelta(hours=1)).isoformat(), "reason": "two",
+        "profile": {"loiter_s": 40}})
+    assert second.status_code == 201, second.text  # adjacent windows do not overlap
+    state.sensitive.tick(now + timedelta(seconds=1))
+    _applied(hub, "pole-a", _config_commands(hub, "pole-a")[-1].id)
+    state.sensitive.tick(turn + timedelta(seconds=1))
+    cmds = _config_commands(hub, "pole-a")
+    assert len(cmds) == 3  # the second period's profile, on the pole's own config; no revert in between
+    zone = yaml.safe_load(cmds[2].args["yaml"])["vision"]["zones"][0]
+    assert zone["loiter_s"] == 40 and zone["schedule"] == ["22:00-06:00"]
+    revert = [p for p in client.get(f"/api/sensitive-periods/{first['id']}").json()["pushes"] if p["phase"] == "revert"]
+    assert revert[0]["state"] == "skipped" and second.json()["id"] in revert[0]["reason"]
+    _applied(hub, "pole-a", cmds[2].id)
+    state.sensitive.tick(turn + timedelta(hours=1, seconds=1))
+    cmds = _config_commands(hub, "pole-a")
+    assert len(cmds) == 4 and cmds[3].args["yaml"] == base_text
