@@ -82,7 +82,9 @@ class DailyReports:
         path = self.dir / period["id"] / f"{day.isoformat()}.json"
         body = {"type": "sensitive.report", "period": _public(period), "day": day.isoformat(),
                 "from": start.isoformat(), "to": end.isoformat(),
-                "poles": dict(Counter(p["state"] for p in pushes)), "summary": summary}
+                "poles": dict(Counter(f"{p['phase']}.{p['state']}" for p in pushes)), "summary": summary}
+        if period["scope"] == "grids":  # the grids in scope first, as the district asks about them
+            body["scope"] = [g for g in summary.get("scorecard", []) if g.get("grid") in set(period["grids"])]
         text = json.dumps(body, ensure_ascii=False, indent=1, default=str)
         # claim the day first (unique period+day): two rounds, or a replica, never deliver it twice
         try:
@@ -124,10 +126,11 @@ class DailyReports:
         with self.engine.connect() as conn:
             admins = list(conn.execute(select(users.c.username).where(users.c.role == "admin",
                                                                       users.c.disabled.is_(False))).scalars())
-        totals = summary.get("totals") or {}
-        notice = Notice(kind="sensitive.report", grid=",".join(period["grids"] or [])[:32],
-                        text=f"敏感时期日报 {day.isoformat()}：报警 {totals.get('alarms', 0)} 起 / "
-                             f"sensitive-period report {day.isoformat()}"[:500])
+        t = summary.get("totals") or {}
+        alarms, escalated, still_open = t.get("alarms", 0), t.get("escalated", 0), t.get("open", 0)
+        notice = Notice(kind="sensitive.report", grid=",".join(period["grids"] or [])[:32], text=(
+            f"{day.isoformat()}：报警 {alarms} 起，升级 {escalated} 起，未结 {still_open} 起（{period['reason']}）/ "
+            f"{alarms} alarms, {escalated} escalated, {still_open} open")[:500])
         try:
             deliveries = self.notifier.submit(admins, notice).result(timeout=60)
         except Exception as exc:  # noqa: BLE001 - recorded; the file and webhook still went

@@ -43,8 +43,12 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                answer = b'{"errcode": 0, "errmsg": "ok"}'  # what a WeCom/DingTalk robot answers
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -293,11 +297,13 @@ def test_the_0800_report_is_written_and_posted_to_the_webhook_once(hub) -> None:
 def test_a_dead_webhook_is_recorded_and_the_file_still_written(hub) -> None:
     hub.hook.close()
     state = hub.state
-    p = state.periods.create(start=None, end=local(utcnow() + timedelta(days=2)), grids=None, reason="r", actor="t")
+    p = state.periods.create(start=None, end=local(utcnow() + timedelta(days=2)), grids=["G01"], reason="r",
+                             actor="t")
     state.sensitive.tick((next_eight(utcnow()) + timedelta(minutes=1)).astimezone(UTC))
     [report] = state.sensitive.reports.listed(p["id"])
     assert report["webhook_status"] is None and report["webhook_error"]
-    assert Path(report["path"]).exists()
+    saved = json.loads(Path(report["path"]).read_text())
+    assert [g["grid"] for g in saved["scope"]] == ["G01"]  # a grid period's report leads with its grids
 
 
 def test_pushes_are_paced_a_few_poles_a_round(hub) -> None:
@@ -345,3 +351,27 @@ def test_back_to_back_periods_hand_the_pole_over_and_the_last_restores_its_own_c
     state.sensitive.tick(turn + timedelta(hours=1, seconds=1))
     cmds = _config_commands(hub, "pole-a")
     assert len(cmds) == 4 and cmds[3].args["yaml"] == base_text
+
+
+def test_the_report_goes_through_a_notification_channel_to_a_real_robot(tmp_path: Path) -> None:
+    """With a WeCom robot configured (hub/notify), the admins get the day's figures there; each delivery recorded."""
+    hook, robot = Webhook(), Webhook()
+    settings = load_settings(data_dir=tmp_path, mqtt_enabled=False, escalation_webhook=hook.url, sensitive_tick_s=60,
+                             notify_order="wecom", notify_wecom_webhook=robot.url)
+    app = create_app(settings)
+    state = app.state.hub
+    state.auth.add_user("boss", "correct horse battery", "admin")
+    try:
+        with TestClient(app):
+            p = state.periods.create(start=None, end=(utcnow() + timedelta(days=2)).isoformat(), grids=None,
+                                     reason="国庆安保", actor="boss")
+            state.sensitive.tick(next_eight(utcnow()) + timedelta(minutes=1))
+            [report] = state.sensitive.reports.listed(p["id"])
+    finally:
+        hook.close()
+        robot.close()
+    assert report["notified"] == {"wecom": {"sent": 1}}
+    [message] = robot.got
+    text = message["text"]["content"]
+    assert "敏感时期日报" in text and "报警 0 起" in text and "国庆安保" in text
+    assert len(hook.got) == 1 and report["webhook_status"] == 200
