@@ -9,7 +9,7 @@ restarted); ``state`` records what the scheduler has *done* (pushes, banner) so 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,11 +36,13 @@ def parse_time(value: str, tz: ZoneInfo, what: str) -> datetime:
     """ISO 8601 text; without an offset it is the district's local time (as staff type it)."""
     try:
         at = datetime.fromisoformat(value.strip())
-    except ValueError:
+        at = at.replace(tzinfo=tz) if at.tzinfo is None else at
+        at.astimezone(UTC), at.astimezone(tz)  # both must exist: year 1 or 9999 near a zone's edge do not
+    except (ValueError, OverflowError):
         zh = "开始" if what == "start" else "结束"
-        raise PeriodInvalid(f"{what} {value!r} is not a date and time like 2026-12-24T18:00 / "
-                            f"{zh}时间 {value!r} 格式不对，应如 2026-12-24T18:00") from None
-    return at.replace(tzinfo=tz) if at.tzinfo is None else at
+        raise PeriodInvalid(f"{what} {value!r} is not a date and time like 2026-12-24T18:00 (or is out of range) / "
+                            f"{zh}时间 {value!r} 格式不对或超出范围，应如 2026-12-24T18:00") from None
+    return at
 
 
 class Periods:

@@ -116,6 +116,7 @@ def stored(state: Any) -> int:
     ({"end": "+40d"}, ("at most 31 days", "最长 31 天")),
     ({"grids": ["G01", "G99"]}, ("no grid G99", "没有网格 G99")),
     ({"end": "tomorrow"}, ("is not a date and time", "格式不对")),
+    ({"end": "9999-12-31T23:00-05:00"}, ("out of range", "超出范围")),
     ({"escalate_after_s": 90}, ("between 5 s and the usual 60 s", "升级时间")),
     ({"profile": {"night_schedule": ["18:00-7:00"]}}, ("not 'HH:MM-HH:MM'", "不是 HH:MM-HH:MM")),
 ])
