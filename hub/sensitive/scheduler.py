@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -46,6 +46,7 @@ ACTOR = "sensitive-period"  # the operator named on the commands and audit rows 
 # restarting in the same second would also hit the broker and the hub's ingest together; at 50 a round (every
 # PINGAN_SENSITIVE_TICK_S, 5 s) a district's profile is out in a few minutes.
 MAX_PUSHES_PER_ROUND = 50
+CLAIM_TIMEOUT = timedelta(seconds=30)  # a push claimed this long ago and not recorded: its hub stopped meanwhile
 
 
 def actor(period_id: str) -> str:
@@ -78,6 +79,7 @@ class Scheduler:
             self._ensure_apply_rows(period, now)
             self.reports.run(period, now, partial(self.pushes, period["id"]))
         self._revert_rows(now)
+        self._recover_claims(now)
         self._send_pending(now)
         self._announce(now)
 
@@ -232,7 +234,7 @@ class Scheduler:
             period = periods[row.period_id]
             if row.phase == "apply" and period["state"] != "active":
                 continue  # ended meanwhile: _revert_rows marks it skipped
-            with self.engine.begin() as conn:  # claim it: a crash after this never pushes it a second time
+            with self.engine.begin() as conn:  # claim it (a hub stopped mid-push: _recover_claims)
                 claimed = conn.execute(update(sensitive_pushes).where(
                     sensitive_pushes.c.id == row.id, sensitive_pushes.c.state == "pending").values(
                     state="sending", updated_at=now)).rowcount
@@ -259,6 +261,25 @@ class Scheduler:
                     state="sent", command_id=sent["command_id"], updated_at=now))
                 add_audit(conn, "system", f"sensitive.{row.phase}.sent", row.node,
                           {"period": row.period_id, "command_id": sent["command_id"], "sha256": sent["sha256"]})
+
+    def _recover_claims(self, now: datetime) -> None:
+        """Rows claimed for sending by a hub that stopped before it recorded the push: the commands table says
+        whether the push went (then it is ``sent``, with that command) or not (then ``pending`` again)."""
+        with self.engine.connect() as conn:
+            stuck = conn.execute(select(sensitive_pushes).where(
+                sensitive_pushes.c.state == "sending", sensitive_pushes.c.updated_at < now - CLAIM_TIMEOUT)).all()
+        for row in stuck:
+            with self.engine.begin() as conn:
+                sent = conn.execute(select(commands.c.id).where(
+                    commands.c.node == row.node, commands.c.name == "config.update",
+                    commands.c.operator == actor(row.period_id), commands.c.issued_at >= row.updated_at - CLAIM_TIMEOUT,
+                    commands.c.id.not_in(select(sensitive_pushes.c.command_id).where(
+                        sensitive_pushes.c.command_id.is_not(None))))
+                    .order_by(commands.c.issued_at.desc())).scalar()
+                conn.execute(update(sensitive_pushes).where(sensitive_pushes.c.id == row.id).values(
+                    state="sent" if sent else "pending", command_id=sent, updated_at=now))
+                add_audit(conn, "system", f"sensitive.{row.phase}.{'sent' if sent else 'pending'}", row.node,
+                          {"period": row.period_id, "command_id": sent, "recovered": True})
 
     def _set(self, row_id: int, state: str, reason: str, now: datetime) -> None:
         with self.engine.begin() as conn:

@@ -376,3 +376,33 @@ def test_the_report_goes_through_a_notification_channel_to_a_real_robot(tmp_path
     text = message["text"]["content"]
     assert "敏感时期日报" in text and "报警 0 起" in text and "国庆安保" in text
     assert len(hook.got) == 1 and report["webhook_status"] == 200
+
+
+def test_a_hub_stopped_between_claiming_and_recording_a_push_neither_loses_nor_repeats_it(hub) -> None:
+    state, client = hub.state, hub.client
+    with state.engine.begin() as conn:
+        conn.execute(nodes.update().values(state="online"))
+    _applied(hub, "pole-a", client.post("/api/nodes/pole-a/config", json={"yaml": yaml.safe_dump(BASE)})
+             .json()["command_id"])
+    now = utcnow()
+    p = client.post("/api/sensitive-periods", json={"end": local(now + timedelta(hours=1)), "reason": "x",
+                                                    "grids": ["G01"], "profile": {"loiter_s": 30}}).json()
+    now = utcnow()
+    state.sensitive.tick(now)
+    [apply] = _config_commands(hub, "pole-a")[1:]
+    # stopped after the push went out, before it was recorded: found in the commands table, not sent again
+    with state.engine.begin() as conn:
+        conn.execute(sensitive_pushes.update().values(state="sending", command_id=None, updated_at=now))
+    state.sensitive.tick(now + timedelta(seconds=10))
+    assert len(_config_commands(hub, "pole-a")) == 2  # still claimed: too early to tell
+    state.sensitive.tick(now + timedelta(minutes=1))
+    [row] = [x for x in client.get(f"/api/sensitive-periods/{p['id']}").json()["pushes"] if x["node"] == "pole-a"]
+    assert row["state"] == "sent" and row["command_id"] == apply.id and len(_config_commands(hub, "pole-a")) == 2
+    # stopped before the push went out: pending again, and sent once
+    with state.engine.begin() as conn:
+        conn.execute(sensitive_pushes.delete())
+        conn.execute(sensitive_pushes.insert().values(period_id=p["id"], node="pole-a", phase="apply", state="sending",
+                                                      base_command=_config_commands(hub, "pole-a")[0].id,
+                                                      updated_at=now + timedelta(minutes=1)))
+    state.sensitive.tick(now + timedelta(minutes=3))
+    assert len(_config_commands(hub, "pole-a")) == 3
