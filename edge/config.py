@@ -255,6 +255,9 @@ class SelftestSettings(_Section):
     disk_max_pct: float = Field(default=90, ge=10, le=100, description="Fullest the data disk may be")
     cpu_temp_max_c: float = Field(default=80, ge=40, le=110, description="Hottest the CPU may be")
     outbox_max: int = Field(default=100, ge=1, description="Most unsent events before the outbox check fails")
+    retry_after_min: float = Field(default=10, ge=0, le=120, description=(
+        "A failed scheduled self-test runs its failed checks again this many minutes later, once, before the "
+        "hub raises node.fault (0: no retry; a passing one-off glitch is not a fault)"))
 
     @field_validator("start")
     @classmethod

@@ -614,10 +614,13 @@ class SelftestResultData(EventData):
     """A self-test's outcome: ``ok`` is false when any check failed (skipped ones do not count)."""
 
     ok: bool
-    trigger: Literal["schedule", "command", "boot"] = "schedule"
+    trigger: Literal["schedule", "command", "boot", "retry"] = "schedule"  # retry: a failed scheduled run, again
     command_id: str | None = None
     duration_s: float = Field(ge=0)
     checks: list[SelftestCheck] = Field(default_factory=list)
+    # a failed scheduled run the node will try again (its failed checks) at this time: the hub raises
+    # node.fault only if that retry fails too (2N's practice: a retry after 10 minutes; docs/selftest.md)
+    retry_at: datetime | None = None
 
 
 EventKind = Literal[

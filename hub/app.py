@@ -31,6 +31,7 @@ from hub.api.reports import router as reports_router
 from hub.api.responders import setup_responders
 from hub.api.routes import router
 from hub.api.selftest import router as selftest_router
+from hub.api.sensitive import router as sensitive_router
 from hub.api.staff import router as staff_router
 from hub.auth.policy import AuthMiddleware
 from hub.auth.service import Auth
@@ -53,6 +54,9 @@ from hub.responders.service import Responders
 from hub.runtime import memtrim, metrics
 from hub.runtime.cluster import Cluster
 from hub.runtime.periodic import Job, start_jobs, stop_jobs
+from hub.sensitive.periods import Periods
+from hub.sensitive.report import DailyReports
+from hub.sensitive.scheduler import Scheduler as SensitiveScheduler
 from hub.store.engine import init_db, make_engine
 from hub.transport.mqtt import MqttTransport, Transport
 from hub.web.console import router as console_router
@@ -93,9 +97,16 @@ class HubState:
                          window_s=settings.login_window_s, max_ip_failures=settings.login_max_failures_per_ip,
                          hash_concurrency=settings.login_hash_concurrency, hash_queue=settings.login_hash_queue,
                          metrics_token=settings.metrics_token)
+        # sensitive periods (issue 20, hub/sensitive): shorter escalation in their grids, profile pushes, reports
+        self.periods = Periods(self.engine, settings.timezone, settings.escalate_after_s)
         self.escalator = Escalator(self.engine, after_s=settings.escalate_after_s, webhook=settings.escalation_webhook,
-                                   publish=self.live.publish_threadsafe)
+                                   publish=self.live.publish_threadsafe, overrides=self.periods.escalation_overrides)
         self.notifier = Notifier.from_settings(settings, self.engine, self.live.publish_threadsafe)  # hub/notify
+        self.sensitive = SensitiveScheduler(
+            self.periods, self.service, DailyReports(self.engine, self.periods.tz, settings.data_dir,
+                                                     settings.escalation_webhook, self.notifier),
+            publish=self.live.publish_threadsafe,
+            connected=lambda: self.ingest is not None and self.ingest.connected)
         # responders and dispatch (issue 18): their phones' own streams; a dispatch also goes out through
         # hub/notify's channels for a phone whose page is closed (none configured: recorded as such)
         self.task_streams = TaskStreams()
@@ -195,6 +206,7 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
     app.include_router(notify_router)  # hub/notify: channels, deliveries, Web Push subscriptions
     app.include_router(patrols_router)  # hub/patrols: QR check-ins, coverage and night gaps
     app.include_router(selftest_router)  # self-test history, requests, fleet view (hub/selftest)
+    app.include_router(sensitive_router)  # sensitive periods (hub/sensitive)
     app.include_router(map_router)  # the console's map: tile source, grid boundaries (hub/map)
     app.include_router(history_router)  # closed alarms and events, searched (hub/history)
     app.include_router(staff_router)  # staff accounts and the audit log (admins)
@@ -283,6 +295,7 @@ def periodic_jobs(state: HubState) -> list[Job]:
         Job("live_sweep", KEEPALIVE_EVERY_S, state.liveview.sweep),  # each replica its own sessions
         # dispatches not accepted in time go to the next nearest; positions past position_keep_days go
         Job("dispatch_expiry", min(5.0, settings.accept_within_s / 4), state.responders.expire, leader_only=True),
+        Job("sensitive", settings.sensitive_tick_s, state.sensitive.tick, leader_only=True, first_after_s=0.5),
         Job("position_purge", 3600, state.responders.purge_positions, leader_only=True, first_after_s=60),
     ]
     if memtrim.available():  # RSS follows what the hub holds (hub/runtime/memtrim.py)

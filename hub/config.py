@@ -55,6 +55,8 @@ class HubSettings(BaseSettings):
         "believed; empty (the default): the header is ignored from everyone, loopback included"))
     escalate_after_s: float = Field(default=60, ge=1, description="Unacknowledged this long: the alarm escalates")
     escalation_webhook: str | None = Field(default=None, description="URL an escalation is POSTed to (JSON)")
+    sensitive_tick_s: float = Field(default=5, ge=0.2, le=60, description=(
+        "Seconds between rounds of the sensitive-period job (starts, profile pushes, 08:00 reports, ends)"))
     live_ice_servers: list[dict[str, Any]] = Field(default_factory=list, description=(
         'Live view: ICE servers for browser and node, JSON, e.g. [{"urls": "turn:hub.lan:3478", "username": '
         '"pingan", "credential": "..."}]; empty on a flat district LAN (docs/live-view.md)'))

@@ -144,7 +144,8 @@ class NodeAgent:
             uplink=lambda: (self.link.connected and self.sender.hub_online, time.monotonic() - self._last_progress),
             clock_skew=lambda: tester.clock_skew_s, data_dir=self.cfg.data_dir)
         st = self.cfg.selftest
-        tester = SelfTester(self.cfg.node.id, checks, role.emit, start=st.start, window_min=st.window_min)
+        tester = SelfTester(self.cfg.node.id, checks, role.emit, start=st.start, window_min=st.window_min,
+                            retry_after_s=st.retry_after_min * 60)
         tester.register(self.commands)
         return tester
 

@@ -2,7 +2,8 @@
 
 It is marked once (table ``alarm_escalations``, and audited), pushed to the consoles (which show it
 louder), and POSTed as JSON to ``PINGAN_ESCALATION_WEBHOOK`` when one is set. The clock is
-injectable: tests call :meth:`Escalator.check` with the time they want.
+injectable: tests call :meth:`Escalator.check` with the time they want. A sensitive period in force
+(hub/sensitive) shortens the limit for the alarms of its grids (``overrides``), e.g. to 30 s.
 """
 
 from __future__ import annotations
@@ -31,20 +32,30 @@ NO_ESCALATION = frozenset({"alarm.test"})
 class Escalator:
     def __init__(self, engine: Engine, *, after_s: float = 60, webhook: str | None = None,
                  publish: Callable[[list[dict[str, Any]]], None] | None = None,
-                 clock: Callable[[], datetime] = now_utc, webhook_timeout_s: float = 5) -> None:
+                 clock: Callable[[], datetime] = now_utc, webhook_timeout_s: float = 5,
+                 overrides: Callable[[datetime], dict[str | None, float]] | None = None) -> None:
         self.engine = engine
         self.after = timedelta(seconds=after_s)
         self.webhook = webhook
         self.publish = publish
         self.clock = clock
         self.webhook_timeout_s = webhook_timeout_s
+        # shorter limits in force now, per grid (None: the whole district): sensitive periods (hub/sensitive)
+        self.overrides = overrides
+
+    def limit_for(self, grid: str | None, overrides: dict[str | None, float]) -> timedelta:
+        """The escalation limit of an alarm from a pole in ``grid``: the shortest in force for it."""
+        secs = [s for s in (overrides.get(None), overrides.get(grid) if grid else None) if s is not None]
+        return min([self.after, *(timedelta(seconds=s) for s in secs)])
 
     def check(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Escalate every open, unacknowledged alarm older than the limit; returns the escalated alarms."""
         now = now or self.clock()
+        overrides = self.overrides(now) if self.overrides is not None else {}
+        shortest = min([self.after, *(timedelta(seconds=s) for s in overrides.values())])
         done = select(escalations.c.alarm_id)
         due = (select(alarms, nodes.c.place, nodes.c.grid).join(nodes, nodes.c.id == alarms.c.node, isouter=True)
-               .where(alarms.c.state == "open", alarms.c.raised_at <= now - self.after,
+               .where(alarms.c.state == "open", alarms.c.raised_at <= now - shortest,
                       alarms.c.kind.not_in(NO_ESCALATION), alarms.c.id.not_in(done),
                       alarms.c.incident.is_(None)))  # an outage's nodes escalate as its one incident
         if not has_rows(self.engine, due):  # this runs every second: no write lock unless there is work
@@ -53,13 +64,16 @@ class Escalator:
             rows = conn.execute(due).all()
             out = []
             for row in rows:
+                limit = self.limit_for(row.grid, overrides)
+                if row.raised_at > now - limit:
+                    continue  # a grid without a shorter limit in force: not yet
                 conn.execute(escalations.insert().values(alarm_id=row.id, escalated_at=now))
                 add_audit(conn, "system", "alarm.escalate", row.id,
-                          {"after_s": self.after.total_seconds(), "kind": row.kind, "node": row.node})
+                          {"after_s": limit.total_seconds(), "kind": row.kind, "node": row.node})
                 out.append({**jsonable(row), "escalated": True, "escalated_at": now.isoformat()})
         for alarm in out:
-            log.warning("alarm %s (%s at %s) not acknowledged in %.0f s: escalated", alarm["id"], alarm["kind"],
-                        alarm["node"], self.after.total_seconds())
+            log.warning("alarm %s (%s at %s) not acknowledged in time: escalated", alarm["id"], alarm["kind"],
+                        alarm["node"])
             if self.webhook:
                 self._call_webhook(alarm)
         if out and self.publish:

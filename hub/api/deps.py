@@ -31,6 +31,8 @@ from hub.reports.service import Reports
 from hub.responders.live import TaskStreams
 from hub.responders.service import Responders
 from hub.runtime.cluster import Cluster
+from hub.sensitive.periods import Periods
+from hub.sensitive.scheduler import Scheduler as SensitiveScheduler
 
 
 def _service(conn: HTTPConnection) -> HubService:
@@ -95,6 +97,16 @@ def _notifier(conn: HTTPConnection) -> Notifier:
     return notifier
 
 
+def _periods(conn: HTTPConnection) -> Periods:
+    periods: Periods = conn.app.state.hub.periods
+    return periods
+
+
+def _sensitive(conn: HTTPConnection) -> SensitiveScheduler:
+    scheduler: SensitiveScheduler = conn.app.state.hub.sensitive
+    return scheduler
+
+
 def _patrols(conn: HTTPConnection) -> Patrols:
     """Patrols over the hub's store, its sticker keys and the centre's zone and night (holds no state)."""
     state = conn.app.state.hub
@@ -144,3 +156,5 @@ PatrolsDep = Annotated[Patrols, Depends(_patrols)]
 ZoneDep = Annotated[ZoneInfo, Depends(_zone)]
 ResponderServiceDep = Annotated[Responders, Depends(_responders)]
 TaskStreamsDep = Annotated[TaskStreams, Depends(_task_streams)]
+PeriodsDep = Annotated[Periods, Depends(_periods)]
+SensitiveDep = Annotated[SensitiveScheduler, Depends(_sensitive)]

@@ -18,6 +18,7 @@ nodes_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_excep
                   help="Node identities and keys.")
 app.add_typer(nodes_app, name="nodes")
 app.add_typer(__import__("hub.cli.db", fromlist=["db_app"]).db_app, name="db")
+app.add_typer(__import__("hub.cli.sensitive", fromlist=["sensitive_app"]).sensitive_app, name="sensitive")
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -160,12 +160,20 @@ class TaskRelay(_Live):
     task: dict[str, Any]
 
 
+class SensitivePeriodChanged(_Live):
+    """The sensitive periods in force changed (one began, ended or was cancelled: hub/sensitive): the consoles
+    show a banner while ``active`` is not empty. ``active`` holds the periods as /api/sensitive-periods lists them."""
+
+    type: Literal["sensitive"] = "sensitive"
+    active: list[dict[str, Any]]
+
+
 LIVE_MESSAGE_MODELS: tuple[type[_Live], ...] = (Hello, NodeState, EventMessage, EventsSummary, SnapshotStored,
                                                 CommandReply, AlarmChanged, NotifyFailed, DispatchChanged, TaskMessage,
-                                                TaskRelay, EnrolProgress)
+                                                TaskRelay, EnrolProgress, SensitivePeriodChanged)
 LiveMessage = Annotated[
     Hello | NodeState | EventMessage | EventsSummary | SnapshotStored | CommandReply | AlarmChanged | NotifyFailed
-    | DispatchChanged | TaskMessage | TaskRelay | EnrolProgress,
+    | DispatchChanged | TaskMessage | TaskRelay | EnrolProgress | SensitivePeriodChanged,
     Field(discriminator="type"),
 ]
 LIVE_MESSAGE: TypeAdapter[Any] = TypeAdapter(LiveMessage)

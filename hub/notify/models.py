@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 # Chinese names of the alarm kinds a responder is sent (robot and SMS texts are read on a phone in Chinese)
 KIND_ZH = {"alarm.pressed": "求助报警", "alarm.test": "测试报警", "tamper.opened": "防拆报警",
            "node.offline": "设备离线", "nodes.offline": "多台设备离线", "door.forced": "门被强行打开",
-           "door.held": "门长时间未关"}
+           "door.held": "门长时间未关", "sensitive.report": "敏感时期日报"}
 
 
 class Notice(BaseModel):

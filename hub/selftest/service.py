@@ -1,6 +1,7 @@
 """What the hub does with ``selftest.result`` events: they are stored as every event (the events table is
 their history, no table of their own), a failed one raises one hub ``node.fault`` while an earlier one is
-still open, and the fleet view and the daily report read the newest result per pole.
+still open (a scheduled run that the node will retry waits for the retry's result: ``retry_at``), and the
+fleet view and the daily report read the newest result per pole.
 
 Why one fault and not one per check: staff work faults as alarms; a pole whose speaker died fails the
 same check every night, and one open fault naming the failing checks is what a technician needs.
@@ -30,6 +31,8 @@ def fault_for(conn: Connection, result: Event) -> Event | None:
     failed = failed_checks(result.data)
     if result.data.get("ok", True) and not failed:
         return None
+    if result.data.get("retry_at"):
+        return None  # the node tries the failed checks again (edge/selftest/runner.py): its retry decides
     open_faults = select(alarms.c.id).where(alarms.c.node == result.node, alarms.c.kind == "node.fault",
                                             alarms.c.state != "resolved")
     for data in conn.execute(select(events.c.data).where(events.c.id.in_(open_faults))).scalars():

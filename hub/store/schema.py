@@ -465,3 +465,54 @@ grids = Table(
     Column("properties", JSON),
     Column("imported_at", UTCDateTime(), nullable=False),
 )
+
+
+# --- sensitive periods (issue 20 part 3, hub/sensitive): a raised alert level for a time window -------------
+sensitive_periods = Table(
+    "sensitive_periods", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("scope", String(16), nullable=False),  # "district" or "grids"
+    Column("grids", JSON, nullable=False),  # the grid codes (nodes.grid) for scope "grids"; [] for the district
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("escalate_after_s", Float, nullable=False),
+    Column("profile", JSON, nullable=False),  # hub.sensitive.profile.DetectionProfile
+    Column("state", String(16), nullable=False),  # scheduled → active → ended, or cancelled
+    Column("activated_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("cancelled_by", String(64)),
+    Index("sensitive_periods_state", "state"),
+)
+
+# one row per pole and phase of a period: the profile pushed at the start ("apply") and the pole's previous
+# config pushed back at the end ("revert"); unique, so a restarted hub never pushes the same phase twice
+sensitive_pushes = Table(
+    "sensitive_pushes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period_id", String(32), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("phase", String(8), nullable=False),  # apply | revert
+    Column("state", String(16), nullable=False),  # pending | sent | skipped | failed
+    Column("base_command", String(64)),  # the applied config.update the pole had before (its YAML is kept there)
+    Column("command_id", String(64)),  # the config.update this row sent
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("sensitive_pushes_one", "period_id", "node", "phase", unique=True),
+)
+
+# the period's daily report (08:00 district time): the file written and how each delivery went
+sensitive_reports = Table(
+    "sensitive_reports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period_id", String(32), nullable=False),
+    Column("day", String(10), nullable=False),  # the district's date, YYYY-MM-DD
+    Column("generated_at", UTCDateTime(), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("webhook_status", Integer),
+    Column("webhook_error", Text),
+    Column("notified", JSON),  # per channel: sent/failed counts, or why nothing was sent
+    Index("sensitive_reports_one", "period_id", "day", unique=True),
+)

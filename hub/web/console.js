@@ -14,16 +14,19 @@ import * as history from './screens/history.js';
 import * as office from './screens/office.js';
 import * as selftest from './screens/selftest.js';
 import * as teams from './screens/teams.js';
+import * as sensitive from './screens/sensitive.js';
 import * as dispatch from './dispatch.js';
 
 /** The screens, in the order of their tabs. */
 export const SCREENS = [
   alarms, history, map, nodes, reports, selftest, office, teams, {...admin, roles: ['admin']},
+  {...sensitive, roles: ['admin']},
 ];
 
 app.addStrings(STRINGS);
 app.addStrings(dispatch.STRINGS); // the dispatch panel on the alarm cards and its part of the report
 dispatch.init(app);
+sensitive.initBanner(app); // the sensitive-period banner, for every role (screens/sensitive.js)
 app.register(SCREENS, app);
 const panel = live.init(app);
 // for the tests and the benches: the state and a few entry points (modules keep no globals)

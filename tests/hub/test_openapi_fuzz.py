@@ -34,6 +34,7 @@ from hub.app import create_app
 from hub.config import load_settings
 from hub.ingest.writer import BatchResult, Incoming, Processor
 from hub.nodes.config_push import push_config
+from hub.sensitive.profile import DetectionProfile
 from hub.store.schema import commands, live_sessions
 
 _tmp = Path(tempfile.mkdtemp(prefix="pingan-openapi-"))
@@ -100,10 +101,16 @@ def _seed() -> dict[str, str]:
         conn.execute(live_sessions.insert().values(id="s" * 32, node="pole-01", username="fuzz", kind="live",
                                                    started=utcnow(), ended=utcnow(), duration_s=4.2,
                                                    end_reason="stopped"))
+    # a sensitive period with its pushes (pole-01's config has no zones: skipped, said) and a daily report
+    period = _state.periods.create(start=None, end=(utcnow() + timedelta(days=2)).isoformat(), grids=None,
+                                   reason="fuzz", actor="fuzz", profile=DetectionProfile(loiter_s=20))
+    _state.sensitive.tick(utcnow() + timedelta(days=1, seconds=1))
+
     with _state.engine.begin() as conn:  # the poles and the door fall silent together: one outage incident
         Processor(_state.settings).raise_offline(conn, utcnow() + timedelta(hours=2), BatchResult())
     return {"event_id": str(pressed.id), "alarm_id": str(pressed.id), "escalated_id": str(tamper.id),
-            "tenant_id": tenant["id"], "command_id": enrolment["command_id"], "node": "pole-01"}
+            "tenant_id": tenant["id"], "command_id": enrolment["command_id"], "node": "pole-01",
+            "period_id": period["id"]}
 
 
 def _last_command(node: str, name: str) -> str:
@@ -137,6 +144,7 @@ REAL = [
     ("GET", "/api/doors/tenants/{tenant_id}", {"tenant_id": IDS["tenant_id"]}),
     ("GET", "/api/doors/commands/{command_id}", {"command_id": IDS["command_id"]}),
     ("GET", "/api/nodes/{node}/config/updates", {"node": IDS["node"]}),
+    ("GET", "/api/sensitive-periods/{period_id}", {"period_id": IDS["period_id"]}),
 ]
 
 
@@ -163,3 +171,5 @@ def test_the_seeded_rows_are_what_the_lists_return() -> None:
     assert {"door", "staff"} <= {row["source"] for row in audit}
     enrolment = client.get("/api/doors/enrolments", headers=AUTH).json()[0]
     assert enrolment["state"] == "enrolled" and enrolment["slot"] == 3
+    period = client.get(f"/api/sensitive-periods/{IDS['period_id']}", headers=AUTH).json()
+    assert period["state"] == "active" and period["reports"] and period["pushes"][0]["state"] == "skipped"

@@ -12,7 +12,8 @@ export type LiveMessage =
   | DispatchChanged
   | TaskMessage
   | TaskRelay
-  | EnrolProgress;
+  | EnrolProgress
+  | SensitivePeriodChanged;
 export type Type = "hello";
 export type Version = string;
 export type Node = string;
@@ -85,6 +86,10 @@ export type Slot = number | null;
 export type Step = "place" | "lift" | "done" | "error";
 export type TenantId = string | null;
 export type Type11 = "enrol";
+export type Active = {
+  [k: string]: unknown;
+}[];
+export type Type12 = "sensitive";
 
 export interface Hello {
   type?: Type;
@@ -204,6 +209,14 @@ export interface EnrolProgress {
   step: Step;
   tenant_id?: TenantId;
   type?: Type11;
+}
+/**
+ * The sensitive periods in force changed (one began, ended or was cancelled: hub/sensitive): the consoles
+ * show a banner while ``active`` is not empty. ``active`` holds the periods as /api/sensitive-periods lists them.
+ */
+export interface SensitivePeriodChanged {
+  active: Active;
+  type?: Type12;
 }
 
 export type CommandId = string;
@@ -376,7 +389,8 @@ export type Lat20 = number | null;
 export type Lon20 = number | null;
 export type Ok = boolean;
 export type Place20 = string | null;
-export type Trigger = "schedule" | "command" | "boot";
+export type RetryAt = string | null;
+export type Trigger = "schedule" | "command" | "boot" | "retry";
 export type Detail6 = string | null;
 export type DurationS1 = number | null;
 export type Grid21 = string | null;
@@ -689,6 +703,7 @@ export interface SelftestResultData {
   lon?: Lon20;
   ok: Ok;
   place?: Place20;
+  retry_at?: RetryAt;
   trigger?: Trigger;
   [k: string]: unknown;
 }
