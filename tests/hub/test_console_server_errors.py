@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # live view, the office's doors, reports, self-test, history, the map, and every router
 SCOPE = ["hub/alarms", "hub/auth/service.py", "hub/nodes/fleet.py", "hub/nodes/config_push.py",
          "hub/live/video/service.py", "hub/doors/service.py", "hub/reports/service.py", "hub/responders/service.py",
-         "hub/selftest", "hub/history", "hub/map", "hub/api"]
+         "hub/selftest", "hub/sensitive", "hub/history", "hub/map", "hub/api"]
 # programming errors and start-up settings: never an answer's detail
 NOT_ANSWERS = {"RuntimeError", "TimeoutError", "ValueError", "TypeError", "SettingsError", "AssertionError",
                "KeyError"}
