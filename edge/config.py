@@ -255,6 +255,10 @@ class SelftestSettings(_Section):
     disk_max_pct: float = Field(default=90, ge=10, le=100, description="Fullest the data disk may be")
     cpu_temp_max_c: float = Field(default=80, ge=40, le=110, description="Hottest the CPU may be")
     outbox_max: int = Field(default=100, ge=1, description="Most unsent events before the outbox check fails")
+    uplink_limit_s: float = Field(default=5, ge=0.5, le=60, description=(
+        "How long the uplink probe waits for the hub's receipt (kept under check_timeout_s)"))
+    clock_skew_max_s: float = Field(default=5, gt=0, le=3600,
+                                    description="Largest difference from the hub's clock that passes")
 
     @field_validator("start")
     @classmethod
