@@ -1,6 +1,6 @@
 """What the hub does with ``selftest.result`` events: they are stored as every event (the events table is
 their history, no table of their own), a failed one raises one hub ``node.fault`` while an earlier one is
-still open, and the fleet view and the daily report read the newest result per pole.
+still open, and the fleet view and the daily report read the newest result per pole and per door.
 
 Why one fault and not one per check: staff work faults as alarms; a pole whose speaker died fails the
 same check every night, and one open fault naming the failing checks is what a technician needs.
@@ -57,25 +57,33 @@ def latest_per_node(conn: Connection) -> dict[str, tuple[datetime, bool]]:
     return {r.node: (r.received_at, bool((r.data or {}).get("ok"))) for r in rows}
 
 
+_COLUMNS = {"alarm_post": ("poles", "passing", "failing", "untested"),
+            "rental_door": ("doors", "doors_passing", "doors_failing", "doors_untested")}
+
+
 def fleet(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Per grid: poles, passing (newest result ok and within 3 days), failing, untested (none in 3 days)."""
+    """Per grid, poles and doors apart (their check lists differ): how many, passing (newest result ok and
+    within 3 days), failing, untested (none in 3 days)."""
     latest = latest_per_node(conn)
-    grids: dict[str, dict[str, Any]] = defaultdict(lambda: {"poles": 0, "passing": 0, "failing": 0, "untested": []})
-    for node_id, grid in conn.execute(select(nodes.c.id, nodes.c.grid).where(nodes.c.kind == "alarm_post")
-                                      .order_by(nodes.c.id)).all():
+    grids: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "poles": 0, "passing": 0, "failing": 0, "untested": [],
+        "doors": 0, "doors_passing": 0, "doors_failing": 0, "doors_untested": []})
+    for node_id, grid, kind in conn.execute(select(nodes.c.id, nodes.c.grid, nodes.c.kind)
+                                            .where(nodes.c.kind.in_(list(_COLUMNS))).order_by(nodes.c.id)).all():
+        count, passing, failing, untested = _COLUMNS[kind]
         g = grids[grid or ""]
-        g["poles"] += 1
+        g[count] += 1
         seen = latest.get(node_id)
         if seen is None or now - seen[0] > NOT_TESTED_AFTER:
-            g["untested"].append(node_id)
+            g[untested].append(node_id)
         elif seen[1]:
-            g["passing"] += 1
+            g[passing] += 1
         else:
-            g["failing"] += 1
+            g[failing] += 1
     return {"grids": [{"grid": k, **v} for k, v in sorted(grids.items())],
             "not_tested_days": NOT_TESTED_AFTER.days}
 
 
 def not_tested(conn: Connection, now: datetime) -> list[str]:
-    """Poles with no self-test result in the last 3 days (the daily report lists them)."""
-    return [n for g in fleet(conn, now)["grids"] for n in g["untested"]]
+    """Poles and doors with no self-test result in the last 3 days (the daily report lists them)."""
+    return sorted(n for g in fleet(conn, now)["grids"] for n in g["untested"] + g["doors_untested"])

@@ -28,11 +28,17 @@ class SelftestRequested(ApiModel):
 
 
 class GridSelftest(ApiModel):
+    """One grid's alarm poles (``poles`` … ``untested``) and rental doors (``doors`` … ``doors_untested``)."""
+
     grid: str
     poles: int
     passing: int
     failing: int
     untested: list[str]
+    doors: int = 0
+    doors_passing: int = 0
+    doors_failing: int = 0
+    doors_untested: list[str] = Field(default_factory=list)
 
 
 class FleetSelftest(ApiModel):
