@@ -25,10 +25,17 @@ def failed_checks(data: dict[str, Any]) -> list[str]:
     return [str(c.get("name")) for c in data.get("checks", []) if isinstance(c, dict) and c.get("status") == "fail"]
 
 
+# Checks whose failure says the hub or the broker was unreachable, not that the node is broken: the result's
+# arrival proves the way is open again, and a hub outage at 03:00 must not become one fault per node (the
+# outage is the hub's own incident). They stay in the history and count as failing in the fleet view.
+NOT_A_NODE_FAULT = frozenset({"uplink"})
+
+
 def fault_for(conn: Connection, result: Event) -> Event | None:
-    """The hub's node.fault for a failed self-test, or None (passed, or a self-test fault is still open)."""
-    failed = failed_checks(result.data)
-    if result.data.get("ok", True) and not failed:
+    """The hub's node.fault for a failed self-test, or None (passed, only the uplink failed, or a self-test
+    fault is still open)."""
+    failed = [name for name in failed_checks(result.data) if name not in NOT_A_NODE_FAULT]
+    if not failed and (result.data.get("ok", True) or failed_checks(result.data)):
         return None
     open_faults = select(alarms.c.id).where(alarms.c.node == result.node, alarms.c.kind == "node.fault",
                                             alarms.c.state != "resolved")

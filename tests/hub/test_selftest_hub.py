@@ -167,3 +167,19 @@ def test_the_hub_serves_the_wiring_of_the_config_in_effect(hub) -> None:
     root = ET.fromstring(r.text)
     labels = {t.get("data-pin"): t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("data-conn")}
     assert "button test drive" in labels["29"] and "alarm button" in labels["11"]
+
+
+def test_a_self_test_that_failed_only_its_uplink_probe_raises_no_fault(hub) -> None:
+    """The hub was down at 03:00: every node's probe failed. The results arrive later (so the way is open
+    again); that must not become one node.fault per node. Another failing check still raises one."""
+    state, ingest, fake, client = hub
+    state.service.register_node("door-01", kind="rental_door", grid="G1")
+    feed(ingest, result("door-01", False, ("uplink",)))
+    assert client.get("/api/alarms").json() == []
+    assert [c["name"] for c in client.get("/api/nodes/door-01/selftests").json()[0]["checks"]
+            if c["status"] == "fail"] == ["uplink"]  # kept in the history all the same
+    feed(ingest, result("door-01", False, ("uplink", "reader")))
+    faults = [a for a in client.get("/api/alarms").json() if a["kind"] == "node.fault"]
+    assert len(faults) == 1
+    assert client.get("/api/events", params={"kind": "node.fault"}).json()[0]["data"]["reason"] == \
+        "self-test failed: reader"
