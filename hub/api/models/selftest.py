@@ -35,10 +35,10 @@ class GridSelftest(ApiModel):
     passing: int
     failing: int
     untested: list[str]
-    doors: int = 0
-    doors_passing: int = 0
-    doors_failing: int = 0
-    doors_untested: list[str] = Field(default_factory=list)
+    doors: int
+    doors_passing: int
+    doors_failing: int
+    doors_untested: list[str]
 
 
 class FleetSelftest(ApiModel):
