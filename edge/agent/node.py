@@ -278,7 +278,7 @@ class NodeAgent:
                               + [clip_ref_key(c) for c in receipt.clips])
         self._last_progress = time.monotonic()
         if self.probe is not None:
-            self.probe.on_receipt(receipt.ids, receipt.hub_time)
+            self.probe.on_receipt(receipt.ids, receipt.hub_time, {r.id: r.reason for r in receipt.rejected})
         for item in receipt.rejected:
             entry = self.sender.rejected(event_key(item.id), item.reason) or \
                 self.sender.rejected(snapshot_key(item.id), item.reason)

@@ -36,6 +36,7 @@ class ProbeResult:
     skew_s: float | None  # node clock minus hub clock; None without a receipt or without hub_time
     limit_s: float
     at: float  # monotonic time of the attempt
+    refused: str | None = None  # the hub's negative receipt for the probe (its reason)
 
 
 def clock_skew(local_at_receipt: datetime, hub_time: datetime, rtt_s: float) -> float:
@@ -51,14 +52,14 @@ class UplinkProbe:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.emit, self.withdraw, self.now, self.monotonic = emit, withdraw, now, monotonic
-        self._waiting: dict[str, asyncio.Future[datetime | None]] = {}
+        self._waiting: dict[str, asyncio.Future[datetime | str | None]] = {}
         self.last: ProbeResult | None = None
 
     async def round_trip(self, limit_s: float) -> ProbeResult:
         sent = self.monotonic()
         event = self.emit("selftest.probe", {"sent_at": self.now().isoformat()})
         event_id = str(event.id)
-        waiter: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[datetime | str | None] = asyncio.get_running_loop().create_future()
         self._waiting[event_id] = waiter  # before any await: the receipt cannot come first
         try:
             hub_time = await asyncio.wait_for(waiter, timeout=limit_s)
@@ -69,15 +70,20 @@ class UplinkProbe:
         finally:
             self._waiting.pop(event_id, None)
         rtt = self.monotonic() - sent
+        if isinstance(hub_time, str):  # refused: the way works, the hub would not take the probe
+            self.last = ProbeResult(False, rtt, None, limit_s, sent, refused=hub_time)
+            return self.last
         skew = clock_skew(self.now(), hub_time, rtt) if hub_time is not None else None
         self.last = ProbeResult(True, rtt, skew, limit_s, sent)
         return self.last
 
-    def on_receipt(self, ids: list[str], hub_time: datetime | None) -> None:
-        for event_id in ids:
+    def on_receipt(self, ids: list[str], hub_time: datetime | None,
+                   rejected: dict[str, str] | None = None) -> None:
+        answers: dict[str, datetime | str | None] = {**dict.fromkeys(ids, hub_time), **(rejected or {})}
+        for event_id, answer in answers.items():
             waiter = self._waiting.get(event_id)
             if waiter is not None and not waiter.done():
-                waiter.set_result(hub_time)
+                waiter.set_result(answer)
 
     async def fresh(self, limit_s: float) -> ProbeResult:
         """This run's probe (the last one, if made in the last minute), else a new one."""
@@ -89,6 +95,9 @@ class UplinkProbe:
 
 def uplink_result(r: ProbeResult, connected: bool) -> SelftestCheck:
     """``uplink``: pass with the round trip, fail with "no receipt in N s" (and what the link knows)."""
+    if r.refused is not None:
+        return SelftestCheck(name="uplink", status="fail", value=None if r.rtt_s is None else round(r.rtt_s, 3),
+                             limit=r.limit_s, unit="s", detail=f"the hub refused the probe: {r.refused}"[:300])
     if not r.ok:
         why = "" if connected else " (not connected to the broker, or the hub's status is offline)"
         return SelftestCheck(name="uplink", status="fail", value=r.limit_s, limit=r.limit_s, unit="s",
@@ -113,6 +122,7 @@ def skew_result(r: ProbeResult, limit_s: float, command_skew: float | None = Non
         return SelftestCheck(name="clock_skew", status="fail" if bad else "pass", value=round(command_skew, 3),
                              limit=limit_s, unit="s",
                              detail="from the command's issue time (the probe got no receipt)")
-    why = "the uplink probe got no receipt" if not r.ok else "the hub's receipt carries no clock (an older hub)"
+    why = ("the hub refused the probe" if r.refused is not None else "the uplink probe got no receipt" if not r.ok
+           else "the hub's receipt carries no clock (an older hub)")
     return SelftestCheck(name="clock_skew", status="skipped", limit=limit_s, unit="s",
                          detail=f"no hub time: {why}")

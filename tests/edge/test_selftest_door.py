@@ -166,3 +166,14 @@ def test_a_receipt_for_another_event_does_not_answer_the_probe() -> None:
 
     r = asyncio.run(go())
     assert not r.ok and r.rtt_s is None
+
+    async def refused() -> ProbeResult:
+        task = asyncio.create_task(probe.round_trip(2.0))
+        await asyncio.sleep(0.05)
+        probe.on_receipt([], None, {str(emitted[-1].id): "invalid selftest.probe data: sent_at"})
+        return await task
+
+    r = asyncio.run(refused())
+    check = uplink_result(r, connected=True)
+    assert check.status == "fail" and check.detail == "the hub refused the probe: invalid selftest.probe data: sent_at"
+    assert skew_result(r, 5.0).status == "skipped"
