@@ -10,8 +10,12 @@
 4. A press during the self-tests: alarm.pressed events fed between the result batches, the time each
    press batch takes from handle_batch to the alarm being on the live stream, against the same presses
    on an idle hub (the spine's latency; bench/alarm_latency.py measures it end to end over MQTT).
+5. A door's self-test over real servers: mosquitto, ``pingan-hub serve`` and a ``pingan-edge run`` door
+   (mock pins, reader simulator on a pty), the nightly run triggered over the control socket: the run's
+   duration, the uplink probe's round trip and the clock skew it measured; then the hub stopped: how long
+   the run takes when no receipt comes (bounded by ``selftest.uplink_limit_s``).
 
-    .venv/bin/python bench/selftest.py [--nodes 2000] [--runs 20] [--presses 40]
+    .venv/bin/python bench/selftest.py [--nodes 2000] [--runs 20] [--presses 40] [--door-runs 10]
 """
 
 from __future__ import annotations
@@ -52,6 +56,89 @@ def one_pole(runs: int) -> None:
           f"wall median {statistics.median(walls) * 1000:.0f} ms (max {max(walls) * 1000:.0f}), "
           f"CPU median {statistics.median(cpus) * 1000:.0f} ms")
     print("  " + ", ".join(f"{c.name}={c.status}" for c in result.checks))
+
+
+def one_door(runs: int) -> None:
+    """The door's check list in-process (MockFactory pins, the real driver over the pty simulator)."""
+    from tests.edge.test_selftest_door import _door
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = _door(Path(tmp))
+        walls, cpus = [], []
+        result = None
+        try:
+            for _ in range(runs):
+                w0, c0 = time.perf_counter(), time.process_time()
+                result = asyncio.run(run_checks(rig.checks))
+                walls.append(time.perf_counter() - w0)
+                cpus.append(time.process_time() - c0)
+        finally:
+            rig.close()
+    assert result is not None
+    print(f"one self-test, simulated door ({runs} runs, {len(result.checks)} checks, probe answered after 20 ms "
+          f"in-process): wall median {statistics.median(walls) * 1000:.0f} ms (max {max(walls) * 1000:.0f}), "
+          f"CPU median {statistics.median(cpus) * 1000:.0f} ms; relay touched {len(rig.relay_calls)} times")
+    print("  " + ", ".join(f"{c.name}={c.status}" for c in result.checks))
+
+
+def door_over_real_servers(runs: int) -> None:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from hub.transport.broker import Broker
+    from tests.conftest import HubProc, NodeProc, wait_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-selftest-"))
+    sim = Path(tempfile.mkdtemp(prefix="pingan-sim-"))
+    broker = Broker(tmp / "broker", kind="mosquitto").start()
+    hub = door = None
+    try:
+        hub = HubProc(tmp, broker.url).start()
+        node = "door-bench1"
+        key = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", node, "--kind", "rental_door",
+                              "--grid", "G01", "--place", "Bench", "--out", str(tmp / "bundles"),
+                              "--block-key-file", str(tmp / "block.key")], env=hub.env, capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()[-1]
+        door = NodeProc(tmp, node, broker.url, sim, key, door={"unlock_s": 3}, reader={"port": "sim", "timeout": 0.5},
+                        selftest={"uplink_limit_s": 5, "check_timeout_s": 10})
+        cfg = yaml.safe_load(door.config_path.read_text())
+        cfg["node"]["kind"] = "rental_door"
+        door.config_path.write_text(yaml.safe_dump(cfg))
+        door.start()
+        hub.wait_online(node)
+        durations, rtts, skews = [], [], []
+        for _ in range(runs):
+            w0 = time.perf_counter()
+            result = door.control(cmd="selftest")["result"]
+            durations.append(time.perf_counter() - w0)
+            checks = {c["name"]: c for c in result["checks"]}
+            if checks["uplink"]["status"] == "pass":
+                rtts.append(float(checks["uplink"]["value"]))
+            if checks["clock_skew"]["status"] != "skipped":
+                skews.append(float(checks["clock_skew"]["value"]))
+        wait_for(lambda: len(hub.get(f"/api/nodes/{node}/selftests")) >= runs, 30, 0.2, "results at the hub")
+        print(f"door self-test over mosquitto + hub ({runs} runs, trigger schedule): run median "
+              f"{statistics.median(durations) * 1000:.0f} ms (max {max(durations) * 1000:.0f}); uplink probe "
+              f"round trip median {statistics.median(rtts) * 1000:.0f} ms (max {max(rtts) * 1000:.0f}, "
+              f"{len(rtts)}/{runs} passed); clock skew median {statistics.median(skews) * 1000:+.1f} ms "
+              f"(min {min(skews) * 1000:+.1f}, max {max(skews) * 1000:+.1f}); "
+              f"probes stored at the hub: {len(hub.get('/api/events', node=node, kind='selftest.probe'))}")
+        hub.stop()
+        w0 = time.perf_counter()
+        down = door.control(cmd="selftest")["result"]
+        took = time.perf_counter() - w0
+        checks = {c["name"]: c for c in down["checks"]}
+        print(f"  hub stopped: the run took {took:.2f} s (uplink_limit_s 5); uplink={checks['uplink']['status']} "
+              f"({checks['uplink']['detail']}), clock_skew={checks['clock_skew']['status']}")
+    finally:
+        for proc in (door, hub):
+            if proc is not None:
+                proc.stop()
+        broker.stop()
+        shutil.rmtree(sim, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def window(nodes: int) -> Counter[int]:
@@ -115,16 +202,19 @@ def hub_load(nodes: int, presses: int, busiest_minute: int) -> None:
             return lat
 
         press_latency("idle hub", [])
-        results = [result(f"pole-{i:05d}", i) for i in range(nodes)]
+        results = []
+        for i in range(nodes):  # each node's uplink probe (receipted, not stored), then its result
+            results += [Event.make(f"pole-{i:05d}", "selftest.probe", {"sent_at": utcnow().isoformat()}),
+                        result(f"pole-{i:05d}", i)]
         per_batch = max(1, busiest_minute // 6)  # results arriving within ~10 s of the busiest minute
-        batches = [results[i:i + per_batch] for i in range(0, nodes, per_batch)]
+        batches = [results[i:i + 2 * per_batch] for i in range(0, 2 * nodes, 2 * per_batch)]
         c0, w0 = time.process_time(), time.perf_counter()
         for b in batches:
             ingest.handle_batch([Incoming(Topics.events(e.node), e.to_bytes(), next(mid), 1, utcnow())
                                  for e in b])
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-        print(f"hub: {nodes} selftest.result events in batches of {per_batch}: {wall:.2f} s wall, "
-              f"{cpu / nodes * 1000:.2f} ms CPU per result; the busiest minute ({busiest_minute} results) "
+        print(f"hub: {nodes} selftest.probe + selftest.result pairs in batches of {per_batch}: {wall:.2f} s wall, "
+              f"{cpu / nodes * 1000:.2f} ms CPU per node (probe + result); the busiest minute ({busiest_minute} nodes) "
               f"costs {cpu / nodes * busiest_minute:.2f} s CPU of 60 s; "
               f"{faults()} hub node.faults raised for {(nodes + 49) // 50} failing poles")
         again = [[result(f"pole-{i:05d}", i + 1) for i in range(j, j + per_batch)] for j in range(0, 400, per_batch)]
@@ -136,8 +226,11 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--presses", type=int, default=40)
+    ap.add_argument("--door-runs", type=int, default=10)
     a = ap.parse_args()
     one_pole(a.runs)
+    one_door(a.runs)
+    door_over_real_servers(a.door_runs)
     per_min = window(a.nodes)
     hub_load(a.nodes, a.presses, max(per_min.values()))
 

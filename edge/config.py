@@ -258,6 +258,10 @@ class SelftestSettings(_Section):
     retry_after_min: float = Field(default=10, ge=0, le=120, description=(
         "A failed scheduled self-test runs its failed checks again this many minutes later, once, before the "
         "hub raises node.fault (0: no retry; a passing one-off glitch is not a fault)"))
+    uplink_limit_s: float = Field(default=5, ge=0.5, le=60, description=(
+        "How long the uplink probe waits for the hub's receipt (kept under check_timeout_s)"))
+    clock_skew_max_s: float = Field(default=5, gt=0, le=3600,
+                                    description="Largest difference from the hub's clock that passes")
 
     @field_validator("start")
     @classmethod

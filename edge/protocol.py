@@ -223,6 +223,9 @@ EVENT_KINDS: dict[str, Priority] = {
     "nodes.offline": Priority.ALARM,
     # a self-test's outcome (docs/selftest.md): data.checks = [{name, status, value, limit, detail}]
     "selftest.result": Priority.AUDIT,
+    # the self-test's uplink probe (docs/selftest.md): its receipt is the round trip and carries the hub's
+    # clock; the hub receipts it without storing it (no history, no alarm, nothing in the event lists)
+    "selftest.probe": Priority.TELEMETRY,
 }
 
 HUB_NODE = "hub"  # the node id of the hub's own incidents; no node may be registered under it
@@ -324,6 +327,9 @@ class Receipt(_Payload):
     snapshots: list[str] = Field(default_factory=list)  # event ids whose snapshot is stored
     clips: list[str] = Field(default_factory=list)  # clip_ref(): "<event id>/<n>" burst frames stored
     rejected: list[RejectedItem] = Field(default_factory=list)
+    # the hub's clock when it sent this receipt; only in a receipt that answers a ``selftest.probe``
+    # (a node that sends probes knows the field; an older node never gets it), for the node's clock skew
+    hub_time: AwareDatetime | None = None
 
 
 def clip_ref(event_id: str, n: int) -> str:
@@ -623,12 +629,18 @@ class SelftestResultData(EventData):
     retry_at: datetime | None = None
 
 
+class SelftestProbeData(EventData):
+    """The uplink probe: what counts is its receipt (the round trip) and the receipt's ``hub_time`` (the skew)."""
+
+    sent_at: AwareDatetime | None = None  # the node's clock when sent (the hub may log the transit)
+
+
 EventKind = Literal[
     "alarm.pressed", "alarm.repeat", "alarm.test", "tamper.opened", "tamper.closed", "tamper.camera",
     "door.forced", "door.held_open", "door.fire_release", "door.lockout", "door.granted", "door.denied",
     "command.refused", "access.enrol_progress", "config.applied", "config.rolled_back", "config.trial",
     "detection.person", "detection.vehicle", "detection.loitering", "node.fault", "node.offline",
-    "nodes.offline", "selftest.result",
+    "nodes.offline", "selftest.result", "selftest.probe",
 ]
 
 EVENT_DATA: dict[EventKind, type[EventData]] = {
@@ -656,6 +668,7 @@ EVENT_DATA: dict[EventKind, type[EventData]] = {
     "node.offline": NodeOfflineData,
     "nodes.offline": NodesOfflineData,
     "selftest.result": SelftestResultData,
+    "selftest.probe": SelftestProbeData,
 }
 
 

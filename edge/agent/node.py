@@ -61,7 +61,8 @@ class NodeAgent:
         self.camera = None
         self.worker: Any | None = None
         self.live: Any | None = None  # live view / talk-back sessions (edge/live), alarm poles with a camera
-        self.selftest: Any | None = None  # edge.selftest.runner.SelfTester, alarm poles
+        self.selftest: Any | None = None  # edge.selftest.runner.SelfTester, poles and doors
+        self.probe: Any | None = None  # edge.selftest.probe.UplinkProbe, answered in _on_receipt
         if cfg.node.kind == "rental_door":
             self.pins: AlarmPostPins | DoorPins = DoorPins(cfg.door, cfg.pins.factory)  # relay de-energised first
         else:
@@ -88,6 +89,7 @@ class NodeAgent:
         if isinstance(self.pins, DoorPins):
             self.door = self._make_door(self.pins)
             self.role: AlarmPost | Door = self.door
+            self.selftest = self._make_door_selftest(self.pins, self.door)
         else:
             from edge.roles.alarm_post import AlarmPost
 
@@ -119,11 +121,19 @@ class NodeAgent:
         self.restart_reason: str | None = None
         self.hub_status_seen = False  # the retained hub status arrived: our subscriptions work
 
+    def _make_probe(self, role: Any) -> Any:
+        """The self-test's uplink probe: a selftest.probe through the role's outbox, timed to its receipt."""
+        from edge.selftest.probe import UplinkProbe
+
+        self.probe = UplinkProbe(lambda kind, data: role.emit(kind, data),
+                                 withdraw=lambda event_id: self.sender.receipted([event_key(event_id)]),
+                                 now=self.clock.now)
+        return self.probe
+
     def _make_selftest(self, pins: AlarmPostPins, role: Any) -> Any:
         """The pole's self-test (docs/selftest.md): on selftest.run and nightly in this node's slot."""
         from edge.hw.audio import AlsaToneLoop, FakeAcousticLoop, ToneLoop
         from edge.selftest.pole import pole_checks
-        from edge.selftest.runner import SelfTester
 
         tone: ToneLoop | None
         if pins.mock:
@@ -140,14 +150,32 @@ class NodeAgent:
         checks = pole_checks(
             self.cfg, pins, role, tone=tone, read_frame=camera.read if camera is not None else None,
             reference_sharpness=lambda: tamper.reference_sharpness if tamper is not None else None,
-            outbox_depth=self.outbox.depth,
-            uplink=lambda: (self.link.connected and self.sender.hub_online, time.monotonic() - self._last_progress),
-            clock_skew=lambda: tester.clock_skew_s, data_dir=self.cfg.data_dir)
+            outbox_depth=self.outbox.depth, probe=self._make_probe(role), connected=self._uplink_up,
+            command_skew=lambda: tester.command_skew(), data_dir=self.cfg.data_dir)
+        tester = self._tester(checks, role)
+        return tester
+
+    def _make_door_selftest(self, pins: DoorPins, door: Door) -> Any:
+        """The door's self-test (docs/selftest.md, "Doors"): reader, lock (read only), exit, fire, shared."""
+        from edge.selftest.door import door_checks
+
+        checks = door_checks(self.cfg, pins, door, outbox_depth=self.outbox.depth, probe=self._make_probe(door),
+                             connected=self._uplink_up, command_skew=lambda: tester.command_skew(),
+                             data_dir=self.cfg.data_dir)
+        tester = self._tester(checks, door)
+        return tester
+
+    def _tester(self, checks: list[Any], role: Any) -> Any:
+        from edge.selftest.runner import SelfTester
+
         st = self.cfg.selftest
         tester = SelfTester(self.cfg.node.id, checks, role.emit, start=st.start, window_min=st.window_min,
                             retry_after_s=st.retry_after_min * 60)
         tester.register(self.commands)
         return tester
+
+    def _uplink_up(self) -> bool:
+        return bool(self.link.connected and self.sender.hub_online)
 
     def _make_camera_worker(self) -> Any:
         """The camera thread: newest frame for snapshots, pre-press burst, detection if configured."""
@@ -250,6 +278,8 @@ class NodeAgent:
         self.sender.receipted([event_key(i) for i in receipt.ids] + [snapshot_key(i) for i in receipt.snapshots]
                               + [clip_ref_key(c) for c in receipt.clips])
         self._last_progress = time.monotonic()
+        if self.probe is not None:
+            self.probe.on_receipt(receipt.ids, receipt.hub_time, {r.id: r.reason for r in receipt.rejected})
         for item in receipt.rejected:
             entry = self.sender.rejected(event_key(item.id), item.reason) or \
                 self.sender.rejected(snapshot_key(item.id), item.reason)

@@ -176,10 +176,3 @@ def clock_skew_check(skew_s: float | None, limit_s: float = 5.0) -> SelftestChec
 
 def outbox_check(depth: int, limit: int = 100) -> SelftestCheck:
     return limit_check("outbox", float(depth), float(limit), "events")
-
-
-async def uplink_check(round_trip: Callable[[], Awaitable[float]], limit_s: float = 5.0) -> SelftestCheck:
-    """``round_trip`` sends a probe and returns the seconds until the hub's receipt came back."""
-    return limit_check("uplink", await round_trip(), limit_s, "s")
-
-

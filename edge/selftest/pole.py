@@ -19,20 +19,9 @@ from edge.hw.gpio import AlarmPostPins
 from edge.protocol import SelftestCheck
 from edge.selftest.audio import audio_loop
 from edge.selftest.camera import camera_check
-from edge.selftest.checks import (
-    Check,
-    PressGate,
-    button_loop,
-    clock_skew_check,
-    disk_check,
-    limit_check,
-    outbox_check,
-    read_cpu_temp,
-    read_sd_wear,
-    read_throttled,
-    skipped,
-    throttle_check,
-)
+from edge.selftest.checks import Check, PressGate, button_loop, skipped
+from edge.selftest.probe import UplinkProbe
+from edge.selftest.shared import shared_checks
 
 
 class _Wiring:
@@ -90,36 +79,11 @@ async def enclosure_check(pins: AlarmPostPins) -> SelftestCheck:
 
 def pole_checks(cfg: NodeConfig, pins: AlarmPostPins, gate: PressGate, *, tone: ToneLoop | None,
                 read_frame: Callable[[], Any] | None, reference_sharpness: Callable[[], float | None],
-                outbox_depth: Callable[[], int], uplink: Callable[[], tuple[bool, float | None]],
-                clock_skew: Callable[[], float | None], data_dir: Path) -> list[Check]:
+                outbox_depth: Callable[[], int], probe: UplinkProbe, connected: Callable[[], bool],
+                command_skew: Callable[[], float | None], data_dir: Path) -> list[Check]:
     st = cfg.selftest
     timeout = st.check_timeout_s
     tamper = cfg.vision.tamper if cfg.vision is not None else None
-
-    async def uplink_check() -> SelftestCheck:
-        online, receipt_age = uplink()
-        if not online:
-            return SelftestCheck(name="uplink", status="fail", value=receipt_age, unit="s",
-                                 detail="not connected to the hub (or the hub is offline)")
-        return SelftestCheck(name="uplink", status="pass", value=None if receipt_age is None else round(receipt_age, 1),
-                             unit="s since the hub's last receipt",
-                             detail="connected; this result's own receipt closes the round trip")
-
-    async def _cpu() -> SelftestCheck:
-        return limit_check("cpu_temp", read_cpu_temp(), st.cpu_temp_max_c, "°C")
-
-    async def _power() -> SelftestCheck:
-        return throttle_check(await asyncio.to_thread(read_throttled))
-
-    async def _sd() -> SelftestCheck:
-        return limit_check("sd_wear", read_sd_wear(), 80.0, "% of life", missing="the SD card does not report wear")
-
-    async def _outbox() -> SelftestCheck:
-        return outbox_check(outbox_depth(), st.outbox_max)
-
-    async def _skew() -> SelftestCheck:
-        return clock_skew_check(clock_skew())
-
     wiring = _Wiring(pins) if pins.test_drive is not None else None
     checks = [
         Check("button_loop", lambda: button_loop(wiring, gate), timeout),
@@ -133,12 +97,6 @@ def pole_checks(cfg: NodeConfig, pins: AlarmPostPins, gate: PressGate, *, tone: 
                                               covered_std=tamper.covered_std if tamper else 6.0,
                                               defocus_ratio=tamper.defocus_ratio if tamper else 0.25))
               if read_frame is not None else skipped("camera", "no camera open on this node"), timeout),
-        Check("uplink", uplink_check, timeout),
-        Check("outbox", _outbox, timeout),
-        Check("disk", lambda: disk_check(data_dir, st.disk_max_pct), timeout),
-        Check("clock_skew", _skew, timeout),
-        Check("cpu_temp", _cpu, timeout),
-        Check("power", _power, timeout),
-        Check("sd_wear", _sd, timeout),
     ]
-    return checks
+    return checks + shared_checks(st, probe=probe, connected=connected, outbox_depth=outbox_depth,
+                                  command_skew=command_skew, data_dir=data_dir)

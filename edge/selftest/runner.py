@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ class SelfTester:
         self._lock = asyncio.Lock()  # one self-test at a time
         self.last: SelftestResultData | None = None
         self.clock_skew_s: float | None = None  # node clock minus the hub's, from the last selftest.run
+        self.clock_skew_at = float("-inf")  # monotonic time it was taken (the probe's receipt is preferred)
 
     def register(self, commands: CommandDispatcher) -> None:
         commands.register(self._obey, "selftest.run")
@@ -52,10 +54,15 @@ class SelfTester:
         self.emit("selftest.result", result.dump())
         return result
 
+    def command_skew(self, max_age_s: float = 60.0) -> float | None:
+        """The skew from this run's command, if the run was commanded (a fallback when the probe fails)."""
+        return self.clock_skew_s if time.monotonic() - self.clock_skew_at < max_age_s else None
+
     async def _obey(self, cmd: Command) -> Reply:
         args = SelftestRunArgs.model_validate(cmd.args)
         # the command's issue time is the hub's clock a moment ago (transit is well under the limit)
         self.clock_skew_s = (self.now() - cmd.issued_at).total_seconds()
+        self.clock_skew_at = time.monotonic()
         result = await self.run("command", cmd.id, args.checks)
         failed = [c.name for c in result.checks if c.status == "fail"]
         return Reply(command_id=cmd.id, ok=True, data=result.dump(),

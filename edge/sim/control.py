@@ -3,7 +3,8 @@
 The demo, the tests and an installer act on a simulated node through it: press the button,
 open the enclosure, read the LED; at a door, touch the simulated reader with a finger (``finger``),
 open or close the door leaf (``door``), switch the fire input (``fire``), press exit (``exit``), or
-make the reader answer garbage or nothing (``reader``). It drives gpiozero's mock pins, so the node's real input
+make the reader answer garbage or nothing (``reader``), or run the self-test now as the
+nightly schedule would (``selftest``). It drives gpiozero's mock pins, so the node's real input
 path (callbacks, debounce, coalescing) is what runs. One JSON object per line each way.
 Only a node with mock pins opens it.
 """
@@ -90,6 +91,12 @@ class ControlServer:
             ids = [str(self.agent.role.emit(kind, {"n": i, "burst": True}).id)
                    for i in range(int(request.get("n", 1)))]
             return {"ok": True, "ids": ids, "state": self.agent.role.state()}
+        elif cmd == "selftest":  # the nightly run now (trigger "schedule"), without waiting for the slot
+            tester = self.agent.selftest
+            if tester is None:
+                raise ValueError("this node has no self-test")
+            result = await tester.run("schedule", only=request.get("checks"))
+            return {"ok": True, "result": result.dump(), "state": self.agent.role.state()}
         elif cmd != "state":
             raise ValueError(f"unknown control command {cmd!r}")
         return {"ok": True, "state": self.agent.role.state()}

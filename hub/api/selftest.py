@@ -62,7 +62,7 @@ def request_selftest(node: str, body: SelftestRequest, request: Request, service
 
 @router.get("/api/selftest/fleet", response_model=FleetSelftest)
 def fleet_selftest(service: ServiceDep) -> dict[str, Any]:
-    """Poles passing, failing and not tested in the last 3 days, per grid."""
+    """Poles and doors (apart) passing, failing and not tested in the last 3 days, per grid."""
     with service.engine.connect() as conn:
         return fleet(conn, now_utc())
 

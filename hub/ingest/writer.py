@@ -100,6 +100,7 @@ class BatchResult:
     rejected: dict[str, list[RejectedItem]] = field(default_factory=lambda: defaultdict(list))
     live: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, datetime] = field(default_factory=dict)
+    probed: set[str] = field(default_factory=set)  # nodes whose receipt answers a selftest.probe: hub_time in it
 
 
 class Rejected(Exception):
@@ -295,6 +296,13 @@ class Processor:
         for event, msg in items:
             event_id = str(event.id)
             out.stored[event.node].append(event_id)
+            if event.kind == "selftest.probe":
+                # receipted, never stored: the round trip is the whole point (the result that follows carries
+                # its figures), so probes neither clutter the event lists nor become alarms; a resend is
+                # receipted again, which is idempotent without a row
+                out.probed.add(event.node)
+                out.touched[event.node] = msg.received_at
+                continue
             if not event.known_kind:
                 conn.execute(quarantine.insert().values(node=event.node, topic=msg.topic, payload=msg.payload,
                                                         reason=f"unknown kind {event.kind}",
@@ -698,7 +706,8 @@ class Ingest:
     def _send_receipts(self, out: BatchResult) -> None:
         for node in set(out.stored) | set(out.snapshots) | set(out.clips) | set(out.rejected):
             receipt = Receipt(ids=out.stored.get(node, []), snapshots=out.snapshots.get(node, []),
-                              clips=out.clips.get(node, []), rejected=out.rejected.get(node, []))
+                              clips=out.clips.get(node, []), rejected=out.rejected.get(node, []),
+                              hub_time=now_utc() if node in out.probed else None)
             self.transport.publish(Topics.receipts(node), receipt.to_bytes(), qos=1)
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What the hub does with ``selftest.result`` events: they are stored as every event (the events table is
 their history, no table of their own), a failed one raises one hub ``node.fault`` while an earlier one is
 still open (a scheduled run that the node will retry waits for the retry's result: ``retry_at``), and the
-fleet view and the daily report read the newest result per pole.
+fleet view and the daily report read the newest result per pole and per door.
 
 Why one fault and not one per check: staff work faults as alarms; a pole whose speaker died fails the
 same check every night, and one open fault naming the failing checks is what a technician needs.
@@ -26,10 +26,17 @@ def failed_checks(data: dict[str, Any]) -> list[str]:
     return [str(c.get("name")) for c in data.get("checks", []) if isinstance(c, dict) and c.get("status") == "fail"]
 
 
+# Checks whose failure says the hub or the broker was unreachable, not that the node is broken: the result's
+# arrival proves the way is open again, and a hub outage at 03:00 must not become one fault per node (the
+# outage is the hub's own incident). They stay in the history and count as failing in the fleet view.
+NOT_A_NODE_FAULT = frozenset({"uplink"})
+
+
 def fault_for(conn: Connection, result: Event) -> Event | None:
-    """The hub's node.fault for a failed self-test, or None (passed, or a self-test fault is still open)."""
-    failed = failed_checks(result.data)
-    if result.data.get("ok", True) and not failed:
+    """The hub's node.fault for a failed self-test, or None (passed, only the uplink failed, or a self-test
+    fault is still open)."""
+    failed = [name for name in failed_checks(result.data) if name not in NOT_A_NODE_FAULT]
+    if not failed and (result.data.get("ok", True) or failed_checks(result.data)):
         return None
     if result.data.get("retry_at"):
         return None  # the node tries the failed checks again (edge/selftest/runner.py): its retry decides
@@ -60,25 +67,33 @@ def latest_per_node(conn: Connection) -> dict[str, tuple[datetime, bool]]:
     return {r.node: (r.received_at, bool((r.data or {}).get("ok"))) for r in rows}
 
 
+_COLUMNS = {"alarm_post": ("poles", "passing", "failing", "untested"),
+            "rental_door": ("doors", "doors_passing", "doors_failing", "doors_untested")}
+
+
 def fleet(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Per grid: poles, passing (newest result ok and within 3 days), failing, untested (none in 3 days)."""
+    """Per grid, poles and doors apart (their check lists differ): how many, passing (newest result ok and
+    within 3 days), failing, untested (none in 3 days)."""
     latest = latest_per_node(conn)
-    grids: dict[str, dict[str, Any]] = defaultdict(lambda: {"poles": 0, "passing": 0, "failing": 0, "untested": []})
-    for node_id, grid in conn.execute(select(nodes.c.id, nodes.c.grid).where(nodes.c.kind == "alarm_post")
-                                      .order_by(nodes.c.id)).all():
+    grids: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "poles": 0, "passing": 0, "failing": 0, "untested": [],
+        "doors": 0, "doors_passing": 0, "doors_failing": 0, "doors_untested": []})
+    for node_id, grid, kind in conn.execute(select(nodes.c.id, nodes.c.grid, nodes.c.kind)
+                                            .where(nodes.c.kind.in_(list(_COLUMNS))).order_by(nodes.c.id)).all():
+        count, passing, failing, untested = _COLUMNS[kind]
         g = grids[grid or ""]
-        g["poles"] += 1
+        g[count] += 1
         seen = latest.get(node_id)
         if seen is None or now - seen[0] > NOT_TESTED_AFTER:
-            g["untested"].append(node_id)
+            g[untested].append(node_id)
         elif seen[1]:
-            g["passing"] += 1
+            g[passing] += 1
         else:
-            g["failing"] += 1
+            g[failing] += 1
     return {"grids": [{"grid": k, **v} for k, v in sorted(grids.items())],
             "not_tested_days": NOT_TESTED_AFTER.days}
 
 
 def not_tested(conn: Connection, now: datetime) -> list[str]:
-    """Poles with no self-test result in the last 3 days (the daily report lists them)."""
-    return [n for g in fleet(conn, now)["grids"] for n in g["untested"]]
+    """Poles and doors with no self-test result in the last 3 days (the daily report lists them)."""
+    return sorted(n for g in fleet(conn, now)["grids"] for n in g["untested"] + g["doors_untested"])

@@ -14,7 +14,7 @@ export const STRINGS = {
     k_door_held_open: '门长时间未关', k_door_fire_release: '消防释放', k_door_lockout: '门禁锁定', k_node_fault: '设备故障',
     k_alarm_test: '测试报警', k_tamper_closed: '机箱已关闭', k_command_refused: '设备拒绝指令', k_config_applied: '配置已生效',
     k_config_rolled_back: '配置已回滚', k_config_trial: '配置试运行', k_door_granted: '开门', k_door_denied: '拒绝开门',
-    k_access_enrol_progress: '指纹录入进度', k_selftest_result: '自检结果',
+    k_access_enrol_progress: '指纹录入进度', k_selftest_result: '自检结果', k_selftest_probe: '自检链路探测',
   },
   en: {
     login_title: 'Monitoring centre login', username: 'Username', password: 'Password', login: 'Log in',
@@ -31,6 +31,7 @@ export const STRINGS = {
     k_config_applied: 'Config applied', k_config_rolled_back: 'Config rolled back', k_config_trial: 'Config on trial',
     k_door_granted: 'Door opened', k_door_denied: 'Door refused',
     k_access_enrol_progress: 'Finger enrolment progress', k_selftest_result: 'Self-test result',
+    k_selftest_probe: 'Self-test uplink probe',
   },
 };
 

@@ -237,11 +237,37 @@ def _pole(tmp_path: Path, **pins: Any) -> Any:
     role = AlarmPost(cfg, hw, camera, outbox, clock, commands)
     hw.on_button(lambda pressed: role.on_button_edge(pressed, clock.monotonic()))
     tone = FakeAcousticLoop()
+    hub = answering_hub(role, outbox)
     checks = pole_checks(cfg, hw, role, tone=tone, read_frame=camera.read, reference_sharpness=lambda: None,
-                         outbox_depth=outbox.depth, uplink=lambda: (True, 1.0), clock_skew=lambda: None,
-                         data_dir=tmp_path)
+                         outbox_depth=outbox.depth, probe=hub.probe, connected=lambda: True,
+                         command_skew=lambda: None, data_dir=tmp_path)
     return SimpleNamespace(cfg=cfg, pins=hw, role=role, outbox=outbox, clock=clock, tone=tone, checks=checks,
-                           close=lambda: (hw.close(), outbox.close(), guard.close()))
+                           hub=hub, close=lambda: (hw.close(), outbox.close(), guard.close()))
+
+
+def answering_hub(role: Any, outbox: Any, *, delay_s: float = 0.02, hub_behind_s: float = 0.0) -> Any:
+    """A stand-in for broker + hub: each probe the role emits is receipted after ``delay_s`` with the hub's
+    clock ``hub_behind_s`` behind this machine's (``answer = False``: the hub is down, no receipt)."""
+    from datetime import UTC
+    from types import SimpleNamespace
+
+    from edge.link.outbox import event_key
+    from edge.selftest.probe import UplinkProbe
+
+    hub = SimpleNamespace(answer=True, probes=[], probe=None)
+
+    def emit(kind: str, data: dict[str, Any]) -> Any:
+        event = role.emit(kind, data)
+        hub.probes.append(str(event.id))
+        if hub.answer:
+            def receipt() -> None:
+                outbox.remove([event_key(str(event.id))])
+                hub.probe.on_receipt([str(event.id)], datetime.now(UTC) - timedelta(seconds=hub_behind_s))
+            asyncio.get_running_loop().call_later(delay_s, receipt)
+        return event
+
+    hub.probe = UplinkProbe(emit, withdraw=lambda event_id: outbox.remove([event_key(event_id)]))
+    return hub
 
 
 def _kinds(outbox: Any) -> list[str]:

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.protocol import Command, Event, Topics
 from hub.transport.broker import Broker
-from tests.conftest import wait_for
+from tests.conftest import NodeProc, wait_for
 
 KEY = "selftest-node-key-0123456789abcdef"
 
@@ -60,3 +60,63 @@ def test_a_node_runs_its_self_test_on_a_signed_command(broker: Broker, node_fact
     kinds = [e.kind for e in events]
     assert kinds.count("selftest.result") == 1 and "alarm.pressed" not in kinds
     assert "command.refused" in kinds
+
+
+def test_a_door_node_tests_itself_through_the_real_hub_and_says_so_when_the_hub_is_down(
+        broker: Broker, hub_factory, tmp_path, sim_dir) -> None:
+    """A rental door process (mock pins, the reader simulator on a pty) with a real hub: the nightly run,
+    triggered now over the control socket, proves its uplink with a probe's receipt (a round-trip time)
+    and measures its clock against the hub's. With the hub stopped, the next run still ends, its uplink
+    check failing with "no receipt"; once the hub is back the result arrives and no alarm is raised."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    hub = hub_factory(broker.url)
+    node = "door-st1"
+    key = subprocess.run([sys.executable, "-m", "hub.cli", "nodes", "add", node, "--kind", "rental_door",
+                          "--grid", "G05", "--place", "Block 5", "--out", str(hub.data_dir.parent / "bundles"),
+                          "--block-key-file", str(hub.data_dir.parent / "block-5.key")],
+                         env=hub.env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    door = NodeProc(tmp_path, node, broker.url, sim_dir, key, door={"unlock_s": 3},
+                    reader={"port": "sim", "timeout": 0.5}, selftest={"uplink_limit_s": 2, "check_timeout_s": 6})
+    cfg = yaml.safe_load(door.config_path.read_text())
+    cfg["node"].update(kind="rental_door", grid="G05")  # NodeProc writes a pole's config
+    door.config_path.write_text(yaml.safe_dump(cfg))
+    try:
+        _door_through_an_outage(hub, door.start(), node)
+    finally:
+        door.stop()
+
+
+def _door_through_an_outage(hub, door, node: str) -> None:
+    hub.wait_online(node)
+
+    result = door.control(cmd="selftest")["result"]
+    checks = {c["name"]: c for c in result["checks"]}
+    assert result["trigger"] == "schedule" and result["ok"] is True, result
+    assert checks["uplink"]["status"] == "pass" and 0 < checks["uplink"]["value"] < 2, checks["uplink"]
+    assert checks["clock_skew"]["status"] == "pass" and isinstance(checks["clock_skew"]["value"], float)
+    assert "probe's receipt" in checks["clock_skew"]["detail"]
+    assert checks["reader"]["status"] == "pass" and checks["lock"]["status"] == "pass"
+    assert door.control(cmd="state")["state"]["lock"] == "locked"  # never unlocked by its test
+    wait_for(lambda: hub.get(f"/api/nodes/{node}/selftests"), 30, message="the door's result at the hub")
+    fleet = {g["grid"]: g for g in hub.get("/api/selftest/fleet")["grids"]}
+    assert fleet["G05"]["doors"] == 1 and fleet["G05"]["doors_passing"] == 1 and fleet["G05"]["poles"] == 0
+    assert hub.get("/api/events", node=node, kind="selftest.probe") == []  # receipted, never stored
+
+    hub.stop()  # its last will says offline; nothing answers the probe
+    down = door.control(cmd="selftest")["result"]
+    checks = {c["name"]: c for c in down["checks"]}
+    assert checks["uplink"]["status"] == "fail" and checks["uplink"]["detail"].startswith("no receipt in 2 s")
+    assert checks["clock_skew"]["status"] == "skipped" and "no receipt" in checks["clock_skew"]["detail"]
+    assert checks["reader"]["status"] == "pass" and down["ok"] is False
+    assert door.alive()
+
+    hub.start()
+    wait_for(lambda: len(hub.get(f"/api/nodes/{node}/selftests")) == 2, 60, 0.2, "the failed result after the outage")
+    newest = hub.get(f"/api/nodes/{node}/selftests")[0]
+    assert [c["name"] for c in newest["checks"] if c["status"] == "fail"] == ["uplink"]
+    assert hub.get("/api/alarms") == []  # a hub outage is not a fault of the door
+    assert hub.get("/api/events", node=node, kind="selftest.probe") == []

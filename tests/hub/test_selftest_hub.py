@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from edge.protocol import Command, Event, Topics, utcnow
+from edge.protocol import Command, Event, Receipt, Topics, utcnow
 from hub.app import create_app
 from hub.config import load_settings
 from hub.ingest.writer import Incoming, Ingest
@@ -69,19 +69,49 @@ def test_results_history_and_one_fault_for_a_failing_pole(hub) -> None:
     assert client.get("/api/nodes").json()[0]["last_seen"] is not None
 
 
-def test_the_fleet_view_counts_per_grid_and_lists_poles_not_tested_in_3_days(hub) -> None:
+def test_the_fleet_view_counts_poles_and_doors_per_grid_and_lists_those_not_tested_in_3_days(hub) -> None:
     state, ingest, fake, client = hub
     for node, grid in (("pole-01", "G1"), ("pole-02", "G1"), ("pole-03", "G2"), ("pole-04", "G2")):
         state.service.register_node(node, grid=grid)
+    for node, grid in (("door-01", "G1"), ("door-02", "G1"), ("door-03", "G3")):
+        state.service.register_node(node, kind="rental_door", grid=grid)
     feed(ingest, result("pole-01", True))
     feed(ingest, result("pole-02", False, ("camera",)))
     feed(ingest, result("pole-03", True), at=utcnow() - timedelta(days=4))  # too long ago
+    feed(ingest, result("door-01", False, ("reader",)))
+    feed(ingest, result("door-03", True))
     view = client.get("/api/selftest/fleet").json()
     assert view["not_tested_days"] == 3
+    no_doors = {"doors": 0, "doors_passing": 0, "doors_failing": 0, "doors_untested": []}
     assert view["grids"] == [
-        {"grid": "G1", "poles": 2, "passing": 1, "failing": 1, "untested": []},
-        {"grid": "G2", "poles": 2, "passing": 0, "failing": 0, "untested": ["pole-03", "pole-04"]},
+        {"grid": "G1", "poles": 2, "passing": 1, "failing": 1, "untested": [],
+         "doors": 2, "doors_passing": 0, "doors_failing": 1, "doors_untested": ["door-02"]},
+        {"grid": "G2", "poles": 2, "passing": 0, "failing": 0, "untested": ["pole-03", "pole-04"], **no_doors},
+        {"grid": "G3", "poles": 0, "passing": 0, "failing": 0, "untested": [],
+         "doors": 1, "doors_passing": 1, "doors_failing": 0, "doors_untested": []},
     ]
+
+
+def test_a_probe_is_receipted_with_the_hub_clock_and_never_stored_or_alarmed(hub) -> None:
+    state, ingest, fake, client = hub
+    state.service.register_node("door-01", kind="rental_door", grid="G1")
+    probe = Event.make("door-01", "selftest.probe", {"sent_at": utcnow().isoformat(), "grid": "G1"})
+    other = Event.make("door-01", "door.granted", {"slot": 3})
+    before = utcnow()
+    feed(ingest, probe, other)
+    feed(ingest, probe)  # a resend: receipted again, still nothing stored
+    receipts = [Receipt.model_validate_json(p) for t, p in fake.published if t == Topics.receipts("door-01")]
+    assert [r.ids for r in receipts] == [[str(probe.id), str(other.id)], [str(probe.id)]]
+    assert all(r.hub_time is not None and before <= r.hub_time <= utcnow() for r in receipts)
+    events_listed = client.get("/api/events", params={"node": "door-01"}).json()
+    assert [e["kind"] for e in events_listed] == ["door.granted"]  # the probe is not in the event lists
+    assert client.get("/api/alarms").json() == []
+    assert client.get("/api/nodes").json()[0]["last_seen"] is not None  # a probe is hearing from the node
+    # a receipt for a batch without a probe carries no hub_time (older nodes refuse unknown receipt fields)
+    feed(ingest, Event.make("door-01", "door.granted", {"slot": 4}))
+    last = Receipt.model_validate_json([p for t, p in fake.published if t == Topics.receipts("door-01")][-1])
+    assert last.hub_time is None and b"hub_time" not in [p for t, p in fake.published
+                                                         if t == Topics.receipts("door-01")][-1]
 
 
 def test_a_selftest_request_sends_a_signed_command(hub) -> None:
@@ -99,14 +129,16 @@ def test_a_selftest_request_sends_a_signed_command(hub) -> None:
     assert bad.status_code == 422
 
 
-def test_the_daily_report_lists_poles_not_tested_in_3_days(hub) -> None:
+def test_the_daily_report_lists_poles_and_doors_not_tested_in_3_days(hub) -> None:
     state, ingest, fake, client = hub
     for node in ("pole-01", "pole-02"):
         state.service.register_node(node, grid="G1")
-    state.service.register_node("door-01", kind="rental_door", grid="G1")  # doors have no self-test yet
+    for node in ("door-01", "door-02"):
+        state.service.register_node(node, kind="rental_door", grid="G1")
     feed(ingest, result("pole-01", False, ("camera",)))  # tested (failing counts as tested)
+    feed(ingest, result("door-01", True))
     report = client.get("/api/reports/summary", params={"period": "today"}).json()
-    assert report["selftest"] == {"not_tested": ["pole-02"], "not_tested_days": 3}
+    assert report["selftest"] == {"not_tested": ["door-02", "pole-02"], "not_tested_days": 3}
 
 
 def test_the_hub_serves_the_wiring_of_the_config_in_effect(hub) -> None:
@@ -135,3 +167,19 @@ def test_the_hub_serves_the_wiring_of_the_config_in_effect(hub) -> None:
     root = ET.fromstring(r.text)
     labels = {t.get("data-pin"): t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("data-conn")}
     assert "button test drive" in labels["29"] and "alarm button" in labels["11"]
+
+
+def test_a_self_test_that_failed_only_its_uplink_probe_raises_no_fault(hub) -> None:
+    """The hub was down at 03:00: every node's probe failed. The results arrive later (so the way is open
+    again); that must not become one node.fault per node. Another failing check still raises one."""
+    state, ingest, fake, client = hub
+    state.service.register_node("door-01", kind="rental_door", grid="G1")
+    feed(ingest, result("door-01", False, ("uplink",)))
+    assert client.get("/api/alarms").json() == []
+    assert [c["name"] for c in client.get("/api/nodes/door-01/selftests").json()[0]["checks"]
+            if c["status"] == "fail"] == ["uplink"]  # kept in the history all the same
+    feed(ingest, result("door-01", False, ("uplink", "reader")))
+    faults = [a for a in client.get("/api/alarms").json() if a["kind"] == "node.fault"]
+    assert len(faults) == 1
+    assert client.get("/api/events", params={"kind": "node.fault"}).json()[0]["data"]["reason"] == \
+        "self-test failed: reader"

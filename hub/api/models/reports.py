@@ -84,7 +84,7 @@ class GridScore(ApiModel):
 
 
 class SelftestSummary(ApiModel):
-    not_tested: list[str] = Field(description="Poles without a self-test result in the last not_tested_days")
+    not_tested: list[str] = Field(description="Poles and doors without a self-test result in the last not_tested_days")
     not_tested_days: int
 
 

@@ -28,11 +28,17 @@ class SelftestRequested(ApiModel):
 
 
 class GridSelftest(ApiModel):
+    """One grid's alarm poles (``poles`` … ``untested``) and rental doors (``doors`` … ``doors_untested``)."""
+
     grid: str
     poles: int
     passing: int
     failing: int
     untested: list[str]
+    doors: int
+    doors_passing: int
+    doors_failing: int
+    doors_untested: list[str]
 
 
 class FleetSelftest(ApiModel):

@@ -1,6 +1,6 @@
 // @ts-check
-// Self-test (issue 20, docs/selftest.md): poles passing per grid, poles not tested in 3 days, a node's
-// history and "test now".
+// Self-test (issue 20, docs/selftest.md): poles and doors passing per grid (apart: their checks differ),
+// those not tested in 3 days, a node's history and "test now".
 
 export const name = 'selftest';
 export const STRINGS = {
@@ -8,12 +8,15 @@ export const STRINGS = {
     stt_untested: '3 天内未自检', stt_node: '节点', stt_history: '历史', stt_run: '立即自检', stt_sent: '已发送自检命令',
     stt_check: '项目', stt_status: '状态', stt_value: '测得', stt_limit: '限值', stt_detail: '说明', stt_ok: '通过',
     stt_fail: '未通过', stt_pass: '通过', stt_skipped: '跳过', stt_none: '暂无自检记录', stt_error: '出错：',
-    stt_trigger: '触发'},
+    stt_trigger: '触发', stt_doors: '出租屋门', stt_d_passing: '门通过', stt_d_failing: '门未通过',
+    stt_d_untested: '门 3 天内未自检'},
   en: {tab_selftest: 'Self-test', stt_grid: 'Grid', stt_poles: 'Poles', stt_passing: 'Passing', stt_failing: 'Failing',
     stt_untested: 'Not tested in 3 days', stt_node: 'Node', stt_history: 'History', stt_run: 'Test now',
     stt_sent: 'Self-test command sent', stt_check: 'Check', stt_status: 'Status', stt_value: 'Measured',
     stt_limit: 'Limit', stt_detail: 'Detail', stt_ok: 'passed', stt_fail: 'failed', stt_pass: 'pass',
-    stt_skipped: 'skipped', stt_none: 'No self-test results yet', stt_error: 'Error: ', stt_trigger: 'Trigger'},
+    stt_skipped: 'skipped', stt_none: 'No self-test results yet', stt_error: 'Error: ', stt_trigger: 'Trigger',
+    stt_doors: 'Doors', stt_d_passing: 'Doors passing', stt_d_failing: 'Doors failing',
+    stt_d_untested: 'Doors not tested in 3 days'},
 };
 
 /** @param {HTMLElement} root @param {any} app */
@@ -31,9 +34,13 @@ export function mount(root, app) {
   function render() {
     if (fleet) {
       $r('st-fleet').innerHTML = `<tr><th>${t('stt_grid')}</th><th>${t('stt_poles')}</th>
-        <th>${t('stt_passing')}</th><th>${t('stt_failing')}</th><th>${t('stt_untested')}</th></tr>` +
+        <th>${t('stt_passing')}</th><th>${t('stt_failing')}</th><th>${t('stt_untested')}</th>
+        <th>${t('stt_doors')}</th><th>${t('stt_d_passing')}</th><th>${t('stt_d_failing')}</th>
+        <th>${t('stt_d_untested')}</th></tr>` +
         fleet.grids.map((/** @type {any} */ g) => `<tr><td>${esc(g.grid || '—')}</td><td>${g.poles}</td>
-          <td>${g.passing}</td><td>${g.failing}</td><td class="st-untested">${esc(g.untested.join(', '))}</td></tr>`).join('');
+          <td>${g.passing}</td><td>${g.failing}</td><td class="st-untested">${esc(g.untested.join(', '))}</td>
+          <td>${g.doors}</td><td>${g.doors_passing}</td><td>${g.doors_failing}</td>
+          <td class="st-untested">${esc(g.doors_untested.join(', '))}</td></tr>`).join('');
     }
     const h = $r('st-hist');
     if (hist === null) { h.innerHTML = ''; return; }

@@ -375,6 +375,11 @@ export type Lat19 = number | null;
 export type Lon19 = number | null;
 export type Place19 = string | null;
 export type RaisedBy2 = "hub";
+export type Grid20 = string | null;
+export type Lat20 = number | null;
+export type Lon20 = number | null;
+export type Place20 = string | null;
+export type SentAt = string | null;
 export type Detail5 = string;
 export type Limit = number | string | null;
 export type Name1 = string;
@@ -384,33 +389,33 @@ export type Value = number | string | null;
 export type Checks = SelftestCheck[];
 export type CommandId6 = string | null;
 export type DurationS = number;
-export type Grid20 = string | null;
-export type Lat20 = number | null;
-export type Lon20 = number | null;
+export type Grid21 = string | null;
+export type Lat21 = number | null;
+export type Lon21 = number | null;
 export type Ok = boolean;
-export type Place20 = string | null;
+export type Place21 = string | null;
 export type RetryAt = string | null;
 export type Trigger = "schedule" | "command" | "boot" | "retry";
 export type Detail6 = string | null;
 export type DurationS1 = number | null;
-export type Grid21 = string | null;
-export type Lat21 = number | null;
-export type Lon21 = number | null;
+export type Grid22 = string | null;
+export type Lat22 = number | null;
+export type Lon22 = number | null;
 export type LostS = number | null;
-export type Place21 = string | null;
+export type Place22 = string | null;
 export type Reason7 = string | null;
 export type SharpnessRatio = number | null;
 export type Similarity = number | null;
 export type Detail7 = string | null;
-export type Grid22 = string | null;
-export type Lat22 = number | null;
-export type Lon22 = number | null;
-export type Place22 = string | null;
-export type Detail8 = string | null;
 export type Grid23 = string | null;
 export type Lat23 = number | null;
 export type Lon23 = number | null;
 export type Place23 = string | null;
+export type Detail8 = string | null;
+export type Grid24 = string | null;
+export type Lat24 = number | null;
+export type Lon24 = number | null;
+export type Place24 = string | null;
 
 export interface EventData {
   "access.enrol_progress": EnrolProgressData;
@@ -433,6 +438,7 @@ export interface EventData {
   "node.fault": NodeFaultData;
   "node.offline": NodeOfflineData;
   "nodes.offline": NodesOfflineData;
+  "selftest.probe": SelftestProbeData;
   "selftest.result": SelftestResultData;
   "tamper.camera": TamperCameraData;
   "tamper.closed": TamperData;
@@ -692,17 +698,28 @@ export interface NodesOfflineData {
   [k: string]: unknown;
 }
 /**
+ * The uplink probe: what counts is its receipt (the round trip) and the receipt's ``hub_time`` (the skew).
+ */
+export interface SelftestProbeData {
+  grid?: Grid20;
+  lat?: Lat20;
+  lon?: Lon20;
+  place?: Place20;
+  sent_at?: SentAt;
+  [k: string]: unknown;
+}
+/**
  * A self-test's outcome: ``ok`` is false when any check failed (skipped ones do not count).
  */
 export interface SelftestResultData {
   checks?: Checks;
   command_id?: CommandId6;
   duration_s: DurationS;
-  grid?: Grid20;
-  lat?: Lat20;
-  lon?: Lon20;
+  grid?: Grid21;
+  lat?: Lat21;
+  lon?: Lon21;
   ok: Ok;
-  place?: Place20;
+  place?: Place21;
   retry_at?: RetryAt;
   trigger?: Trigger;
   [k: string]: unknown;
@@ -725,11 +742,11 @@ export interface SelftestCheck {
 export interface TamperCameraData {
   detail?: Detail6;
   duration_s?: DurationS1;
-  grid?: Grid21;
-  lat?: Lat21;
-  lon?: Lon21;
+  grid?: Grid22;
+  lat?: Lat22;
+  lon?: Lon22;
   lost_s?: LostS;
-  place?: Place21;
+  place?: Place22;
   reason?: Reason7;
   sharpness_ratio?: SharpnessRatio;
   similarity?: Similarity;
@@ -740,10 +757,10 @@ export interface TamperCameraData {
  */
 export interface TamperData {
   detail?: Detail7;
-  grid?: Grid22;
-  lat?: Lat22;
-  lon?: Lon22;
-  place?: Place22;
+  grid?: Grid23;
+  lat?: Lat23;
+  lon?: Lon23;
+  place?: Place23;
   [k: string]: unknown;
 }
 /**
@@ -751,12 +768,12 @@ export interface TamperData {
  */
 export interface TamperData1 {
   detail?: Detail8;
-  grid?: Grid23;
-  lat?: Lat23;
-  lon?: Lon23;
-  place?: Place23;
+  grid?: Grid24;
+  lat?: Lat24;
+  lon?: Lon24;
+  place?: Place24;
   [k: string]: unknown;
 }
 
 /** Every event kind the nodes send. */
-export type EventKind = "access.enrol_progress" | "alarm.pressed" | "alarm.repeat" | "alarm.test" | "command.refused" | "config.applied" | "config.rolled_back" | "config.trial" | "detection.loitering" | "detection.person" | "detection.vehicle" | "door.denied" | "door.fire_release" | "door.forced" | "door.granted" | "door.held_open" | "door.lockout" | "node.fault" | "node.offline" | "nodes.offline" | "selftest.result" | "tamper.camera" | "tamper.closed" | "tamper.opened";
+export type EventKind = "access.enrol_progress" | "alarm.pressed" | "alarm.repeat" | "alarm.test" | "command.refused" | "config.applied" | "config.rolled_back" | "config.trial" | "detection.loitering" | "detection.person" | "detection.vehicle" | "door.denied" | "door.fire_release" | "door.forced" | "door.granted" | "door.held_open" | "door.lockout" | "node.fault" | "node.offline" | "nodes.offline" | "selftest.probe" | "selftest.result" | "tamper.camera" | "tamper.closed" | "tamper.opened";
