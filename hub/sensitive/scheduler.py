@@ -244,7 +244,8 @@ class Scheduler:
             base_yaml = (base or {}).get("yaml")
             try:
                 if not base_yaml:
-                    raise HubError("the pole's previous config is no longer in the store / 中心已不再保存该立柱之前的配置")
+                    raise HubError("the pole's previous config is no longer in the store / "
+                                   "中心已不再保存该立柱之前的配置")
                 text = base_yaml
                 if row.phase == "apply":
                     new, why = apply_profile(base_yaml, DetectionProfile.model_validate(period["profile"] or {}))
