@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,22 +37,27 @@ from edge.selftest.checks import run_checks  # noqa: E402
 from edge.selftest.schedule import offset, parse_window  # noqa: E402
 
 
+def _timed_runs(checks: Any, runs: int) -> tuple[list[float], list[float], Any]:
+    """Wall and CPU time of each whole run of the check list, and the last run's result."""
+    walls, cpus, result = [], [], None
+    for _ in range(runs):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = asyncio.run(run_checks(checks))
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    assert result is not None
+    return walls, cpus, result
+
+
 def one_pole(runs: int) -> None:
     from tests.edge.test_selftest import _pole
 
     with tempfile.TemporaryDirectory() as tmp:
         pole = _pole(Path(tmp), button_test_drive=5, siren_feedback=6)
-        walls, cpus = [], []
-        result = None
         try:
-            for _ in range(runs):
-                w0, c0 = time.perf_counter(), time.process_time()
-                result = asyncio.run(run_checks(pole.checks))
-                walls.append(time.perf_counter() - w0)
-                cpus.append(time.process_time() - c0)
+            walls, cpus, result = _timed_runs(pole.checks, runs)
         finally:
             pole.close()
-    assert result is not None
     print(f"one self-test, simulated pole ({runs} runs, {len(result.checks)} checks): "
           f"wall median {statistics.median(walls) * 1000:.0f} ms (max {max(walls) * 1000:.0f}), "
           f"CPU median {statistics.median(cpus) * 1000:.0f} ms")
@@ -64,17 +70,10 @@ def one_door(runs: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         rig = _door(Path(tmp))
-        walls, cpus = [], []
-        result = None
         try:
-            for _ in range(runs):
-                w0, c0 = time.perf_counter(), time.process_time()
-                result = asyncio.run(run_checks(rig.checks))
-                walls.append(time.perf_counter() - w0)
-                cpus.append(time.process_time() - c0)
+            walls, cpus, result = _timed_runs(rig.checks, runs)
         finally:
             rig.close()
-    assert result is not None
     print(f"one self-test, simulated door ({runs} runs, {len(result.checks)} checks, probe answered after 20 ms "
           f"in-process): wall median {statistics.median(walls) * 1000:.0f} ms (max {max(walls) * 1000:.0f}), "
           f"CPU median {statistics.median(cpus) * 1000:.0f} ms; relay touched {len(rig.relay_calls)} times")

@@ -42,8 +42,8 @@ UNTYPED_OK = {
                      "declared fields typed; a newer node may add more, which the contract keeps (extra allowed)",
     "MapConfig.grids": "the district's grid boundaries as a GeoJSON FeatureCollection (RFC 7946), checked at import "
                        "(pingan-hub grids import) and handed to Leaflet as it is",
-    "StaffAction.detail": "a staff action's audit detail: one shape per action (user.add, alarm.resolve ...)",
     "PastEvent.data": "an event's body, as EventOut.data above",
+    "StaffAction.detail": "a staff action's audit detail: one shape per action (user.add, alarm.resolve ...)",
 }
 
 

@@ -4,12 +4,10 @@ Each row says how many pictures are stored for it, so the console asks only for 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from hub.api.models import ApiModel
-from hub.api.models.routes import AlarmOut
+from hub.api.models.routes import AlarmOut, EventCore
 
 
 class Pictured(ApiModel):
@@ -24,13 +22,7 @@ class ClosedAlarm(AlarmOut, Pictured):
     grid: str | None
 
 
-class PastEvent(Pictured):
-    id: str
-    node: str
-    kind: str
-    ts: str = Field(description="The node's clock")
-    received_at: str = Field(description="The hub's clock")
-    data: dict[str, Any] = Field(description="The kind's body: its model is edge/protocol.py EVENT_DATA[kind]")
+class PastEvent(EventCore, Pictured):
     grid: str | None
     place: str | None
 

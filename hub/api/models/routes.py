@@ -46,14 +46,19 @@ class NodeOut(ApiModel):
     open_alarm: str | None = Field(description="The id of one of its alarms not yet resolved")
 
 
-class EventOut(ApiModel):
-    seq: int = Field(description="The event's cursor: /api/events?after= and /api/live?since= resume from it")
+class EventCore(ApiModel):
+    """What every answer about a stored event says (``EventOut``, the history's ``PastEvent``)."""
+
     id: str
     node: str
     kind: str
     ts: str = Field(description="The node's clock")
     received_at: str = Field(description="The hub's clock")
     data: dict[str, Any] = Field(description="The kind's body: its model is edge/protocol.py EVENT_DATA[kind]")
+
+
+class EventOut(EventCore):
+    seq: int = Field(description="The event's cursor: /api/events?after= and /api/live?since= resume from it")
     snapshot: bool
     delayed: bool
     clock_synced: bool | None
