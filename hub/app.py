@@ -37,6 +37,7 @@ from hub.auth.service import Auth
 from hub.config import HubSettings
 from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
+from hub.gb28181.adapter import GbAdapter
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.messages import TaskMessage, TaskRelay
@@ -109,6 +110,9 @@ class HubState:
         self.notifier.groups = RosterGroups(self.responders)  # grid:/team: recipients from the duty roster
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
+        # city networking (GB/T 28181, hub/gb28181): an adapter beside the console; off without PINGAN_GB_UPSTREAM.
+        # Live video for the city needs a media side (hub/gb28181/media): None answers INVITE 503
+        self.gb: GbAdapter | None = GbAdapter(settings, self.engine, self.live) if settings.gb_upstream else None
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.transport is not None:
             self.homeassistant = HomeAssistantBridge(self.engine, self.transport.publish)
@@ -168,10 +172,12 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
             state.ingest.start()
         jobs = start_jobs(periodic_jobs(state), state.cluster.is_leader)
         lag_watch = asyncio.create_task(watch_loop_lag())
+        await start_gb(state)
         try:
             yield
         finally:
             lag_watch.cancel()
+            await stop_gb(state)
             await stop_jobs(jobs)
             await state.mjpeg.close()
             state.responders.close()
@@ -214,6 +220,27 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     return app
+
+
+async def start_gb(state: HubState) -> None:
+    """City networking starts after ingest; its failure (a SIP port in use, say) is logged, never the hub's."""
+    if state.gb is None:
+        return
+    try:
+        await state.gb.start()
+    except Exception:  # noqa: BLE001 - the alarm path does not depend on the city platform
+        log.exception("GB28181: city networking did not start (the hub runs on without it)")
+        state.gb = None
+
+
+async def stop_gb(state: HubState) -> None:
+    """Unregister from the city platform (Expires: 0), bounded so a dead platform never holds up shutdown."""
+    if state.gb is None:
+        return
+    try:
+        await asyncio.wait_for(state.gb.stop(), 6)
+    except Exception:  # noqa: BLE001 - shutdown goes on
+        log.exception("GB28181: stopping city networking failed")
 
 
 class SecurityHeaders:

@@ -1,0 +1,189 @@
+"""Live video for the city: INVITE (Play) with an SDP offer, answered by a media session (``media/``).
+
+The SIP side only: parse the offer (``s=Play``, ``m=video <port> RTP/AVP 96`` or ``TCP/RTP/AVP`` with
+``a=setup:active|passive``, ``a=rtpmap:96 PS/90000``, ``y=<SSRC>``), start the pole's stream through
+:class:`MediaSessions`, answer 200 with our SDP (``a=sendonly``, the ``y=`` echoed), then ACK; BYE
+stops it. Refusals: an unknown channel or an offline pole 404, past the per-pole limit 486, the pole
+unreachable 503, ``s=Playback``/``s=Download`` 488 with ``Warning: 399 ... "the node does not record"``
+(a pole keeps no recordings), an offer without PS/90000 488.
+
+TCP roles: the platform's ``a=setup:passive`` means it listens and we connect (``tcp-active``); its
+``a=setup:active`` means we listen (``tcp-passive``) and our port goes in the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from hub.errors import HubError, NotFound
+from hub.gb28181.sip import SipMessage, response_to
+
+log = logging.getLogger(__name__)
+MediaTransport = Literal["udp", "tcp-active", "tcp-passive"]
+
+
+@dataclass(frozen=True)
+class MediaStarted:
+    """Where our RTP comes from: the port for the SDP answer (tcp-passive: the port we listen on; udp: our
+    sending port)."""
+
+    local_host: str
+    local_port: int
+
+
+class StreamLimit(HubError):
+    """The pole already sends PINGAN_GB_STREAMS_PER_POLE streams to the city (SIP 486 Busy Here)."""
+
+
+class NodeUnavailable(HubError):
+    """The pole did not start its stream (no answer, encoder failed): SIP 503."""
+
+
+class MediaSessions(Protocol):
+    limit_per_node: int
+
+    async def start(self, node_id: str, *, call_id: str, dest_host: str, dest_port: int,
+                    transport: MediaTransport, ssrc: int) -> MediaStarted:
+        """Start sending the node's H.264 as PS over RTP; raises NotFound (404), StreamLimit (486),
+        NodeUnavailable (503)."""
+        ...
+
+    async def stop(self, call_id: str, reason: str) -> None: ...
+
+
+class SdpRefused(HubError):
+    def __init__(self, status: int, reason: str, warning: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.warning = status, reason, warning
+
+
+@dataclass(frozen=True)
+class Offer:
+    session: str
+    host: str
+    port: int
+    transport: MediaTransport
+    ssrc: str
+    payload: str
+
+
+def parse_offer(body: bytes) -> Offer:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SdpRefused(400, "Bad Request: SDP is not UTF-8") from None
+    lines = [ln.strip() for ln in text.replace("\r\n", "\n").split("\n") if ln.strip()]
+    get = {ln[0]: ln[2:] for ln in reversed(lines) if len(ln) > 2 and ln[1] == "="}
+    session = get.get("s", "").strip()
+    if session in ("Playback", "Download"):
+        raise SdpRefused(488, "Not Acceptable Here: the node does not record", "the node does not record")
+    if session != "Play":
+        raise SdpRefused(488, f"Not Acceptable Here: session {session!r} not supported (only Play)")
+    conn = get.get("c", "").split()
+    media = get.get("m", "").split()
+    if len(conn) != 3 or len(media) < 4 or media[0] != "video" or not media[1].isdigit():
+        raise SdpRefused(400, "Bad Request: SDP needs c= and m=video <port> <proto> <formats>")
+    rtpmaps = {a.split()[0].split(":", 1)[1]: a.split()[1] for a in
+               (ln[2:] for ln in lines if ln.startswith("a=rtpmap:")) if len(a.split()) == 2}
+    ps = [pt for pt in media[3:] if rtpmaps.get(pt, "").upper() == "PS/90000"]
+    if not ps:
+        raise SdpRefused(488, "Not Acceptable Here: only PS/90000 (MPEG-PS) is sent")
+    proto = media[2].upper()
+    setup = next((ln[len("a=setup:"):] for ln in lines if ln.startswith("a=setup:")), "")
+    transport: MediaTransport
+    if proto == "RTP/AVP":
+        transport = "udp"
+    elif proto == "TCP/RTP/AVP":
+        transport = "tcp-passive" if setup == "active" else "tcp-active"
+    else:
+        raise SdpRefused(488, f"Not Acceptable Here: media protocol {media[2]!r}")
+    ssrc = get.get("y", "").strip()
+    if ssrc and (not ssrc.isdigit() or len(ssrc) != 10):
+        raise SdpRefused(400, "Bad Request: y= must be a 10-digit SSRC")
+    return Offer(session, conn[2], int(media[1]), transport, ssrc or "0" + f"{secrets.randbelow(10**9):09d}", ps[0])
+
+
+def answer_sdp(offer: Offer, channel_id: str, started: MediaStarted) -> bytes:
+    proto = "RTP/AVP" if offer.transport == "udp" else "TCP/RTP/AVP"
+    lines = ["v=0", f"o={channel_id} 0 0 IN IP4 {started.local_host}", "s=Play",
+             f"c=IN IP4 {started.local_host}", "t=0 0", f"m=video {started.local_port} {proto} {offer.payload}",
+             "a=sendonly", f"a=rtpmap:{offer.payload} PS/90000"]
+    if offer.transport != "udp":
+        lines += [f"a=setup:{'active' if offer.transport == 'tcp-active' else 'passive'}", "a=connection:new"]
+    lines += [f"y={offer.ssrc}", "f="]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@dataclass
+class Call:
+    call_id: str
+    node: str
+    channel: str
+    to_tag: str
+    acked: asyncio.Event
+
+
+class Calls:
+    """The Play dialogs in progress: INVITE starts one, ACK confirms it, BYE (or CANCEL) ends it."""
+
+    def __init__(self, media: MediaSessions | None) -> None:
+        self.media = media
+        self.calls: dict[str, Call] = {}
+
+    async def invite(self, req: SipMessage, node: str | None, channel_id: str, reply: object) -> SipMessage:
+        """The final response to an INVITE for ``channel_id`` (``node`` None: no such camera channel)."""
+        if req.call_id in self.calls:  # a re-INVITE: not supported, the session stays as it is
+            return response_to(req, 488, "Not Acceptable Here: re-INVITE not supported",
+                               to_tag=self.calls[req.call_id].to_tag)
+        if node is None:
+            return response_to(req, 404, "Not Found: no such camera channel")
+        if self.media is None:
+            return response_to(req, 503, "Service Unavailable: live video is not available on this hub")
+        try:
+            offer = parse_offer(req.body)
+        except SdpRefused as exc:
+            resp = response_to(req, exc.status, exc.reason)
+            if exc.warning:
+                resp.add("Warning", f'399 pingan "{exc.warning}"')
+            return resp
+        to_tag = secrets.token_hex(6)
+        try:
+            started = await self.media.start(node, call_id=req.call_id, dest_host=offer.host, dest_port=offer.port,
+                                             transport=offer.transport, ssrc=int(offer.ssrc))
+        except NotFound as exc:
+            return response_to(req, 404, f"Not Found: {exc}"[:120])
+        except StreamLimit:
+            return response_to(req, 486, f"Busy Here: the pole already sends {self.media.limit_per_node} streams")
+        except NodeUnavailable as exc:
+            return response_to(req, 503, f"Service Unavailable: {exc}"[:120])
+        self.calls[req.call_id] = Call(req.call_id, node, channel_id, to_tag, asyncio.Event())
+        resp = response_to(req, 200, to_tag=to_tag)
+        resp.add("Content-Type", "application/sdp")
+        resp.body = answer_sdp(offer, channel_id, started)
+        return resp
+
+    def ack(self, req: SipMessage) -> None:
+        call = self.calls.get(req.call_id)
+        if call is not None:
+            call.acked.set()
+
+    async def bye(self, req: SipMessage, reason: str = "bye") -> SipMessage:
+        call = self.calls.pop(req.call_id, None)
+        if call is None:
+            return response_to(req, 481)
+        if self.media is not None:
+            await self.media.stop(call.call_id, reason)
+        return response_to(req, 200)
+
+    async def close(self) -> None:
+        for call_id in list(self.calls):
+            self.calls.pop(call_id, None)
+            if self.media is not None:
+                try:
+                    await self.media.stop(call_id, "hub stopping")
+                except Exception:  # noqa: BLE001 - shutdown goes on
+                    log.exception("GB28181: stopping media session %s failed", call_id)
