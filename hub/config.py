@@ -119,7 +119,7 @@ class HubSettings(BaseSettings):
         "The city platform: sip:<server-id>@<host>:<port>;transport=udp|tcp; unset: no city networking"))
     gb_password: str | None = Field(default=None, description="The password the city platform gave the hub")
     gb_expires_s: int = Field(default=3600, ge=60, le=86400, description="Registration lifetime asked for")
-    gb_keepalive_s: float = Field(default=60, ge=5, le=3600, description="Keepalive MESSAGE interval")
+    gb_keepalive_s: float = Field(default=60, ge=1, le=3600, description="Keepalive MESSAGE interval")
     gb_sip_port: int = Field(default=5060, ge=1, le=65535, description="The hub's local SIP port (UDP and TCP)")
     gb_sip_host: str = Field(default="0.0.0.0", description="Address the SIP port binds to")
     gb_civil_code: str | None = Field(default=None, description=(

@@ -217,6 +217,13 @@ class GbAdapter:
         ch = catalog.channel(self.engine, device)
         return None if ch is None else [ch]
 
+    def _node_channels(self, node: str) -> list[Channel]:
+        chans = catalog.channels(self.engine, node)
+        if not chans:  # a node heard of since the last assignment: it gets its ID now
+            catalog.assign_missing(self.engine, self.prefix)
+            chans = catalog.channels(self.engine, node)
+        return chans
+
     def _item(self, ch: Channel, event: str | None = None) -> list[Node]:
         model = {"camera": "Pingan pole camera", "button": "Pingan one-key button", "siren": "Pingan siren",
                  "door": "Pingan door"}[ch.role]
@@ -345,7 +352,7 @@ class GbAdapter:
         if ev_kind not in ("alarm.pressed", "tamper.opened", "tamper.camera", "detection.loitering",
                            "detection.person", "door.forced", "door.held_open"):
             return
-        chans = await asyncio.to_thread(catalog.channels, self.engine, str(event.get("node")))
+        chans = await asyncio.to_thread(self._node_channels, str(event.get("node")))
         node_kind = "rental_door" if any(c.role == "door" for c in chans) else "alarm_post"
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         code = code_for(ev_kind, data or {}, node_kind)

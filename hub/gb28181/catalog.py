@@ -59,6 +59,16 @@ def _taken(conn: Connection, prefix10: str) -> set[str]:
     return {g[13:] for (g,) in conn.execute(select(gb_ids.c.gb_id).where(gb_ids.c.gb_id.like(prefix10 + "%")))}
 
 
+def check_free(engine: Engine, gb_id: str, node: str) -> None:
+    """Conflict when another node holds this ID, or the same civil code, industry and serial."""
+    with engine.connect() as conn:
+        clash = conn.execute(select(gb_ids.c.node).where(
+            (gb_ids.c.serial_key == serial_key(gb_id)) & (gb_ids.c.node != node))).first()
+    if clash is not None:
+        raise Conflict(f"GB ID {gb_id} clashes with node {clash.node}'s (same civil code, industry and serial; "
+                       "each node's serial must differ)")
+
+
 def set_gb_id(engine: Engine, node: str, gb_id: str) -> str:
     """Give ``node`` the ID an installer chose (``nodes add --gb-id``), checked against its kind and the others."""
     with engine.begin() as conn:
@@ -66,11 +76,7 @@ def set_gb_id(engine: Engine, node: str, gb_id: str) -> str:
         if row is None:
             raise NotFound(f"no node {node!r}")
         ids.check_gb_id(gb_id, kind=row.kind)
-        clash = conn.execute(select(gb_ids.c.node).where(
-            (gb_ids.c.serial_key == serial_key(gb_id)) & (gb_ids.c.node != node))).first()
-        if clash is not None:
-            raise Conflict(f"GB ID {gb_id} clashes with node {clash.node}'s (same civil code, industry and serial; "
-                           "each node's serial must differ)")
+        check_free(engine, gb_id, node)
         conn.execute(gb_ids.delete().where(gb_ids.c.node == node))
         conn.execute(gb_ids.insert().values(node=node, gb_id=gb_id, serial_key=serial_key(gb_id),
                                             assigned_at=datetime.now(UTC)))

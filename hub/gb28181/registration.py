@@ -155,6 +155,8 @@ class Registration:
         while True:
             ok, granted = await self.register()
             if not ok:
+                # start afresh (new Call-ID, new challenge): the platform may have dropped what it knew of us
+                self._call_id, self._from_tag, self._challenge = new_call_id(self.ua.hub_id), new_tag(), None
                 delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** min(attempt, 16))
                 attempt += 1
                 await asyncio.sleep(delay)
