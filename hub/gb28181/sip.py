@@ -17,7 +17,7 @@ from typing import Literal
 from hub.errors import HubError
 
 MAX_HEAD = 16 * 1024   # start line + headers
-MAX_BODY = 64 * 1024   # a MANSCDP query or an SDP offer is a few KiB
+MAX_BODY = 32 * 1024   # a MANSCDP query or an SDP offer is a few KiB (and a UDP datagram holds 64 KiB at most)
 VERSION = "SIP/2.0"
 COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
            "c": "content-type", "e": "content-encoding", "s": "subject", "k": "supported", "o": "event"}

@@ -106,7 +106,8 @@ def platform(tmp: Path, transport: str, password: str = PASSWORD) -> sipp.SippRu
                       timeout_s=60)
 
 
-def press(live: LiveHub, node: str = "pole-01", kind: str = "alarm.pressed", data: dict[str, Any] | None = None) -> None:
+def press(live: LiveHub, node: str = "pole-01", kind: str = "alarm.pressed",
+          data: dict[str, Any] | None = None) -> None:
     """An event as the ingest writer fans it out after its commit."""
     now = datetime.now(UTC).isoformat()
     live.fanout([EventMessage(cursor=1, event={"id": f"ev-{time.monotonic_ns()}", "node": node, "kind": kind,
@@ -207,7 +208,8 @@ def test_platform_queries_catalog_and_plays_a_camera(tmp_path: Path, transport: 
                           "34020000001350000002"}
     assert "<Status>ON</Status>" in by_id[CAMERA_1] and "<Status>OFF</Status>" in by_id[CAMERA_OFF]
     assert "<Name>文屏路 12号 摄像机</Name>" in by_id[CAMERA_1] and "<CivilCode>34020000</CivilCode>" in by_id[CAMERA_1]
-    assert f"<ParentID>{HUB_ID}</ParentID>" in by_id[CAMERA_1] and "<Longitude>118.112100</Longitude>" in by_id[CAMERA_1]
+    assert f"<ParentID>{HUB_ID}</ParentID>" in by_id[CAMERA_1]
+    assert "<Longitude>118.112100</Longitude>" in by_id[CAMERA_1]
     for tag in ("Manufacturer", "Model", "Owner", "Address", "Parental", "SafetyWay", "RegisterWay", "Secrecy"):
         assert f"<{tag}>" in by_id[BUTTON_1]
     info = next(m for m in answers if "<CmdType>DeviceInfo</CmdType>" in m)
@@ -287,7 +289,8 @@ def test_wrong_password_is_refused_retried_with_backoff_and_logged_once(tmp_path
 
 
 def _sip(method: str, *, body: bytes = b"", length: int | None = None, extra: str = "") -> bytes:
-    head = (f"{method} sip:{HUB_ID}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{time.time_ns()}\r\n"
+    head = (f"{method} sip:{HUB_ID}@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{time.time_ns()}\r\n"
             f"From: <sip:{PLATFORM_ID}@{REALM}>;tag=a\r\nTo: <sip:{HUB_ID}@{REALM}>\r\nCall-ID: {time.time_ns()}@x\r\n"
             f"CSeq: 1 {method}\r\n{extra}Content-Length: {len(body) if length is None else length}\r\n\r\n")
     return head.encode() + body
@@ -298,10 +301,11 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
     up = platform(tmp_path, "udp")
     caplog.set_level(logging.INFO, logger="hub.gb28181")
 
-    def udp_ask(port: int, data: bytes) -> bytes | None:
+    def udp_ask(port: int, data: bytes, times: int = 1) -> bytes | None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(1.0)
-            s.sendto(data, ("127.0.0.1", port))
+            for _ in range(times):
+                s.sendto(data, ("127.0.0.1", port))
             try:
                 return s.recv(65536)
             except TimeoutError:
@@ -333,11 +337,11 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
         try:
             await until(lambda: r.adapter.registration.status.state == "registered", what="registration")
             ask = asyncio.to_thread
-            out["garbage"] = [await ask(udp_ask, port, b"\x00\xffnot sip at all\r\n\r\n") for _ in range(20)]
+            out["garbage"] = await ask(udp_ask, port, b"\x00\xffnot sip at all\r\n\r\n", 20)
             out["bad_cseq"] = await ask(udp_ask, port, _sip("MESSAGE").replace(b"CSeq: 1 MESSAGE", b"CSeq: x"))
             out["foo"] = await ask(udp_ask, port, _sip("FOO"))
             out["info"] = await ask(udp_ask, port, _sip("INFO"))
-            out["big_udp"] = await ask(udp_ask, port, _sip("MESSAGE", body=b"x" * 65_000 + b"y" * 1000))
+            out["big_udp"] = await ask(udp_ask, port, _sip("MESSAGE", body=b"x" * 40_000))
             out["bad_xml"] = await ask(udp_ask, port, _sip("MESSAGE", body=b"<Query><CmdType>",
                                                            extra="Content-Type: Application/MANSCDP+xml\r\n"))
             out["big_tcp"] = await ask(tcp_ask, port, _sip("MESSAGE", length=10_000_000))
@@ -352,11 +356,11 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
 
     out = asyncio.run(run())
     up.stop()
-    assert out["garbage"] == [None] * 20  # not a request: dropped
+    assert out["garbage"] is None  # not a request: dropped
     assert out["bad_cseq"] is not None and out["bad_cseq"].startswith(b"SIP/2.0 400")
     assert out["foo"].startswith(b"SIP/2.0 501")
     assert out["info"].startswith(b"SIP/2.0 405") and b"Allow: INVITE" in out["info"]
-    assert out["big_udp"] is None  # over 64 KiB: dropped on UDP
+    assert out["big_udp"] is None  # over 32 KiB: dropped on UDP
     assert out["bad_xml"].startswith(b"SIP/2.0 400")
     assert out["big_tcp"][0].startswith(b"SIP/2.0 413") and out["big_tcp"][1]  # answered, connection closed
     assert out["short_tcp"][1]  # closed: a stream cannot be resynchronised
