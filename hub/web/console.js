@@ -14,6 +14,7 @@ import * as history from './screens/history.js';
 import * as office from './screens/office.js';
 import * as selftest from './screens/selftest.js';
 import * as dispatch from './dispatch.js';
+import * as citylink from './citylink.js';
 
 /** The screens, in the order of their tabs. */
 export const SCREENS = [
@@ -23,7 +24,9 @@ export const SCREENS = [
 app.addStrings(STRINGS);
 app.addStrings(dispatch.STRINGS); // the dispatch panel on the alarm cards and its part of the report
 dispatch.init(app);
+app.addStrings(citylink.STRINGS); // the city-networking badge in the header (GB/T 28181)
 app.register(SCREENS, app);
+citylink.init(app);
 const panel = live.init(app);
 // for the tests and the benches: the state and a few entry points (modules keep no globals)
 Object.assign(window, {pingan: Object.assign(app.S, {app, live: live.LV, ...panel, loadAlarms: app.loadAlarms})});
