@@ -29,7 +29,7 @@ from hub.config import HubSettings
 from hub.gb28181 import catalog, ids, manscdp
 from hub.gb28181.alarms import AlarmCode, alarm_body, code_for
 from hub.gb28181.catalog import Channel
-from hub.gb28181.invite import Calls, MediaSessions
+from hub.gb28181.invite import Calls, MediaSessions, SessionAudit
 from hub.gb28181.manscdp import Node
 from hub.gb28181.registration import Registration
 from hub.gb28181.sip import SipMessage, Upstream, parse_upstream, response_to, tag_of, user_of
@@ -82,7 +82,7 @@ class GbAdapter:
         self.registration = Registration(self.ua, password=settings.gb_password, expires_s=settings.gb_expires_s,
                                          keepalive_s=settings.gb_keepalive_s, backoff_base_s=backoff_base_s,
                                          backoff_cap_s=backoff_cap_s, answer_timeout_s=answer_timeout_s)
-        self.calls = Calls(media)
+        self.calls = Calls(media, SessionAudit(engine))
         self.page_size = page_size or (4 if self.upstream.transport == "udp" else 50)
         self.subscriptions: dict[str, Subscription] = {}
         self.alarms: asyncio.Queue[PendingAlarm] = asyncio.Queue(ALARM_QUEUE)
@@ -158,7 +158,11 @@ class GbAdapter:
             answer(response_to(msg, 100))
             channel = await asyncio.to_thread(catalog.channel, self.engine, user_of(msg.uri) or "")
             node = channel.node if channel is not None and channel.role == "camera" else None
-            answer(await self.calls.invite(msg, node, channel.gb_id if channel else "", answer))
+            final = await self.calls.invite(msg, node, channel.gb_id if channel else "", answer)
+            answer(final)
+            if final.status == 200:  # the 200 again until the ACK (UDP); no ACK at all: the stream stops
+                udp = (msg.get("Via") or "").upper().startswith("SIP/2.0/UDP")
+                await self.calls.wait_ack(msg.call_id, lambda: reply(final), udp)
         elif method == "ACK":
             self.calls.ack(msg)
         elif method == "BYE":

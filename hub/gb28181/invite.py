@@ -14,13 +14,21 @@ TCP roles: the platform's ``a=setup:passive`` means it listens and we connect (`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
 from hub.errors import HubError, NotFound
-from hub.gb28181.sip import SipMessage, response_to
+from hub.gb28181.sip import SipMessage, response_to, user_of
+from hub.store.engine import add_audit, now_utc
+from hub.store.schema import live_sessions
 
 log = logging.getLogger(__name__)
 MediaTransport = Literal["udp", "tcp-active", "tcp-passive"]
@@ -125,20 +133,79 @@ class Call:
     channel: str
     to_tag: str
     acked: asyncio.Event
+    started: float = field(default_factory=time.monotonic)
+
+
+class SessionAudit:
+    """City viewers in the same ``live_sessions`` table and audit log as console viewers (kind ``gb28181``,
+    user ``city:<platform ID>``), refusals included, so "who watched pole 7" has one answer."""
+
+    KIND = "gb28181"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def session_id(call_id: str) -> str:
+        return "gb-" + hashlib.sha256(call_id.encode()).hexdigest()[:40]
+
+    def start(self, call_id: str, node: str, who: str) -> None:
+        sid = self.session_id(call_id)
+        with self.engine.begin() as conn:
+            conn.execute(live_sessions.insert().values(id=sid, node=node, username=who, kind=self.KIND,
+                                                       started=now_utc()))
+            add_audit(conn, who, "live.gb28181.start", node, {"session": sid, "call_id": call_id[:200]})
+
+    def refused(self, call_id: str, node: str, who: str, why: str) -> None:
+        now = now_utc()
+        with self.engine.begin() as conn:
+            conn.execute(live_sessions.insert().values(id=self.session_id(call_id) + "-r" + secrets.token_hex(3),
+                                                       node=node, username=who, kind=self.KIND, started=now,
+                                                       ended=now, duration_s=0.0, end_reason=f"refused: {why}"[:200]))
+
+    def end(self, call_id: str, node: str, who: str, reason: str, duration_s: float) -> None:
+        sid = self.session_id(call_id)
+        with self.engine.begin() as conn:
+            conn.execute(update(live_sessions).where(live_sessions.c.id == sid, live_sessions.c.ended.is_(None))
+                         .values(ended=now_utc(), duration_s=round(duration_s, 1), end_reason=reason[:200]))
+            add_audit(conn, who, "live.gb28181.end", node, {"session": sid, "reason": reason,
+                                                             "duration_s": round(duration_s, 1)})
+
+    def open_sessions(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(select(live_sessions.c.id).where(
+                live_sessions.c.kind == self.KIND, live_sessions.c.ended.is_(None)))]
+
+
+def who_asked(req: SipMessage) -> str:
+    return ("city:" + (user_of(req.get("From")) or "unknown"))[:64]
 
 
 class Calls:
     """The Play dialogs in progress: INVITE starts one, ACK confirms it, BYE (or CANCEL) ends it."""
 
-    def __init__(self, media: MediaSessions | None) -> None:
+    ack_wait_s = 32.0  # RFC 3261 timer H (64*T1)
+
+    def __init__(self, media: MediaSessions | None, audit: SessionAudit | None = None) -> None:
         self.media = media
+        self.audit = audit
         self.calls: dict[str, Call] = {}
+        self.who: dict[str, str] = {}
+
+    async def _audit(self, step: str, *args: object) -> None:
+        if self.audit is None:
+            return
+        try:
+            await asyncio.to_thread(getattr(self.audit, step), *args)
+        except Exception:  # noqa: BLE001 - the audit never breaks a session
+            log.exception("GB28181: auditing a live session failed")
 
     async def invite(self, req: SipMessage, node: str | None, channel_id: str, reply: object) -> SipMessage:
         """The final response to an INVITE for ``channel_id`` (``node`` None: no such camera channel)."""
         if req.call_id in self.calls:  # a re-INVITE: not supported, the session stays as it is
             return response_to(req, 488, "Not Acceptable Here: re-INVITE not supported",
                                to_tag=self.calls[req.call_id].to_tag)
+        who = who_asked(req)
         if node is None:
             return response_to(req, 404, "Not Found: no such camera channel")
         if self.media is None:
@@ -146,6 +213,7 @@ class Calls:
         try:
             offer = parse_offer(req.body)
         except SdpRefused as exc:
+            await self._audit("refused", req.call_id, node, who, exc.reason)
             resp = response_to(req, exc.status, exc.reason)
             if exc.warning:
                 resp.add("Warning", f'399 pingan "{exc.warning}"')
@@ -154,13 +222,17 @@ class Calls:
         try:
             started = await self.media.start(node, call_id=req.call_id, dest_host=offer.host, dest_port=offer.port,
                                              transport=offer.transport, ssrc=int(offer.ssrc))
-        except NotFound as exc:
-            return response_to(req, 404, f"Not Found: {exc}"[:120])
-        except StreamLimit:
-            return response_to(req, 486, f"Busy Here: the pole already sends {self.media.limit_per_node} streams")
-        except NodeUnavailable as exc:
-            return response_to(req, 503, f"Service Unavailable: {exc}"[:120])
+        except (NotFound, StreamLimit, NodeUnavailable) as exc:
+            if isinstance(exc, StreamLimit):
+                status, reason = 486, f"Busy Here: the pole already sends {self.media.limit_per_node} streams"
+            else:
+                status, reason = (404, "Not Found") if isinstance(exc, NotFound) else (503, "Service Unavailable")
+                reason = f"{reason}: {exc}"[:120]
+            await self._audit("refused", req.call_id, node, who, reason)
+            return response_to(req, status, reason)
         self.calls[req.call_id] = Call(req.call_id, node, channel_id, to_tag, asyncio.Event())
+        self.who[req.call_id] = who
+        await self._audit("start", req.call_id, node, who)
         resp = response_to(req, 200, to_tag=to_tag)
         resp.add("Content-Type", "application/sdp")
         resp.body = answer_sdp(offer, channel_id, started)
@@ -172,18 +244,43 @@ class Calls:
             call.acked.set()
 
     async def bye(self, req: SipMessage, reason: str = "bye") -> SipMessage:
-        call = self.calls.pop(req.call_id, None)
-        if call is None:
+        if req.call_id not in self.calls:
             return response_to(req, 481)
-        if self.media is not None:
-            await self.media.stop(call.call_id, reason)
+        await self.end(req.call_id, reason)
         return response_to(req, 200)
+
+    async def end(self, call_id: str, reason: str) -> None:
+        """Stop the media and close the audit record (BYE, no ACK, shutdown)."""
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return
+        who = self.who.pop(call_id, "city:unknown")
+        try:
+            if self.media is not None:
+                await self.media.stop(call_id, reason)
+        except Exception:  # noqa: BLE001 - the session ends in the books whatever the media side did
+            log.exception("GB28181: stopping media session %s failed", call_id)
+        await self._audit("end", call_id, call.node, who, reason,
+                          time.monotonic() - call.started)
+
+    async def wait_ack(self, call_id: str, resend: Callable[[], None], udp: bool) -> None:
+        """RFC 3261 13.3.1.4: the 200 is sent again (0.5 s doubling to 4 s) until the ACK; none in 32 s ends it."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        deadline = time.monotonic() + self.ack_wait_s
+        interval = 0.5
+        while time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(call.acked.wait(), interval)
+                return
+            except TimeoutError:
+                if udp:
+                    resend()
+                interval = min(interval * 2, 4.0)
+        log.warning("GB28181: no ACK for the 200 to INVITE %s; the stream is stopped", call_id)
+        await self.end(call_id, "no ACK")
 
     async def close(self) -> None:
         for call_id in list(self.calls):
-            self.calls.pop(call_id, None)
-            if self.media is not None:
-                try:
-                    await self.media.stop(call_id, "hub stopping")
-                except Exception:  # noqa: BLE001 - shutdown goes on
-                    log.exception("GB28181: stopping media session %s failed", call_id)
+            await self.end(call_id, "hub stopping")

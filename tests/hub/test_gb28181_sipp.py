@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from hub.config import load_settings
 from hub.errors import NotFound
@@ -25,7 +26,7 @@ from hub.gb28181.invite import MediaStarted, StreamLimit
 from hub.live.fanout import LiveHub
 from hub.live.messages import EventMessage
 from hub.store.engine import init_db, make_engine
-from hub.store.schema import nodes
+from hub.store.schema import audit, live_sessions, nodes
 from hub.transport.broker import free_port
 from tests import sipp
 
@@ -230,6 +231,54 @@ def test_platform_queries_catalog_and_plays_a_camera(tmp_path: Path, transport: 
     assert runs["button"].received("SIP/2.0 404")  # not a video channel
     playback = runs["playback"].received("SIP/2.0 488")[0]
     assert "does not record" in playback and "Warning: 399" in playback
+    # audited beside the console's live sessions: who (the platform), which pole, how it ended
+    with r.engine.connect() as conn:
+        rows = {(s.node, s.username, s.end_reason) for s in conn.execute(
+            select(live_sessions).where(live_sessions.c.kind == "gb28181"))}
+        actions = [a.action for a in conn.execute(select(audit).where(audit.c.action.like("live.gb28181.%")))]
+    assert rows == {("pole-01", f"city:{PLATFORM_ID}", "bye"),
+                    ("pole-02", f"city:{PLATFORM_ID}", "refused: Not Found: pole-02 is offline"),
+                    ("pole-01", f"city:{PLATFORM_ID}", "refused: Not Acceptable Here: the node does not record")}
+    assert actions == ["live.gb28181.start", "live.gb28181.end"]
+
+
+def test_a_200_without_ack_is_sent_again_then_the_stream_stops(tmp_path: Path) -> None:
+    up = platform(tmp_path, "udp")
+    media = FakeMedia()
+
+    async def run() -> list[bytes]:
+        r = rig(tmp_path, "udp", up.port, media)
+        r.adapter.calls.ack_wait_s = 2.5
+        await r.adapter.start()
+        got: list[bytes] = []
+        try:
+            await until(lambda: r.adapter.registration.status.state == "registered", what="registration")
+            sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000009\r\n")
+            invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
+                f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+
+            def listen() -> None:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(0.5)
+                    s.sendto(invite, ("127.0.0.1", r.settings.gb_sip_port))
+                    end = time.monotonic() + 4
+                    while time.monotonic() < end:
+                        try:
+                            got.append(s.recv(65536))
+                        except TimeoutError:
+                            pass
+
+            await asyncio.to_thread(listen)
+        finally:
+            await r.adapter.stop()
+        return got
+
+    got = asyncio.run(run())
+    up.stop()
+    oks = [g for g in got if g.startswith(b"SIP/2.0 200")]
+    assert len(oks) >= 3  # 0.5 s, 1 s, 2 s ... until timer H
+    assert media.stopped and media.stopped[0][1] == "no ACK" and media.active == {}
 
 
 def test_one_stream_past_the_limit_is_busy_here(tmp_path: Path) -> None:
