@@ -78,6 +78,7 @@ class SipTransport:
         self._up_lock = asyncio.Lock()
         self._pending: dict[tuple[str, int, str], asyncio.Future[SipMessage]] = {}
         self._answered: dict[tuple[str, int, str], tuple[float, bytes]] = {}  # resent on a retransmission
+        self._in_progress: set[tuple[str, int, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.stats = {"malformed": 0, "oversized": 0}
@@ -239,15 +240,18 @@ class SipTransport:
             reply_raw = cached[1]
             reply(parse_datagram(reply_raw))  # a retransmission: the same answer again
             return
+        if key in self._in_progress and method != "ACK":
+            return  # a retransmission while the first is still being handled (an INVITE starting its stream)
+        self._in_progress.add(key)
 
         def remembering_reply(resp: SipMessage) -> None:
             if (resp.status or 0) >= 200:
                 self._answered[key] = (time.monotonic(), resp.encode())
             reply(resp)
 
-        self._spawn(self._handle(msg, remembering_reply, addr))
+        self._spawn(self._handle(msg, remembering_reply, addr, key))
 
-    async def _handle(self, msg: SipMessage, reply: Reply, addr: Addr) -> None:
+    async def _handle(self, msg: SipMessage, reply: Reply, addr: Addr, key: tuple[str, int, str]) -> None:
         try:
             await self.handler(msg, reply, addr)
         except Exception:  # noqa: BLE001 - one bad request never stops the SIP loop
@@ -255,6 +259,8 @@ class SipTransport:
             with contextlib.suppress(Exception):
                 if msg.method != "ACK":
                     reply(response_to(msg, 500))
+        finally:
+            self._in_progress.discard(key)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
