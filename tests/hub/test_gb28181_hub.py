@@ -215,3 +215,12 @@ def test_a_dead_platform_or_a_taken_sip_port_never_touches_the_alarm_path(tmp_pa
             assert client.get("/api/health").json()["gb28181"] is None
             ev = _press(app)
             assert client.get("/api/events").json()[0]["id"] == str(ev.id)
+
+
+def test_health_model_names_the_registrations_states() -> None:
+    from typing import get_args
+
+    from hub.api.models.routes import GbHealth
+    from hub.gb28181.registration import STATES
+
+    assert set(get_args(GbHealth.model_fields["state"].annotation)) == set(STATES)
