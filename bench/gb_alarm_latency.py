@@ -173,8 +173,11 @@ def main() -> None:
     p99c = f"{r['p99_ms']:.1f}" if r["p99_ms"] is not None else "-"
     print(f"  same run, press -> console : p99 {p99c} ms; hub CPU {r['hub_cpu'] * 100:.0f} % of a core, peak RSS "
           f"{r['hub_peak_rss_mb']:.0f} MB")
-    ok = bool(latencies) and missing == 0 and pct(latencies, 99) <= 0.5
-    print(f"  target p99 <= 500 ms, every press up: {'MET' if ok else 'NOT MET'}")
+    every_up = bool(latencies) and missing == 0
+    ok = every_up and pct(latencies, 99) <= 0.5
+    ok_steady = every_up and bool(steady) and pct(steady, 99) <= 0.5
+    print(f"  target p99 <= 500 ms, every press up: whole run {'MET' if ok else 'NOT MET'}; after the first 30 s "
+          f"{'MET' if ok_steady else 'NOT MET'}")
 
 
 if __name__ == "__main__":
