@@ -16,7 +16,9 @@ from tests.hub.test_gb28181_sipp import HUB_ID, PLATFORM_ID, press, rig
 class Platform:
     """Answers every request 200 (REGISTER included, no challenge) and keeps what it got."""
 
-    def __init__(self) -> None:
+    def __init__(self, expires: int = 3600) -> None:
+        self.expires = expires
+        self.deaf = False  # a platform that stops answering (keepalives, registrations)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setblocking(False)
@@ -30,9 +32,11 @@ class Platform:
             msg = parse_datagram(data)
             self.got.append(msg)
             if msg.is_request:
+                if self.deaf:
+                    continue
                 resp = response_to(msg, 200)
                 if msg.method == "REGISTER":
-                    resp.add("Expires", "3600")
+                    resp.add("Expires", str(self.expires))
                 await loop.sock_sendto(self.sock, resp.encode(), addr)
 
     async def subscribe(self, hub: tuple[str, int], event: str, expires: int, call_id: str, cseq: int) -> SipMessage:
