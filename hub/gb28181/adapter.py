@@ -132,8 +132,9 @@ class GbAdapter:
 
     def health(self) -> dict[str, Any]:
         st = self.registration.status
-        return {"state": st.state, "since": st.since, "last_error": st.last_error, "upstream": self.upstream.uri,
-                "transport": self.upstream.transport, "registrations": st.registrations, "failures": st.failures,
+        # /api/health answers without login: the state and counts, not where the city platform is
+        return {"state": st.state, "since": st.since, "last_error": st.last_error, "transport": self.upstream.transport,
+                "registrations": st.registrations, "failures": st.failures,
                 "keepalives_sent": st.keepalives_sent, "keepalives_missed": st.keepalives_missed,
                 "sessions": len(self.calls.calls), **self.counts}
 
@@ -158,7 +159,7 @@ class GbAdapter:
             answer(response_to(msg, 100))
             channel = await asyncio.to_thread(catalog.channel, self.engine, user_of(msg.uri) or "")
             node = channel.node if channel is not None and channel.role == "camera" else None
-            final = await self.calls.invite(msg, node, channel.gb_id if channel else "", answer)
+            final = await self.calls.invite(msg, node, channel.gb_id if channel else "")
             answer(final)
             if final.status == 200:  # the 200 again until the ACK (UDP); no ACK at all: the stream stops
                 udp = (msg.get("Via") or "").upper().startswith("SIP/2.0/UDP")

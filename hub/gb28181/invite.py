@@ -200,7 +200,7 @@ class Calls:
         except Exception:  # noqa: BLE001 - the audit never breaks a session
             log.exception("GB28181: auditing a live session failed")
 
-    async def invite(self, req: SipMessage, node: str | None, channel_id: str, reply: object) -> SipMessage:
+    async def invite(self, req: SipMessage, node: str | None, channel_id: str) -> SipMessage:
         """The final response to an INVITE for ``channel_id`` (``node`` None: no such camera channel)."""
         if req.call_id in self.calls:  # a re-INVITE: not supported, the session stays as it is
             return response_to(req, 488, "Not Acceptable Here: re-INVITE not supported",

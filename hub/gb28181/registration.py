@@ -63,6 +63,7 @@ class Registration:
 
     def _set(self, state: State, error: str | None = None) -> None:
         st = self.status
+        error = error[:300] if error else error  # may carry the platform's reason phrase
         if state != st.state or error != st.last_error:
             if state == "registered":
                 log.info("GB28181: registered with the city platform %s", self.ua.upstream.uri)
@@ -127,11 +128,11 @@ class Registration:
             value = granted if granted and granted.isdigit() else params(contact).get("expires", "")
             return True, int(value) if value.isdigit() else expires
         if resp.status in (401, 403):
-            self._fail("refused", f"{REFUSED} ({resp.status} {resp.reason}); check PINGAN_GB_ID and "
+            self._fail("refused", f"{REFUSED} ({resp.status} {resp.reason[:80]}); check PINGAN_GB_ID and "
                                   "PINGAN_GB_PASSWORD with the city platform's operators")
             self._challenge = None
             return False, 0
-        self._fail("offline", f"the city platform answered REGISTER with {resp.status} {resp.reason}")
+        self._fail("offline", f"the city platform answered REGISTER with {resp.status} {resp.reason[:80]}")
         return False, 0
 
     def _fail(self, state: State, error: str) -> None:

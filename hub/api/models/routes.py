@@ -25,8 +25,7 @@ class GbHealth(ApiModel):
     state: Literal["unregistered", "registered", "refused", "offline"] = Field(
         description="refused: the city platform refused our credentials; offline: it stopped answering")
     since: str = Field(description="When the state last changed (ISO 8601)")
-    last_error: str | None
-    upstream: str = Field(description="The city platform's SIP address")
+    last_error: str | None = Field(description="Why the state is not registered, in a sentence")
     transport: Literal["udp", "tcp"]
     registrations: int
     failures: int
