@@ -3,10 +3,12 @@ through ingest to sipp playing the city platform; a dead or refusing platform ne
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from hub.ingest.writer import Incoming
 from hub.transport.broker import free_port
 from tests import sipp
 from tests.fake_transport import FakeTransport
+from tests.hub.test_gb28181_subscribe import Platform
 
 HUB_ID = "34020000002000000001"
 PLATFORM_ID = "34020000002000000002"
@@ -224,3 +227,29 @@ def test_health_model_names_the_registrations_states() -> None:
     from hub.gb28181.registration import STATES
 
     assert set(get_args(GbHealth.model_fields["state"].annotation)) == set(STATES)
+
+
+def test_city_networking_moves_with_the_replicas_leadership(tmp_path: Path) -> None:
+    """Replicas share one hub ID: only the leader registers; a former leader unregisters, a new one registers."""
+    platform = Platform()
+    loop = asyncio.new_event_loop()
+    serving = loop.create_task(platform.serve())
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.gather(serving, return_exceptions=True)),
+                              daemon=True)
+    thread.start()
+    try:
+        app, _ = _hub(tmp_path, platform.port)
+        state = app.state.hub
+        with TestClient(app) as client:
+            gb = lambda: client.get("/api/health").json()["gb28181"]  # noqa: E731
+            _wait(lambda: (gb() or {}).get("state") == "registered", "registration")
+            state.cluster._leader = False  # another replica took the lock
+            _wait(lambda: gb() is None, "city networking stopped on the former leader")
+            assert [m.get("Expires") for m in platform.got if m.method == "REGISTER"][-1] == "0"
+            state.cluster._leader = True
+            _wait(lambda: (gb() or {}).get("state") == "registered", "registered again as the leader")
+    finally:
+        loop.call_soon_threadsafe(serving.cancel)
+        thread.join(2)
+        platform.sock.close()
+        loop.close()
