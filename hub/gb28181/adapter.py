@@ -91,6 +91,8 @@ class GbAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._allowed: set[str] = {self.upstream.host}
         self._client: LiveClient | None = None
+        self._node_changes: dict[str, str] = {}
+        self._node_changed = asyncio.Event()
 
     # --- life
 
@@ -102,7 +104,7 @@ class GbAdapter:
         await asyncio.to_thread(catalog.assign_missing, self.engine, self.prefix)
         await self.transport.start()
         self._client = self.live.subscribe()
-        for coro in (self.registration.run(), self._watch_live(), self._send_alarms()):
+        for coro in (self.registration.run(), self._watch_live(), self._send_alarms(), self._notify_catalog()):
             self._tasks.append(asyncio.create_task(self._guard(coro)))
         log.info("GB28181: hub %s joining %s over %s from port %d", self.hub_id, self.upstream.uri,
                  self.upstream.transport.upper(), self.settings.gb_sip_port)
@@ -169,7 +171,7 @@ class GbAdapter:
         elif method == "BYE":
             answer(await self.calls.bye(msg))
         elif method == "CANCEL":
-            answer(response_to(msg, 200))
+            answer(self.calls.cancel(msg))
         elif method == "SUBSCRIBE":
             answer(self._subscribe(msg))
         elif method == "OPTIONS":
@@ -343,12 +345,10 @@ class GbAdapter:
     async def _on_live(self, message: dict[str, Any]) -> None:
         mtype = message.get("type")
         if mtype == "node" and any(s.kind == "Catalog" for s in self.subscriptions.values()):
-            chans = await asyncio.to_thread(catalog.channels, self.engine, str(message.get("node")))
-            on_off = "ON" if message.get("state") == "online" else "OFF"
-            if chans:
-                await self._notify("Catalog", [("CmdType", "Catalog"), ("SN", self.ua.sn()),
-                                               ("DeviceID", self.hub_id), ("SumNum", len(chans)),
-                                               ("DeviceList", [("Item", self._item(c, on_off)) for c in chans])])
+            # to the catalog notifier's own task: a district coming back online (2,000 births) must not hold
+            # the alarms behind 2,000 NOTIFYs; a node's changes meanwhile fold into its latest state
+            self._node_changes[str(message.get("node"))] = str(message.get("state"))
+            self._node_changed.set()
             return
         if mtype != "event" or message.get("replay"):
             return
@@ -374,6 +374,22 @@ class GbAdapter:
             self.counts["alarms_dropped"] += 1
             self.ratelog.warning("alarm-queue", "GB28181: %d alarms wait for the city platform; dropped one",
                                  ALARM_QUEUE)
+
+    async def _notify_catalog(self) -> None:
+        """Catalog subscriptions: each node's ON/OFF as it changes, several nodes to a NOTIFY."""
+        while True:
+            await self._node_changed.wait()
+            self._node_changed.clear()
+            changes, self._node_changes = self._node_changes, {}
+            items: list[Node] = []
+            for node, state in changes.items():
+                chans = await asyncio.to_thread(catalog.channels, self.engine, node)
+                items += [("Item", self._item(c, "ON" if state == "online" else "OFF")) for c in chans]
+            for i in range(0, len(items), self.page_size):
+                page = items[i:i + self.page_size]
+                await self._notify("Catalog", [("CmdType", "Catalog"), ("SN", self.ua.sn()),
+                                               ("DeviceID", self.hub_id), ("SumNum", len(items)),
+                                               ("DeviceList", page)])
 
     async def _send_alarms(self) -> None:
         """Alarms up, several at once (one slow answer does not hold the next alarm)."""

@@ -191,6 +191,8 @@ class Calls:
         self.audit = audit
         self.calls: dict[str, Call] = {}
         self.who: dict[str, str] = {}
+        self.starting: set[str] = set()  # INVITEs whose stream is starting (a CANCEL may still stop them)
+        self.cancelled: set[str] = set()
 
     async def _audit(self, step: str, *args: object) -> None:
         if self.audit is None:
@@ -219,9 +221,14 @@ class Calls:
                 resp.add("Warning", f'399 pingan "{exc.warning}"')
             return resp
         to_tag = secrets.token_hex(6)
+        self.starting.add(req.call_id)
         try:
             started = await self.media.start(node, call_id=req.call_id, dest_host=offer.host, dest_port=offer.port,
                                              transport=offer.transport, ssrc=int(offer.ssrc))
+            if req.call_id in self.cancelled:  # the platform gave up while the stream was starting
+                await self.media.stop(req.call_id, "cancelled")
+                await self._audit("refused", req.call_id, node, who, "cancelled by the platform")
+                return response_to(req, 487)
         except (NotFound, StreamLimit, NodeUnavailable) as exc:
             if isinstance(exc, StreamLimit):
                 status, reason = 486, f"Busy Here: the pole already sends {self.media.limit_per_node} streams"
@@ -230,6 +237,9 @@ class Calls:
                 reason = f"{reason}: {exc}"[:120]
             await self._audit("refused", req.call_id, node, who, reason)
             return response_to(req, status, reason)
+        finally:
+            self.starting.discard(req.call_id)
+            self.cancelled.discard(req.call_id)
         self.calls[req.call_id] = Call(req.call_id, node, channel_id, to_tag, asyncio.Event())
         self.who[req.call_id] = who
         await self._audit("start", req.call_id, node, who)
@@ -237,6 +247,16 @@ class Calls:
         resp.add("Content-Type", "application/sdp")
         resp.body = answer_sdp(offer, channel_id, started)
         return resp
+
+    def cancel(self, req: SipMessage) -> SipMessage:
+        """CANCEL: stops an INVITE whose stream is still starting (it is answered 487); after the final answer
+        it changes nothing (RFC 3261 9.2: 200 all the same); an unknown call 481."""
+        if req.call_id in self.starting:
+            self.cancelled.add(req.call_id)
+            return response_to(req, 200)
+        if req.call_id in self.calls:
+            return response_to(req, 200, to_tag=self.calls[req.call_id].to_tag)
+        return response_to(req, 481)
 
     def ack(self, req: SipMessage) -> None:
         call = self.calls.get(req.call_id)

@@ -26,9 +26,9 @@ METHOD = re.compile(r"^[A-Z]{2,16}$")
 TOKEN_PARAM = re.compile(r";\s*([A-Za-z0-9_.!%*+`'~-]+)(?:=(\"[^\"]*\"|[^;,\s]*))?")
 REASONS = {100: "Trying", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-           481: "Call/Transaction Does Not Exist", 486: "Busy Here", 488: "Not Acceptable Here",
-           489: "Bad Event", 500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-           504: "Server Time-out"}
+           481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
+           488: "Not Acceptable Here", 489: "Bad Event", 500: "Server Internal Error", 501: "Not Implemented",
+           503: "Service Unavailable", 504: "Server Time-out"}
 
 
 class SipParseError(HubError, ValueError):

@@ -44,14 +44,16 @@ CAMERA_OFF = "34020000001320000002"  # pole-02, offline
 class FakeMedia:
     """MediaSessions for the SIP tests: records starts and stops, refuses like the real one would."""
 
-    def __init__(self, limit: int = 2) -> None:
+    def __init__(self, limit: int = 2, delay_s: float = 0.0) -> None:
         self.limit_per_node = limit
+        self.delay_s = delay_s  # a cold encoder takes a while
         self.active: dict[str, str] = {}
         self.started: list[dict[str, Any]] = []
         self.stopped: list[tuple[str, str]] = []
 
     async def start(self, node_id: str, *, call_id: str, dest_host: str, dest_port: int, transport: str,
                     ssrc: int) -> MediaStarted:
+        await asyncio.sleep(self.delay_s)
         if node_id == "pole-02":
             raise NotFound("pole-02 is offline")
         if sum(1 for n in self.active.values() if n == node_id) >= self.limit_per_node:
@@ -417,3 +419,50 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
     assert out["health"]["state"] == "registered"
     malformed = [r for r in caplog.records if "malformed SIP" in r.getMessage()]
     assert len(malformed) == 1  # 22 malformed inputs, one line a minute at most
+
+
+def test_cancel_while_the_stream_starts_is_487_and_stops_it(tmp_path: Path) -> None:
+    up = platform(tmp_path, "udp")
+    media = FakeMedia(delay_s=1.0)
+
+    async def run() -> list[bytes]:
+        r = rig(tmp_path, "udp", up.port, media)
+        await r.adapter.start()
+        got: list[bytes] = []
+        try:
+            await until(lambda: r.adapter.registration.status.state == "registered", what="registration")
+            sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                   b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000009\r\n")
+            invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
+                f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+            head = invite.split(b"\r\n\r\n")[0].decode()
+            lines = {ln.split(":", 1)[0]: ln for ln in head.split("\r\n")[1:]}
+            cancel = (f"CANCEL sip:{CAMERA_1}@127.0.0.1 SIP/2.0\r\n{lines['Via']}\r\n{lines['From']}\r\n"
+                      f"{lines['To']}\r\n{lines['Call-ID']}\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n").encode()
+
+            def talk() -> None:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(0.5)
+                    s.sendto(invite, ("127.0.0.1", r.settings.gb_sip_port))
+                    time.sleep(0.3)
+                    s.sendto(cancel, ("127.0.0.1", r.settings.gb_sip_port))
+                    end = time.monotonic() + 2.5
+                    while time.monotonic() < end:
+                        try:
+                            got.append(s.recv(65536))
+                        except TimeoutError:
+                            pass
+
+            await asyncio.to_thread(talk)
+        finally:
+            await r.adapter.stop()
+        return got
+
+    got = asyncio.run(run())
+    up.stop()
+    firsts = [g.split(b"\r\n")[0] + b" " + next(ln for ln in g.split(b"\r\n") if ln.startswith(b"CSeq"))
+              for g in got]
+    assert b"SIP/2.0 200 OK CSeq: 1 CANCEL" in firsts
+    assert b"SIP/2.0 487 Request Terminated CSeq: 1 INVITE" in firsts
+    assert not any(f.startswith(b"SIP/2.0 200") and f.endswith(b"INVITE") for f in firsts)
+    assert media.stopped and media.stopped[0][1] == "cancelled" and media.active == {}
