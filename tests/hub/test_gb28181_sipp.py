@@ -398,6 +398,16 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
             out["big_tcp"] = await ask(tcp_ask, port, _sip("MESSAGE", length=10_000_000))
             out["short_tcp"] = await ask(tcp_ask, port, b"GARBAGE\r\n\r\n")
             out["options"] = await ask(udp_ask, port, _sip("OPTIONS"))
+
+            def stranger() -> bytes | None:  # loopback's 127.0.0.2: not the configured platform's address
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.2", 0))
+                    s.settimeout(1.0)
+                    s.sendto(_sip("MESSAGE", body=b"<Query><CmdType>Catalog</CmdType></Query>",
+                                  extra="Content-Type: Application/MANSCDP+xml\r\n"), ("127.0.0.1", port))
+                    return s.recv(65536)
+
+            out["stranger"] = await ask(stranger)
             out["health"] = r.adapter.health()
             press(r.live)  # the alarm uplink still works
             await until(lambda: r.adapter.counts["alarms_sent"] == 1, what="the alarm after the bad input")
@@ -416,6 +426,7 @@ def test_malformed_oversized_and_unsupported_input_is_answered_and_the_loop_goes
     assert out["big_tcp"][0].startswith(b"SIP/2.0 413") and out["big_tcp"][1]  # answered, connection closed
     assert out["short_tcp"][1]  # closed: a stream cannot be resynchronised
     assert out["options"].startswith(b"SIP/2.0 200")
+    assert out["stranger"].startswith(b"SIP/2.0 403")
     assert out["health"]["state"] == "registered"
     malformed = [r for r in caplog.records if "malformed SIP" in r.getMessage()]
     assert len(malformed) == 1  # 22 malformed inputs, one line a minute at most
