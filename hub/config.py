@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -247,9 +248,14 @@ class HubSettings(BaseSettings):
         if self.gb_upstream and not self.gb_id:
             raise ValueError("PINGAN_GB_UPSTREAM is set but PINGAN_GB_ID is not: the city platform gives the hub a "
                              "20-digit ID; set it (or unset PINGAN_GB_UPSTREAM to turn city networking off)")
+        if self.gb_upstream and not self.gb_password:  # systemd's LoadCredential=pingan-gb-password:...
+            cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+            cred = Path(cred_dir) / "pingan-gb-password" if cred_dir else None
+            if cred is not None and cred.is_file():
+                self.gb_password = cred.read_text(encoding="utf-8").strip() or None
         if self.gb_upstream and not self.gb_password:
             raise ValueError("PINGAN_GB_UPSTREAM is set but PINGAN_GB_PASSWORD is not: the city platform's "
-                             "registration needs the password it gave the hub")
+                             "registration needs the password it gave the hub (or a credential pingan-gb-password)")
         return self
 
     @property

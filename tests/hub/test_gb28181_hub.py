@@ -52,6 +52,13 @@ def test_bad_gb_settings_are_one_sentence(tmp_path: Path, overrides: dict[str, A
     assert says in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_password_may_come_from_systemds_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pingan-gb-password").write_text("from-a-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    settings = load_settings(data_dir=tmp_path, gb_id=HUB_ID, gb_upstream=f"sip:{PLATFORM_ID}@10.1.2.3:5060")
+    assert settings.gb_password == "from-a-credential"
+
+
 def test_networking_is_off_without_an_upstream(tmp_path: Path) -> None:
     app = create_app(load_settings(data_dir=tmp_path, mqtt_enabled=False, gb_id=HUB_ID))
     with TestClient(app) as client:
