@@ -38,6 +38,8 @@ from hub.auth.service import Auth
 from hub.config import HubSettings
 from hub.doors.service import DoorService
 from hub.errors import Conflict, NotFound
+from hub.gb28181.adapter import GbAdapter
+from hub.gb28181.invite import MediaSessions
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub, watch_loop_lag
 from hub.live.messages import TaskMessage, TaskRelay
@@ -120,9 +122,30 @@ class HubState:
         self.notifier.groups = RosterGroups(self.responders)  # grid:/team: recipients from the duty roster
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
+        # city networking (GB/T 28181, hub/gb28181): an adapter beside the console; off without PINGAN_GB_UPSTREAM.
+        # Live video for the city needs a media side (hub/gb28181/media): None answers INVITE 503
+        self.gb_media: MediaSessions | None = None
+        if settings.gb_upstream:  # one pole source per camera, shared by the city's viewers (hub/gb28181/media)
+            from hub.gb28181.media import GbMediaSessions
+
+            async def media_ended(call_id: str, reason: str) -> None:
+                if self.gb is not None:
+                    await self.gb.media_ended(call_id, reason)
+
+            self.gb_media = GbMediaSessions(
+                self.liveview, self.engine, limit_per_node=settings.gb_streams_per_pole,
+                advertise_host=None if settings.gb_sip_host in ("0.0.0.0", "::") else settings.gb_sip_host,
+                on_end=media_ended)
+        self.gb: GbAdapter | None = self.make_gb()
         self.homeassistant: HomeAssistantBridge | None = None
         if settings.ha_discovery and self.transport is not None:
             self.homeassistant = HomeAssistantBridge(self.engine, self.transport.publish)
+
+    def make_gb(self) -> GbAdapter | None:
+        """The city-networking adapter (hub/gb28181), or None when PINGAN_GB_UPSTREAM is unset."""
+        if not self.settings.gb_upstream:
+            return None
+        return GbAdapter(self.settings, self.engine, self.live, self.gb_media)
 
     def _notify(self, items: list[dict[str, Any]]) -> None:
         """After each ingest commit (writer thread): live fan-out, and door replies to act on."""
@@ -179,10 +202,15 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
             state.ingest.start()
         jobs = start_jobs(periodic_jobs(state), state.cluster.is_leader)
         lag_watch = asyncio.create_task(watch_loop_lag())
+        await start_gb(state)
+        gb_follow = asyncio.create_task(follow_leader(state)) if settings.gb_upstream else None
         try:
             yield
         finally:
             lag_watch.cancel()
+            if gb_follow is not None:
+                gb_follow.cancel()
+            await stop_gb(state)
             await stop_jobs(jobs)
             await state.mjpeg.close()
             state.responders.close()
@@ -226,6 +254,53 @@ def create_app(settings: HubSettings, transport: Transport | None = None,
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     return app
+
+
+async def start_gb(state: HubState) -> None:
+    """City networking starts after ingest; its failure (a SIP port in use, say) is logged, never the hub's.
+    Replicas: only the leader registers (one hub ID, one registration); the others wait (follow_leader)."""
+    if state.gb is None:
+        return
+    if not state.cluster.is_leader():
+        log.info("GB28181: this replica is not the leader; city networking runs on the leader")
+        state.gb = None
+        return
+    try:
+        await state.gb.start()
+    except Exception:  # noqa: BLE001 - the alarm path does not depend on the city platform
+        log.exception("GB28181: city networking did not start (the hub runs on without it)")
+        state.gb = None
+
+
+async def follow_leader(state: HubState, every_s: float = 2.0) -> None:
+    """Replicas: city networking moves with the leadership (a new leader registers, a former one unregisters)."""
+    was = state.cluster.is_leader()
+    while True:
+        await asyncio.sleep(every_s)
+        lead = state.cluster.is_leader()
+        if lead and not was:
+            state.gb = state.make_gb()
+            await start_gb(state)
+        elif was and not lead:
+            await stop_gb(state)
+            state.gb = None
+        was = lead
+
+
+async def stop_gb(state: HubState) -> None:
+    """Unregister from the city platform (Expires: 0), bounded so a dead platform never holds up shutdown."""
+    if state.gb is None:
+        return
+    try:
+        await asyncio.wait_for(state.gb.stop(), 6)
+    except Exception:  # noqa: BLE001 - shutdown goes on
+        log.exception("GB28181: stopping city networking failed")
+    close = getattr(state.gb_media, "close", None)  # the pole sources' live sessions, before the MJPEG relays
+    if close is not None:
+        try:
+            await asyncio.wait_for(close(), 6)
+        except Exception:  # noqa: BLE001 - shutdown goes on
+            log.exception("GB28181: closing the city's video streams failed")
 
 
 class SecurityHeaders:

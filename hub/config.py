@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -116,6 +118,21 @@ class HubSettings(BaseSettings):
                               pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
                               description="Night hours (district time) for the longest-gap report, HH:MM-HH:MM")
 
+    # --- city networking (GB/T 28181 cascade, hub/gb28181, docs/gb28181.md): off while gb_upstream is unset
+    gb_id: str | None = Field(default=None, description=(
+        "The hub's 20-digit GB/T 28181 ID, given by the city platform (e.g. 35020300002000000001)"))
+    gb_upstream: str | None = Field(default=None, description=(
+        "The city platform: sip:<server-id>@<host>:<port>;transport=udp|tcp; unset: no city networking"))
+    gb_password: str | None = Field(default=None, description="The password the city platform gave the hub")
+    gb_expires_s: int = Field(default=3600, ge=60, le=86400, description="Registration lifetime asked for")
+    gb_keepalive_s: float = Field(default=60, ge=1, le=3600, description="Keepalive MESSAGE interval")
+    gb_sip_port: int = Field(default=5060, ge=1, le=65535, description="The hub's local SIP port (UDP and TCP)")
+    gb_sip_host: str = Field(default="0.0.0.0", description="Address the SIP port binds to")
+    gb_civil_code: str | None = Field(default=None, description=(
+        "Prefix of the node IDs the hub makes: 8-digit civil code, or 10 digits with the industry code; "
+        "default the first 10 digits of PINGAN_GB_ID"))
+    gb_streams_per_pole: int = Field(default=2, ge=1, le=16, description="City live-video streams per pole at once")
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, v: str) -> str:
@@ -205,6 +222,45 @@ class HubSettings(BaseSettings):
         if self.share_group and not self.db_url.startswith("postgresql"):
             raise ValueError("share_group (hub replicas) needs PostgreSQL: set PINGAN_DATABASE_URL=postgresql+psycopg://"
                              "... (replicas share the store and its LISTEN/NOTIFY; one SQLite file cannot)")
+        return self
+
+    @field_validator("gb_id")
+    @classmethod
+    def _gb_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9]{20}", v):
+            raise ValueError("must be the hub's 20-digit GB/T 28181 ID, e.g. 35020300002000000001")
+        return v
+
+    @field_validator("gb_civil_code")
+    @classmethod
+    def _gb_civil_code(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9]{8}([0-9]{2})?", v):
+            raise ValueError("must be the 8-digit civil code (e.g. 35020300), or 10 digits with the industry code")
+        return v
+
+    @field_validator("gb_upstream")
+    @classmethod
+    def _gb_upstream(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        from hub.gb28181.sip import parse_upstream
+
+        parse_upstream(v)  # raises ValueError with the sentence
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _gb_needs_id_and_password(self) -> HubSettings:
+        if self.gb_upstream and not self.gb_id:
+            raise ValueError("PINGAN_GB_UPSTREAM is set but PINGAN_GB_ID is not: the city platform gives the hub a "
+                             "20-digit ID; set it (or unset PINGAN_GB_UPSTREAM to turn city networking off)")
+        if self.gb_upstream and not self.gb_password:  # systemd's LoadCredential=pingan-gb-password:...
+            cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+            cred = Path(cred_dir) / "pingan-gb-password" if cred_dir else None
+            if cred is not None and cred.is_file():
+                self.gb_password = cred.read_text(encoding="utf-8").strip() or None
+        if self.gb_upstream and not self.gb_password:
+            raise ValueError("PINGAN_GB_UPSTREAM is set but PINGAN_GB_PASSWORD is not: the city platform's "
+                             "registration needs the password it gave the hub (or a credential pingan-gb-password)")
         return self
 
     @property

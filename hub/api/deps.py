@@ -20,6 +20,7 @@ from hub.alarms.service import HubService
 from hub.auth.service import Auth, User
 from hub.config import HubSettings
 from hub.doors.service import DoorService
+from hub.gb28181.adapter import GbAdapter
 from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub
 from hub.live.video.mjpeg import MjpegRelays
@@ -73,6 +74,12 @@ def _engine(conn: HTTPConnection) -> Engine:
 def _settings(conn: HTTPConnection) -> HubSettings:
     settings: HubSettings = conn.app.state.hub.settings
     return settings
+
+
+def _gb(conn: HTTPConnection) -> GbAdapter | None:
+    """None when city networking is off (PINGAN_GB_UPSTREAM unset) or did not start."""
+    gb: GbAdapter | None = conn.app.state.hub.gb
+    return gb
 
 
 def _ingest(conn: HTTPConnection) -> Ingest | None:
@@ -148,6 +155,7 @@ AuthDep = Annotated[Auth, Depends(_auth)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 SettingsDep = Annotated[HubSettings, Depends(_settings)]
 IngestDep = Annotated[Ingest | None, Depends(_ingest)]
+GbDep = Annotated[GbAdapter | None, Depends(_gb)]
 ClusterDep = Annotated[Cluster, Depends(_cluster)]
 ReportsDep = Annotated[Reports, Depends(_reports)]
 UserDep = Annotated[User, Depends(current_user)]

@@ -20,6 +20,7 @@ from hub.alarms.escalation import annotate
 from hub.api.deps import (
     ClusterDep,
     EngineDep,
+    GbDep,
     IngestDep,
     LiveHubDep,
     ResponderServiceDep,
@@ -55,13 +56,16 @@ class ResolveBody(AckBody):
 
 
 @router.get("/api/health", response_model=Health)
-def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster: ClusterDep) -> dict[str, Any]:
+def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster: ClusterDep,
+           gb: GbDep) -> dict[str, Any]:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__,
             "mqtt": None if ingest is None else ("connected" if ingest.connected else "disconnected"),
             "ingest_queue": None if ingest is None else ingest.queue.qsize(),
-            "replica": settings.replica, "leader": cluster.is_leader()}
+            "replica": settings.replica, "leader": cluster.is_leader(),
+            # city networking (hub/gb28181): None when off
+            "gb28181": None if gb is None else gb.health()}
 
 
 @router.get("/api/nodes", response_model=list[NodeOut], response_model_exclude_unset=True)

@@ -167,7 +167,11 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
                        "other doors, the hub never stores it)")] = None,
               insecure_plain: Annotated[bool, typer.Option(
                   "--insecure-plain", help=("Allow an mqtt:// broker url beyond loopback: the node's password "
-                                            "and its commands cross the network in clear"))] = False) -> None:
+                                            "and its commands cross the network in clear"))] = False,
+              gb_id: Annotated[str | None, typer.Option(
+                  "--gb-id", help=("City networking (GB/T 28181): the node's 20-digit ID as the city assigned it "
+                                   "(a pole's camera, type 132; a door's, 134); default: made from "
+                                   "PINGAN_GB_CIVIL_CODE (docs/gb28181.md)"))] = None) -> None:
     """Create a node's identity (signing key, MQTT user) and write its bundle for the installer."""
     from urllib.parse import urlparse
 
@@ -202,11 +206,23 @@ def nodes_add(node_id: Annotated[str, typer.Argument(help="e.g. pole-21")],
             _fail("--at must be LAT,LON, e.g. 24.4872,118.1121")
     state = HubState(_settings(mqtt_enabled=False))
     fleet = Fleet(state.engine, state.service)
+    if gb_id is not None:
+        from hub.gb28181 import catalog, ids
+
+        try:
+            ids.check_gb_id(gb_id, kind=kind)
+            catalog.check_free(state.engine, gb_id, node_id)
+        except PinganError as exc:
+            _fail(str(exc))
     try:
         if ca is not None and not ca.is_file():
             _fail(f"--ca {ca}: no such file (pingan-hub broker config --tls-port writes ca.crt)")
         made = fleet.add(node_id, kind=kind, grid=grid, place=place, lat=lat, lon=lon,
                          ca_dir=ca.parent if auth == "cert" and ca is not None else None)
+        if gb_id is not None:
+            from hub.gb28181 import catalog
+
+            catalog.set_gb_id(state.engine, node_id, gb_id)
         config = node_config_for(node_id, kind, grid, place, lat, lon, broker_url)
         if ca is not None:
             config["mqtt"]["ca_file"] = "/etc/pingan/ca.crt"

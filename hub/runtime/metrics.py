@@ -40,6 +40,21 @@ response_seconds = Histogram("pingan_hub_alarm_response_seconds", "Alarm raised 
                              ["stage"], registry=registry,
                              buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200))
 
+# city networking (GB/T 28181, hub/gb28181): the registration's state and what went up
+gb_state = Gauge("pingan_hub_gb28181_state", "1 for the registration's current state with the city platform",
+                 ["state"], registry=registry)
+gb_registrations = Counter("pingan_hub_gb28181_registrations_total", "Successful REGISTERs (refreshes included)",
+                           registry=registry)
+gb_failures = Counter("pingan_hub_gb28181_failures_total",
+                      "Failures by step (register, keepalive, alarm: refused or unanswered after retries)",
+                      ["step"], registry=registry)
+gb_messages = Counter("pingan_hub_gb28181_messages_total", "Requests sent to the city platform, by kind",
+                      ["kind"], registry=registry)
+gb_requests = Counter("pingan_hub_gb28181_requests_total", "Requests from the city platform, by method and answer",
+                      ["method", "status"], registry=registry)
+gb_alarm_seconds = Histogram("pingan_hub_gb28181_alarm_seconds", "Hub commit to the city platform's 200 for an alarm",
+                             registry=registry, buckets=_LAG_BUCKETS)
+
 
 class StoreCollector:
     """Figures read from the store at scrape time: nodes by state, open alarms, outbox depths."""

@@ -516,3 +516,15 @@ sensitive_reports = Table(
     Column("notified", JSON),  # per channel: sent/failed counts, or why nothing was sent
     Index("sensitive_reports_one", "period_id", "day", unique=True),
 )
+
+
+# --- city networking (issue 19, hub/gb28181): each node's 20-digit GB/T 28181 ID -----------------------------
+gb_ids = Table(
+    "gb_ids", metadata,
+    Column("node", String(64), primary_key=True),  # nodes.id
+    # the ID of the node's main channel (a pole's camera, type 132; a door's alarm input, 134); its other
+    # channels are derived from it (hub/gb28181/ids.py), so civil code + industry + serial is unique too
+    Column("gb_id", String(20), nullable=False, unique=True),
+    Column("serial_key", String(17), nullable=False, unique=True),  # digits 1-10 and 14-20: no two nodes share
+    Column("assigned_at", UTCDateTime(), nullable=False),
+)

@@ -16,6 +16,7 @@ import * as selftest from './screens/selftest.js';
 import * as teams from './screens/teams.js';
 import * as sensitive from './screens/sensitive.js';
 import * as dispatch from './dispatch.js';
+import * as citylink from './citylink.js';
 
 /** The screens, in the order of their tabs. */
 export const SCREENS = [
@@ -27,7 +28,9 @@ app.addStrings(STRINGS);
 app.addStrings(dispatch.STRINGS); // the dispatch panel on the alarm cards and its part of the report
 dispatch.init(app);
 sensitive.initBanner(app); // the sensitive-period banner, for every role (screens/sensitive.js)
+app.addStrings(citylink.STRINGS); // the city-networking badge in the header (GB/T 28181)
 app.register(SCREENS, app);
+citylink.init(app);
 const panel = live.init(app);
 // for the tests and the benches: the state and a few entry points (modules keep no globals)
 Object.assign(window, {pingan: Object.assign(app.S, {app, live: live.LV, ...panel, loadAlarms: app.loadAlarms})});

@@ -20,7 +20,8 @@ from hub.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "hub" / "web"
-STRING_MODULES = ["strings.js", "live.js", *sorted(f"screens/{p.name}" for p in (WEB / "screens").glob("*.js"))]
+STRING_MODULES = ["strings.js", "live.js", "citylink.js",
+                  *sorted(f"screens/{p.name}" for p in (WEB / "screens").glob("*.js"))]
 
 
 def node_or_skip() -> str:
@@ -68,7 +69,7 @@ def test_a_key_in_two_modules_says_the_same(tables) -> None:
 
 def used_keys() -> set[str]:
     keys: set[str] = set()
-    for path in [WEB / "app.js", WEB / "live.js", *(WEB / "screens").glob("*.js")]:
+    for path in [WEB / "app.js", WEB / "live.js", WEB / "citylink.js", *(WEB / "screens").glob("*.js")]:
         keys |= set(re.findall(r"\bt\('([a-z0-9_]+)'\)", path.read_text(encoding="utf-8")))
         keys |= set(re.findall(r'data-i18n(?:-ph)?="([a-z0-9_]+)"', path.read_text(encoding="utf-8")))
     keys |= set(re.findall(r'data-i18n(?:-ph)?="([a-z0-9_]+)"', (WEB / "index.html").read_text(encoding="utf-8")))

@@ -19,6 +19,24 @@ AlarmState = Literal["open", "acknowledged", "dispatched", "on_scene", "resolved
 Outcome = Literal["assisted", "false_alarm", "crime", "test", "recovered", "other"]  # ... .OUTCOMES
 
 
+class GbHealth(ApiModel):
+    """City networking (GB/T 28181, hub/gb28181): the registration with the city platform and what went up."""
+
+    state: Literal["unregistered", "registered", "refused", "offline"] = Field(
+        description="refused: the city platform refused our credentials; offline: it stopped answering")
+    since: str = Field(description="When the state last changed (ISO 8601)")
+    last_error: str | None = Field(description="Why the state is not registered, in a sentence")
+    transport: Literal["udp", "tcp"]
+    registrations: int
+    failures: int
+    keepalives_sent: int
+    keepalives_missed: int
+    sessions: int = Field(description="Live-video sessions the city has open")
+    alarms_sent: int
+    alarms_failed: int
+    alarms_dropped: int
+
+
 class Health(ApiModel):
     status: Literal["ok"]
     version: str
@@ -26,6 +44,7 @@ class Health(ApiModel):
     ingest_queue: int | None = Field(description="Messages waiting for the ingest writer; None without MQTT")
     replica: str
     leader: bool
+    gb28181: GbHealth | None = Field(description="None: city networking is off (PINGAN_GB_UPSTREAM unset)")
 
 
 class NodeOut(ApiModel):

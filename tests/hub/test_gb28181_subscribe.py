@@ -1,0 +1,108 @@
+"""SUBSCRIBE to Catalog and Alarm: 200 with Expires, then NOTIFYs on a node's change and on an alarm, ended by
+Expires: 0. The platform here is a plain UDP socket (sipp's UAS cannot hold a subscription dialog open)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+from hub.gb28181.sip import SipMessage, parse_datagram, response_to
+from hub.live.messages import NodeState
+from tests.hub.test_gb28181_sipp import HUB_ID, PLATFORM_ID, press, rig
+
+
+class Platform:
+    """Answers every request 200 (REGISTER included, no challenge) and keeps what it got."""
+
+    def __init__(self, expires: int = 3600) -> None:
+        self.expires = expires
+        self.deaf = False  # a platform that stops answering (keepalives, registrations)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.got: list[SipMessage] = []
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data, addr = await loop.sock_recvfrom(self.sock, 65536)
+            msg = parse_datagram(data)
+            self.got.append(msg)
+            if msg.is_request:
+                if self.deaf:
+                    continue
+                resp = response_to(msg, 200)
+                if msg.method == "REGISTER":
+                    resp.add("Expires", str(self.expires))
+                await loop.sock_sendto(self.sock, resp.encode(), addr)
+
+    async def subscribe(self, hub: tuple[str, int], event: str, expires: int, call_id: str, cseq: int) -> SipMessage:
+        body = (f'<?xml version="1.0" encoding="GB2312"?><Query><CmdType>{event}</CmdType><SN>9</SN>'
+                f"<DeviceID>{HUB_ID}</DeviceID></Query>").encode()
+        req = SipMessage(method="SUBSCRIBE", uri=f"sip:{HUB_ID}@{hub[0]}:{hub[1]}")
+        for k, v in (("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{time.time_ns()}"),
+                     ("From", f"<sip:{PLATFORM_ID}@3402000000>;tag=p1"), ("To", f"<sip:{HUB_ID}@3402000000>"),
+                     ("Call-ID", call_id), ("CSeq", f"{cseq} SUBSCRIBE"), ("Event", event),
+                     ("Expires", str(expires)), ("Contact", f"<sip:{PLATFORM_ID}@127.0.0.1:{self.port}>"),
+                     ("Content-Type", "Application/MANSCDP+xml")):
+            req.add(k, v)
+        req.body = body
+        before = len(self.got)
+        await asyncio.get_running_loop().sock_sendto(self.sock, req.encode(), hub)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for m in self.got[before:]:
+                if not m.is_request and m.call_id == call_id:
+                    return m
+            await asyncio.sleep(0.02)
+        raise AssertionError("no answer to SUBSCRIBE")
+
+
+def test_catalog_and_alarm_subscriptions_notify_until_they_expire(tmp_path: Path) -> None:
+    async def run() -> None:
+        platform = Platform()
+        server = asyncio.create_task(platform.serve())
+        r = rig(tmp_path, "udp", platform.port)
+        await r.adapter.start()
+        hub = ("127.0.0.1", r.settings.gb_sip_port)
+        try:
+            deadline = time.monotonic() + 10
+            while r.adapter.registration.status.state != "registered":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            ok = await platform.subscribe(hub, "Catalog", 600, "sub-cat", 1)
+            assert ok.status == 200 and ok.get("Expires") == "600"
+            ok = await platform.subscribe(hub, "Alarm", 600, "sub-alarm", 1)
+            assert ok.status == 200
+            bad = await platform.subscribe(hub, "MobilePosition", 600, "sub-pos", 1)
+            assert bad.status == 489
+
+            def notifies(call_id: str) -> list[SipMessage]:
+                return [m for m in platform.got if m.method == "NOTIFY" and m.call_id == call_id]
+
+            r.live.fanout([NodeState(node="pole-01", state="offline").out()])
+            press(r.live)
+            deadline = time.monotonic() + 10
+            while not (notifies("sub-cat") and notifies("sub-alarm")):
+                assert time.monotonic() < deadline, "no NOTIFY"
+                await asyncio.sleep(0.05)
+            cat = notifies("sub-cat")[0]
+            text = cat.body.decode("gb18030")
+            assert cat.get("Event") == "Catalog" and "active;expires=" in (cat.get("Subscription-State") or "")
+            assert "<Event>OFF</Event>" in text and "<SumNum>3</SumNum>" in text and "p1" in (cat.get("To") or "")
+            assert "<CmdType>Alarm</CmdType>" in notifies("sub-alarm")[0].body.decode("gb18030")
+            # ended by the platform: no NOTIFY after Expires: 0
+            assert (await platform.subscribe(hub, "Catalog", 0, "sub-cat", 2)).status == 200
+            count = len(notifies("sub-cat"))
+            r.live.fanout([NodeState(node="pole-01", state="online").out()])
+            await asyncio.sleep(0.5)
+            assert len(notifies("sub-cat")) == count
+        finally:
+            await r.adapter.stop()
+            server.cancel()
+            platform.sock.close()
+
+    asyncio.run(run())
