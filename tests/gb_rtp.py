@@ -89,9 +89,9 @@ class UdpReceiver(asyncio.DatagramProtocol):
         self.capture.add(data)
 
 
-async def udp_receiver(capture: Capture) -> tuple[asyncio.DatagramTransport, int]:
+async def udp_receiver(capture: Capture, port: int = 0) -> tuple[asyncio.DatagramTransport, int]:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: UdpReceiver(capture), local_addr=("127.0.0.1", 0))
+    transport, _ = await loop.create_datagram_endpoint(lambda: UdpReceiver(capture), local_addr=("127.0.0.1", port))
     return transport, transport.get_extra_info("sockname")[1]
 
 
@@ -107,13 +107,13 @@ async def read_rfc4571(reader: asyncio.StreamReader, capture: Capture) -> None:
         capture.closed.set()
 
 
-async def tcp_listener(capture: Capture) -> tuple[asyncio.Server, int]:
+async def tcp_listener(capture: Capture, port: int = 0) -> tuple[asyncio.Server, int]:
     """The platform's side of tcp-active: it listens, the hub connects."""
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_rfc4571(reader, capture)
         writer.close()
 
-    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
     return server, server.sockets[0].getsockname()[1]
 
 
