@@ -88,3 +88,67 @@ def _ended(engine: Any) -> bool:
         rows = conn.execute(select(live_sessions).where(live_sessions.c.kind == "gb28181",
                                                         live_sessions.c.username.like("city:%"))).all()
     return len(rows) == 1 and rows[0].ended is not None and rows[0].end_reason == "bye"
+
+
+def test_a_stream_the_media_side_ends_sends_bye_to_the_platform(tmp_path: Path) -> None:
+    """The pole's max session, its link, or a stalled receiver end a city stream from below: the platform hears
+    a BYE in the dialog (its From tag as our To tag, our 200's tag as our From tag), and the books close."""
+    import socket
+
+    from sqlalchemy import select as sel
+
+    from tests.hub.test_gb28181_sipp import CAMERA_1, FakeMedia, _sip, rig
+
+    media = FakeMedia()
+    got: list[bytes] = []
+
+    async def run() -> Any:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plat:  # the platform, as simple as it gets
+            plat.bind(("127.0.0.1", 0))
+            plat.settimeout(0.2)
+            r = rig(tmp_path, "udp", plat.getsockname()[1], media)
+            await r.adapter.start()
+            try:
+                sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                       b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000007\r\n")
+                invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
+                    f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+                call_id = next(line.split(b": ", 1)[1] for line in invite.split(b"\r\n")
+                               if line.startswith(b"Call-ID")).decode()
+
+                def talk() -> None:
+                    plat.sendto(invite, ("127.0.0.1", r.settings.gb_sip_port))
+                    end = time.monotonic() + 10
+                    while time.monotonic() < end:
+                        try:
+                            data, addr = plat.recvfrom(65536)
+                        except TimeoutError:
+                            continue
+                        got.append(data)
+                        if data.startswith(b"SIP/2.0 200") and b"INVITE" in data.split(b"CSeq:")[1][:20]:
+                            ack = _sip("ACK").replace(b"Call-ID: ", b"X-Old: ", 1)
+                            plat.sendto(ack.replace(b"X-Old: ", b"Call-ID: " + call_id.encode() + b"\r\nX-Old: ", 1),
+                                        addr)
+                            asyncio.run_coroutine_threadsafe(r.adapter.media_ended(call_id, "max session"), loop)
+                        if data.startswith(b"BYE "):
+                            head = data.split(b"\r\n\r\n")[0].decode()
+                            lines = [ln for ln in head.split("\r\n") if ln.split(":")[0] in ("Via", "From", "To",
+                                                                                            "Call-ID", "CSeq")]
+                            ok = "SIP/2.0 200 OK\r\n" + "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+                            plat.sendto(ok.encode(), addr)
+                            return
+
+                loop = asyncio.get_running_loop()
+                await asyncio.to_thread(talk)
+                await until(lambda: not r.adapter.calls.calls, 5, "the call closed")
+            finally:
+                await r.adapter.stop()
+            return r, call_id
+
+    r, call_id = asyncio.run(run())
+    bye = next(g for g in got if g.startswith(b"BYE ")).decode()
+    assert f"Call-ID: {call_id}" in bye and "To: <sip:" in bye and ";tag=a" in bye.split("To:")[1].split("\r\n")[0]
+    assert media.stopped == [(call_id, "max session")]
+    with r.engine.connect() as conn:
+        [row] = conn.execute(sel(live_sessions).where(live_sessions.c.kind == "gb28181")).all()
+    assert row.end_reason == "max session" and row.ended is not None
