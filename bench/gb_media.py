@@ -10,7 +10,11 @@ already runs: served from the cached GOP), and the hub's CPU per city viewer.
 * CPU: the receivers are a child process, so this process's CPU (user+sys, all threads) is the hub's: idle, then
   1, 2, 4 city sessions on one pole, then one session on each of 1, 2, 4 poles, each over ``--window`` seconds.
 
-    .venv/bin/python bench/gb_media.py [--rounds 6] [--window 10]
+* ``--via-sip``: the latency rounds go through the hub's SIP side as the city sends them: a Play INVITE over
+  UDP to the hub's GB/T 28181 port (the hub's own adapter and GbMediaSessions, as `pingan-hub serve` wires
+  them), timed from the INVITE's send to the first RTP packet, BYE to end; the CPU windows are skipped.
+
+    .venv/bin/python bench/gb_media.py [--rounds 6] [--window 10] [--via-sip]
 """
 
 from __future__ import annotations
@@ -108,6 +112,91 @@ async def first_packet_ms(media: GbMediaSessions, node: str, call_id: str) -> fl
     return (proto.at - t0) * 1000
 
 
+HUB_ID, PLATFORM_ID = "34020000002000000001", "34020000002000000002"
+
+
+class Platform(asyncio.DatagramProtocol):
+    """The city platform's SIP socket: sends INVITE/ACK/BYE and notes each call's 200 to its INVITE; the hub's
+    REGISTERs go unanswered (latency only)."""
+
+    def __init__(self) -> None:
+        self.answered: dict[str, asyncio.Event] = {}
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        head = data.split(b"\r\n\r\n")[0].decode(errors="replace").split("\r\n")
+        fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+        if head[0].startswith("SIP/2.0 200") and fields.get("CSeq", "").endswith("INVITE"):
+            self.answered.setdefault(fields.get("Call-ID", ""), asyncio.Event()).set()
+
+
+def _request(method: str, channel: str, call_id: str, port: int, body: bytes = b"") -> bytes:
+    head = (f"{method} sip:{channel}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{call_id}"
+            f"{method}\r\nFrom: <sip:{PLATFORM_ID}@3402000000>;tag=b\r\nTo: <sip:{channel}@3402000000>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {2 if method == 'BYE' else 1} {method}\r\n"
+            f"Contact: <sip:{PLATFORM_ID}@127.0.0.1:{port}>\r\n"
+            + ("Content-Type: application/sdp\r\n" if body else "") + f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def invite_first_packet_ms(plat: asyncio.DatagramTransport, hub_port: int, channel: str,
+                                 call_id: str) -> float:
+    """A Play INVITE to the hub's SIP port until the first RTP packet at the offered port."""
+    loop = asyncio.get_running_loop()
+    proto = FirstPacket()
+    transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    sdp = (f"v=0\r\no={PLATFORM_ID} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=video {port} RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\ny=0100000001\r\n").encode()
+    t0 = time.monotonic()
+    plat.sendto(_request("INVITE", channel, call_id, port, sdp), ("127.0.0.1", hub_port))
+    await asyncio.wait_for(proto.got.wait(), 15)
+    transport.close()
+    assert proto.at is not None
+    return (proto.at - t0) * 1000
+
+
+async def run_via_sip(args: argparse.Namespace, data_dir: Path, broker: Broker, poles: list[NodeProc]) -> None:
+    from hub.store.schema import gb_ids
+    from hub.transport.broker import free_port
+
+    loop = asyncio.get_running_loop()
+    plat, platform = await loop.create_datagram_endpoint(Platform, local_addr=("127.0.0.1", 0))
+    sip_port = free_port()
+    app = create_app(load_settings(
+        data_dir=data_dir, mqtt_url=broker.url, offline_grace_s=0, gb_id=HUB_ID, gb_password="bench-only",
+        gb_upstream=f"sip:{PLATFORM_ID}@127.0.0.1:{plat.get_extra_info('sockname')[1]};transport=udp",
+        gb_sip_port=sip_port, gb_sip_host="127.0.0.1", gb_streams_per_pole=4))
+    state = app.state.hub
+    async with app.router.lifespan_context(app):
+        def online() -> bool:
+            with state.engine.connect() as conn:
+                return len(conn.execute(select(nodes.c.id).where(nodes.c.state == "online")).all()) == len(poles)
+        await asyncio.to_thread(wait_for, online, 30, 0.1, "poles online")
+        await asyncio.to_thread(wait_for, lambda: state.engine.connect().execute(
+            select(gb_ids.c.gb_id).where(gb_ids.c.node == poles[0].node)).scalar() is not None, 30, 0.1, "GB IDs")
+        with state.engine.connect() as conn:
+            camera = conn.execute(select(gb_ids.c.gb_id).where(gb_ids.c.node == poles[0].node)).scalar()
+        cold: list[float] = []
+        warm: list[float] = []
+        for r in range(args.rounds):
+            await node_idle(poles[0])
+            cold.append(await invite_first_packet_ms(plat, sip_port, camera, f"cold-{r}"))
+            await asyncio.sleep(0.5)
+            warm.append(await invite_first_packet_ms(plat, sip_port, camera, f"warm-{r}"))
+            for call in (f"warm-{r}", f"cold-{r}"):  # the 200 can follow the first packet: ACK it, then BYE
+                await asyncio.wait_for(platform.answered.setdefault(call, asyncio.Event()).wait(), 10)
+                plat.sendto(_request("ACK", camera, call, 0), ("127.0.0.1", sip_port))
+                plat.sendto(_request("BYE", camera, call, 0), ("127.0.0.1", sip_port))
+            print(f"  round {r + 1}: cold {cold[-1]:7.1f} ms   warm {warm[-1]:6.1f} ms", flush=True)
+    plat.close()
+    print(f"\nPlay INVITE -> first RTP packet through the hub's SIP side, UDP, {args.camera_label}, "
+          f"{args.rounds} rounds:")
+    print(f"  cold (pole idle):         p50 {pct(cold, 50):7.1f} ms   p95 {pct(cold, 95):7.1f} ms   "
+          f"max {max(cold):7.1f} ms   (target <= 2000 ms)")
+    print(f"  warm (source running):    p50 {pct(warm, 50):7.1f} ms   p95 {pct(warm, 95):7.1f} ms   "
+          f"max {max(warm):7.1f} ms   (target <= 300 ms)")
+
+
 async def node_idle(pole: NodeProc) -> None:
     for _ in range(200):
         live = (await asyncio.to_thread(pole.control, cmd="state"))["state"]["live"]
@@ -188,6 +277,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--window", type=float, default=10.0, help="seconds of CPU measurement per configuration")
+    ap.add_argument("--via-sip", action="store_true", help="time Play INVITEs through the hub's SIP side")
     ap.add_argument("--camera", choices=["detailed", "synthetic"], default="detailed",
                     help="detailed: a panning noisy texture (encoder at its bitrate); synthetic: the flat test card")
     args = ap.parse_args()
@@ -203,7 +293,7 @@ def main() -> None:
             name = f"pole-gb-{n}"
             poles.append(NodeProc(tmp, name, broker.url, sim, register(data_dir, broker.url, name),
                                   camera={"source": source, "width": 640, "height": 480}).start())
-        asyncio.run(run(args, data_dir, broker, poles))
+        asyncio.run((run_via_sip if args.via_sip else run)(args, data_dir, broker, poles))
     finally:
         for pole in poles:
             pole.stop()
