@@ -15,6 +15,12 @@ bench/district_load.py's fleet, not started here). Small run (this shared 2-core
 Full run (a box of its own):
 
     .venv/bin/python bench/dispatch_latency.py --responders 500 --presses 200 --poles 10
+
+Beside a district (``--district 2000``): bench/district_load.py's virtual fleet in the city profile (1 : 8 : 1
+poles, doors, camera points; heartbeats every 10 s, door events, detections, presses 5 a day per pole plus
+bursts) sends to the same broker and hub for the whole run (``--district-procs`` simulator processes):
+
+    .venv/bin/python bench/dispatch_latency.py --responders 500 --presses 200 --poles 10 --district 2000
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,6 +63,21 @@ def proc_usage(pid: int) -> tuple[float, float]:
 
     tick = os.sysconf("SC_CLK_TCK")
     return rss, (int(fields[11]) + int(fields[12])) / tick
+
+
+def start_district(broker_url: str, n: int, procs: int, tmp: Path) -> list[subprocess.Popen[bytes]]:
+    """bench/district_load.py's virtual fleet, city profile, sending for an hour (stopped with the bench)."""
+    from bench.district_load import PROFILES, city_mix
+
+    poles, doors, cameras = city_mix(n)
+    prof = PROFILES["city"]
+    return [subprocess.Popen(
+        [sys.executable, "-m", "edge.sim.fleet", "--broker", broker_url, "--prefix", f"d{i}-",
+         "--poles", str(poles // procs), "--doors", str(doors // procs), "--cameras", str(cameras // procs),
+         "--seconds", "3600", "--speedup", str(prof["speedup"]), "--camera-every", str(prof["camera_every"]),
+         "--burst", str(int(prof["burst"]) // procs), "--burst-at", "60", "--burst-every", str(prof["burst_every"]),
+         "--press-every", str(prof["press_every"])],
+        stdout=(tmp / f"district-{i}.json").open("wb"), stderr=subprocess.DEVNULL) for i in range(procs)]
 
 
 def make_responders(hub: HubProc, n: int) -> list[tuple[str, str]]:
@@ -171,6 +193,8 @@ def main() -> None:
     ap.add_argument("--presses", type=int, default=30)
     ap.add_argument("--poles", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=10)
+    ap.add_argument("--district", type=int, default=0, help="virtual nodes (city profile) on the same hub meanwhile")
+    ap.add_argument("--district-procs", type=int, default=1)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-"))
     sim = Path(tempfile.mkdtemp(prefix="pingan-sim-"))
@@ -178,6 +202,7 @@ def main() -> None:
     hub = HubProc(tmp, broker.url, auto_dispatch_kinds='["alarm.pressed"]')
     hub.start()
     nodes: list[NodeProc] = []
+    district: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(1, args.poles + 1):
             node = f"pole-{i:02d}"
@@ -192,6 +217,15 @@ def main() -> None:
             db.execute("UPDATE nodes SET lat=?, lon=? WHERE id=?", (POLE[0] + i * 0.003, POLE[1], f"pole-{i + 1:02d}"))
         db.commit()
         db.close()
+        if args.district:
+            district = start_district(broker.url, args.district, args.district_procs, tmp)
+            def online() -> int:
+                return sum(n["state"] == "online" for n in hub.get("/api/nodes")) - args.poles
+            try:
+                wait_for(lambda: online() >= args.district * 0.95, 180, 2.0, "the district online")
+            except (AssertionError, TimeoutError):
+                pass  # said below: the figures are then beside the part that came online
+            print(f"  district: {online()} of {args.district} virtual nodes online beside the poles", flush=True)
         t = time.monotonic()
         people = make_responders(hub, args.responders)
         asyncio.run(connect_all(hub, people))
@@ -200,6 +234,8 @@ def main() -> None:
         lat, mem_per, idle_cpu_per, rss_end, busy_cpu = asyncio.run(
             run(hub, nodes, people, args.presses, args.idle_s))
     finally:
+        for p in district:
+            p.terminate()
         for n in nodes:
             n.stop()
         hub.stop()
@@ -209,7 +245,8 @@ def main() -> None:
         return f"{v * 1000:7.1f} ms"
 
     print(f"bench/dispatch_latency: {args.presses} presses, {args.responders} responder pages connected, "
-          f"{args.poles} poles, auto-dispatch to the nearest")
+          f"{args.poles} poles, auto-dispatch to the nearest"
+          + (f", beside a {args.district}-node district (city profile)" if args.district else ""))
     print(f"  press -> task on the responder's page  p50 {ms(pct(lat, 50))}  p90 {ms(pct(lat, 90))}"
           f"  p99 {ms(pct(lat, 99))}  max {ms(max(lat))}")
     print(f"  hub memory per connected responder     {mem_per:7.1f} KiB (RSS at the end {rss_end:.0f} MiB)")
