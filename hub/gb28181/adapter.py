@@ -32,7 +32,7 @@ from hub.gb28181.catalog import Channel
 from hub.gb28181.invite import Calls, MediaSessions, SessionAudit
 from hub.gb28181.manscdp import Node
 from hub.gb28181.registration import Registration
-from hub.gb28181.sip import SipMessage, Upstream, parse_upstream, response_to, tag_of, user_of
+from hub.gb28181.sip import SipMessage, Upstream, parse_upstream, remote_target, response_to, tag_of, user_of
 from hub.gb28181.transport import Addr, RateLog, Reply, SipTransport
 from hub.gb28181.ua import UserAgent
 from hub.live.fanout import LiveClient, LiveHub
@@ -317,10 +317,9 @@ class GbAdapter:
             self.subscriptions.pop(msg.call_id, None)
             return resp
         ours = resp.get("To") or ""
-        contact = msg.get("Contact") or ""
-        uri = contact[contact.find("<") + 1:contact.find(">")] if "<" in contact else (contact or msg.get("From", ""))
         self.subscriptions[msg.call_id] = Subscription(cmd, msg.call_id, msg.get("From") or "", ours,
-                                                       uri or self.upstream.uri, time.monotonic() + expires)
+                                                       remote_target(msg) or self.upstream.uri,
+                                                       time.monotonic() + expires)
         return resp
 
     async def _notify(self, kind: str, children: list[Node]) -> None:

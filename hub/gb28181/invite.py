@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from hub.errors import HubError, NotFound
 from hub.gb28181.media.types import MediaStarted, StreamLimit, Transport
-from hub.gb28181.sip import SipMessage, response_to, user_of
+from hub.gb28181.sip import SipMessage, remote_target, response_to, user_of
 from hub.live.video.service import NodeUnavailable
 from hub.store.engine import add_audit, now_utc
 from hub.store.schema import live_sessions
@@ -230,12 +230,8 @@ class Calls:
         finally:
             self.starting.discard(req.call_id)
             self.cancelled.discard(req.call_id)
-        remote = req.get("From") or ""
-        contact = (req.get("Contact") or remote).strip()
-        uri = contact[contact.find("<") + 1:contact.find(">")] if "<" in contact and ">" in contact \
-            else contact.split(";")[0]
-        self.calls[req.call_id] = Call(req.call_id, node, channel_id, to_tag, asyncio.Event(), remote=remote,
-                                       remote_uri=uri)
+        self.calls[req.call_id] = Call(req.call_id, node, channel_id, to_tag, asyncio.Event(),
+                                       remote=req.get("From") or "", remote_uri=remote_target(req) or "")
         self.who[req.call_id] = who
         await self._audit("start", req.call_id, node, who)
         resp = response_to(req, 200, to_tag=to_tag)

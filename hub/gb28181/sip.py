@@ -183,6 +183,19 @@ def user_of(value: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+def uri_of(value: str | None) -> str | None:
+    """The URI of a name-addr (``"name" <sip:u@h>;tag=x``) or of a bare addr-spec (``sip:u@h;tag=x``)."""
+    value = (value or "").strip()
+    if "<" in value and ">" in value:
+        return value[value.find("<") + 1:value.find(">")] or None
+    return value.split(";")[0] or None
+
+
+def remote_target(req: SipMessage) -> str | None:
+    """Where a request in the dialog this request opens goes back to: its Contact, else its From."""
+    return uri_of(req.get("Contact")) or uri_of(req.get("From"))
+
+
 def new_tag() -> str:
     return secrets.token_hex(6)
 

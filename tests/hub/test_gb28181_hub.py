@@ -260,3 +260,18 @@ def test_city_networking_moves_with_the_replicas_leadership(tmp_path: Path) -> N
         thread.join(2)
         platform.sock.close()
         loop.close()
+
+
+def test_the_dialog_target_is_the_contact_else_the_from_uri() -> None:
+    """One reading for INVITE (our BYE) and SUBSCRIBE (our NOTIFYs): a request without Contact is answered
+    at its From's URI, not at the raw header (tag and all)."""
+    from hub.gb28181.sip import SipMessage, remote_target, uri_of
+
+    assert uri_of('"city" <sip:3402@10.0.0.9:5060>;tag=a') == "sip:3402@10.0.0.9:5060"
+    assert uri_of("sip:3402@10.0.0.9:5060;tag=a") == "sip:3402@10.0.0.9:5060"
+    assert uri_of("") is None
+    req = SipMessage(method="SUBSCRIBE", uri="sip:x@y")
+    req.add("From", "<sip:3402@3402000000>;tag=b")
+    assert remote_target(req) == "sip:3402@3402000000"
+    req.add("Contact", "<sip:3402@10.0.0.9:5070>")
+    assert remote_target(req) == "sip:3402@10.0.0.9:5070"
