@@ -97,7 +97,7 @@ def test_a_stream_the_media_side_ends_sends_bye_to_the_platform(tmp_path: Path) 
 
     from sqlalchemy import select as sel
 
-    from tests.hub.test_gb28181_sipp import CAMERA_1, FakeMedia, _sip, rig
+    from tests.hub.test_gb28181_sipp import FakeMedia, _sip, play_invite, rig
 
     media = FakeMedia()
     got: list[bytes] = []
@@ -109,10 +109,7 @@ def test_a_stream_the_media_side_ends_sends_bye_to_the_platform(tmp_path: Path) 
             r = rig(tmp_path, "udp", plat.getsockname()[1], media)
             await r.adapter.start()
             try:
-                sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                       b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000007\r\n")
-                invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
-                    f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+                invite = play_invite("0100000007")
                 call_id = next(line.split(b": ", 1)[1] for line in invite.split(b"\r\n")
                                if line.startswith(b"Call-ID")).decode()
 

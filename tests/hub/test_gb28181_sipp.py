@@ -255,10 +255,7 @@ def test_a_200_without_ack_is_sent_again_then_the_stream_stops(tmp_path: Path) -
         got: list[bytes] = []
         try:
             await until(lambda: r.adapter.registration.status.state == "registered", what="registration")
-            sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                   b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000009\r\n")
-            invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
-                f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+            invite = play_invite()
 
             def listen() -> None:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -337,6 +334,14 @@ def test_wrong_password_is_refused_retried_with_backoff_and_logged_once(tmp_path
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("hub.gb28181")]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]  # not one per try
     assert health["alarms_sent"] == 0
+
+
+def play_invite(ssrc: str = "0100000009") -> bytes:
+    """A bare UDP Play INVITE for pole-01's camera (stream asked at 127.0.0.1:30000), as a platform sends it."""
+    sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=" + ssrc.encode() + b"\r\n")
+    return _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
+        f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
 
 
 def _sip(method: str, *, body: bytes = b"", length: int | None = None, extra: str = "") -> bytes:
@@ -442,10 +447,7 @@ def test_cancel_while_the_stream_starts_is_487_and_stops_it(tmp_path: Path) -> N
         got: list[bytes] = []
         try:
             await until(lambda: r.adapter.registration.status.state == "registered", what="registration")
-            sdp = (b"v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                   b"m=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000009\r\n")
-            invite = _sip("INVITE", body=sdp, extra="Content-Type: application/sdp\r\n").replace(
-                f"INVITE sip:{HUB_ID}@".encode(), f"INVITE sip:{CAMERA_1}@".encode())
+            invite = play_invite()
             head = invite.split(b"\r\n\r\n")[0].decode()
             lines = {ln.split(":", 1)[0]: ln for ln in head.split("\r\n")[1:]}
             cancel = (f"CANCEL sip:{CAMERA_1}@127.0.0.1 SIP/2.0\r\n{lines['Via']}\r\n{lines['From']}\r\n"
