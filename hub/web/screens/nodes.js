@@ -200,8 +200,12 @@ export function mount(root, app) {
     const box = /** @type {HTMLElement|null} */ (page.querySelector('#node-wiring'));
     if (!box) return;
     if (!lastApplied()) { box.innerHTML = `<p class="hint">${t('n_no_wiring')}</p>`; return; }
+    // the updates reload on every live event of this node; the picture changes only with the config in effect
+    const applied = (updates.find((u) => u.state === 'applied') || {}).command_id;
+    if (box.dataset.command === applied) return;
     const r = await api(`/api/nodes/${encodeURIComponent(id)}/wiring.svg`);
     if (current !== id) return;
+    box.dataset.command = r.ok ? applied : '';
     if (!r.ok) { box.innerHTML = `<p class="error">${esc(await app.failure(r))}</p>`; return; }
     box.innerHTML = await r.text();
   }
