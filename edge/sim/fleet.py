@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import random
@@ -37,6 +38,7 @@ RESEND_AFTER_S = 10.0  # the agent's defaults (edge/config.py OutboxConfig)
 WINDOW = 64
 CAMERA_DETECTION_EVERY_S = 60.0  # the stress profile: a camera point reports someone in its zone once a minute
 BURST_SPREAD_S = 10.0  # a burst's presses come within this many seconds (a street incident, a drill)
+NO_FULL_COLLECTIONS = 2**31 - 1  # a generation-2 threshold that is never reached
 
 
 @dataclass
@@ -46,6 +48,28 @@ class Stats:
     resent: int = 0
     connected: int = 0
     alarms: list[tuple[str, float]] = field(default_factory=list)  # (event id, wall time made)
+    loop_lags: list[float] = field(default_factory=list)  # seconds the event loop was late, sampled every 50 ms
+    gc_pauses: list[tuple[int, float]] = field(default_factory=list)  # (generation, seconds) of each collection
+
+
+async def watch_loop(stats: Stats, every_s: float = 0.05) -> None:
+    """How late this process's event loop runs: a press waits for it before it is published."""
+    loop = asyncio.get_running_loop()
+    while True:
+        t = loop.time()
+        await asyncio.sleep(every_s)
+        stats.loop_lags.append(max(0.0, loop.time() - t - every_s))
+
+
+def watch_gc(stats: Stats) -> None:
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            stats.gc_pauses.append((info["generation"], time.perf_counter() - started[0]))
+    gc.callbacks.append(on_gc)
 
 
 class MemoryOutbox:
@@ -219,6 +243,25 @@ async def bursts(poles: list[VirtualNode], first_at: float, every: float, n: int
         at += every
 
 
+async def settle_heap(stats: Stats, nodes: int, wait_s: float = 60) -> None:
+    """Once the nodes are connected, move what they hold (clients, sockets, tasks: millions of objects for
+    thousands of nodes) out of the garbage collector's sight. Scanning them in full collections stalled the
+    loop for up to 0.8 s at 5,000 nodes a process, and every press waiting on the loop with it: a simulator
+    artefact, since a real node is one Pi with a small heap. After the freeze the full collections still ran
+    (timers and futures living a few seconds reach generation 2), took 0.1-0.2 s each and freed nothing, so
+    they are turned off; the young generations are still collected."""
+    deadline = time.monotonic() + wait_s
+    while stats.connected < nodes and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, NO_FULL_COLLECTIONS)
+    await asyncio.sleep(0.2)  # the loop-lag sample that spans the collection above is dropped too
+    stats.loop_lags.clear()  # what a press can meet from here on, not the connection storm's
+    stats.gc_pauses.clear()
+
+
 async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, cameras: int = 0, prefix: str = "",
                     heartbeat_s: float = 10, speedup: float = 100, press_every_s: float | None = 30,
                     camera_every_s: float = CAMERA_DETECTION_EVERY_S, burst: int = 0, burst_at: float = 60,
@@ -237,10 +280,13 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch_gc(stats)
+    lag_watch = asyncio.create_task(watch_loop(stats))
     tasks = []
     for n in nodes:  # connect gradually, as a district powering up would
         tasks.append(asyncio.create_task(n.run(stop)))
         await asyncio.sleep(0.001)
+    await settle_heap(stats, len(nodes))
     deadline = time.monotonic() + seconds
     burster = asyncio.create_task(bursts(nodes[:poles], burst_at, burst_every, burst, seconds))
     while time.monotonic() < deadline and not stop.is_set():
@@ -248,7 +294,7 @@ async def run_fleet(broker_url: str, poles: int, doors: int, seconds: float, *, 
         if report:
             report(stats)
     # stop making events, give the last receipts time to come
-    await cancel_and_wait([burster])
+    await cancel_and_wait([burster, lag_watch])
     for n in nodes:
         n.making = False
     drain_deadline = time.monotonic() + 30
@@ -283,7 +329,7 @@ def main() -> None:
                                   camera_every_s=args.camera_every, burst=args.burst, burst_at=args.burst_at,
                                   burst_every=args.burst_every))
     json.dump({"made": stats.made, "receipted": stats.receipted, "resent": stats.resent,
-               "alarms": stats.alarms}, sys.stdout)
+               "alarms": stats.alarms, "loop_lags": stats.loop_lags, "gc_pauses": stats.gc_pauses}, sys.stdout)
 
 
 if __name__ == "__main__":
