@@ -264,7 +264,9 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
         hub_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall
         time.sleep(1)
         con = sqlite3.connect(hub.data_dir / "hub.db")
-        stored = con.execute("SELECT COUNT(*) FROM events WHERE kind != 'node.offline'").fetchone()[0]
+        # what the simulators made (each event's data says so), not what the hub made of it: the offline alarms
+        # and their summary when a simulator exits before the other one has drained
+        stored = con.execute("SELECT COUNT(*) FROM events WHERE json_extract(data, '$.sim')").fetchone()[0]
         nodes_seen = con.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
         con.close()
         db_bytes = sum(p.stat().st_size for p in hub.data_dir.glob("hub.db*"))
@@ -296,6 +298,10 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                     slow.append((lat, made_at - t0, received.get(event_id, made_at) - made_at, since_up,
                                  out_of_broker - made_at if out_of_broker else None))
         to_hub = [received[a[0]] - a[1] for a in alarms_made if a[0] in received]  # press -> hub receive
+        # the hub's own share, alarm by alarm: its paho thread had the press -> the console had it (same clock)
+        in_hub = [a[1] + arrivals[a[0]] - received[a[0]] for a in alarms_made if a[0] in received and a[0] in arrivals]
+        to_tap = ([broker_tap.first[a[0]] - a[1] for a in alarms_made if a[0] in broker_tap.first]
+                  if broker_tap else [])
         sim_lags = [x for r in results for x in r.get("loop_lags", [])]
         sim_gc = [d for r in results for g, d in r.get("gc_pauses", []) if g == 2]
         return {"restarts": restarts,
@@ -304,6 +310,10 @@ def run(poles: int, doors: int, seconds: float, procs: int, press_every: float,
                 "sim_gc2_n": len(sim_gc), "sim_gc2_max_ms": max(sim_gc) * 1000 if sim_gc else None,
                 "to_hub_p50_ms": pct(to_hub, 50) * 1000 if to_hub else None,
                 "to_hub_p99_ms": pct(to_hub, 99) * 1000 if to_hub else None,
+                "in_hub_p50_ms": pct(in_hub, 50) * 1000 if in_hub else None,
+                "in_hub_p99_ms": pct(in_hub, 99) * 1000 if in_hub else None,
+                "in_hub_max_ms": max(in_hub) * 1000 if in_hub else None,
+                "to_tap_p99_ms": pct(to_tap, 99) * 1000 if to_tap else None,
                 "rss_first_mb": rss_steady[0] / 2**20 if rss_steady else None,
                 "rss_last_mb": rss_steady[-1] / 2**20 if rss_steady else None,
                 "nodes": poles + doors + cameras, "nodes_seen": nodes_seen, "seconds": seconds, "made": made,
@@ -389,6 +399,13 @@ def main() -> None:
     if r["to_hub_p99_ms"] is not None:  # what of it was before the hub had the press (simulator, broker)
         print(f"  press->hub received   : p50 {r['to_hub_p50_ms']:.1f} ms  p99 {r['to_hub_p99_ms']:.1f} ms (the "
               f"simulators' and the broker's share; a starved simulator publishes late)")
+    if r["to_tap_p99_ms"] is not None:  # the tap: another subscriber of the same broker
+        print(f"  press->out of broker  : p99 {r['to_tap_p99_ms']:.1f} ms (as a second subscriber saw it: late here "
+              f"means late reaching the broker, not late leaving it for the hub)")
+    if r["in_hub_p99_ms"] is not None:
+        print(f"  hub received->console : p50 {r['in_hub_p50_ms']:.1f} ms  p99 {r['in_hub_p99_ms']:.1f} ms  "
+              f"max {r['in_hub_max_ms']:.1f} ms (the hub's own share, alarm by alarm: store, commit, fan-out, "
+              f"WebSocket)")
     if r["sim_lag_p99_ms"] is not None:  # a press waits for its simulator's loop before it is published
         gc2 = (f"; full collections {r['sim_gc2_n']}, longest {r['sim_gc2_max_ms']:.0f} ms" if r["sim_gc2_n"]
                else "; no full collection")

@@ -176,7 +176,10 @@ class VirtualNode:
 
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
-            await wait_event(self._wake, RESEND_AFTER_S / 4)
+            if self.pending:  # something unreceipted: look again in a while for what is due a resend
+                await wait_event(self._wake, RESEND_AFTER_S / 4)
+            else:  # nothing to resend: sleep until an event is made (18,000 idle nodes woke 7,200 times a second)
+                await self._wake.wait()
             self._wake.clear()
             before = self.sender.resent_total
             self.sender.pump()
