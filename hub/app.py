@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,7 @@ from hub.live.messages import TaskMessage, TaskRelay
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.map.grids import tile_origins
+from hub.nodes.health import NodeHealthHistory
 from hub.nodes.keys import KeyVault
 from hub.notify.service import Notifier
 from hub.reports.service import Reports
@@ -120,6 +122,7 @@ class HubState:
             notifier=notifier or (ChannelNotifier(self.notifier, settings.public_url) if self.notifier.channels
                                   else None))
         self.notifier.groups = RosterGroups(self.responders)  # grid:/team: recipients from the duty roster
+        self.node_health = NodeHealthHistory(self.engine, timedelta(days=settings.health_keep_days))  # hourly trend
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)
         # city networking (GB/T 28181, hub/gb28181): an adapter beside the console; off without PINGAN_GB_UPSTREAM.
@@ -372,6 +375,8 @@ def periodic_jobs(state: HubState) -> list[Job]:
         Job("dispatch_expiry", min(5.0, settings.accept_within_s / 4), state.responders.expire, leader_only=True),
         Job("sensitive", settings.sensitive_tick_s, state.sensitive.tick, leader_only=True, first_after_s=0.5),
         Job("position_purge", 3600, state.responders.purge_positions, leader_only=True, first_after_s=60),
+        Job("health_purge", 3600, lambda: state.node_health.purge(datetime.now(UTC)), leader_only=True,
+            first_after_s=90),
     ]
     if memtrim.available():  # RSS follows what the hub holds (hub/runtime/memtrim.py)
         jobs.append(Job("memtrim", 60, memtrim.trim))

@@ -72,6 +72,8 @@ class HubSettings(BaseSettings):
     auto_dispatch_kinds: list[str] = Field(default_factory=list, description=(
         'Alarm kinds dispatched to the nearest on-duty responder without an operator, JSON, e.g. '
         '["alarm.pressed"]; empty (the default): an operator always decides'))
+    health_keep_days: float = Field(default=90, gt=0, le=3650, description=(
+        "Nodes' hourly health (heartbeats, reboots, temperature, outbox) older than this is deleted"))
     position_keep_days: float = Field(default=30, gt=0, le=3650,
                                       description="Responders' positions older than this are deleted")
     on_scene_warn_m: float = Field(default=200, gt=0, description=(

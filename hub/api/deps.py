@@ -25,6 +25,7 @@ from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import LiveService
+from hub.nodes.health import NodeHealthHistory
 from hub.notify.service import Notifier
 from hub.patrols.service import Patrols
 from hub.patrols.tokens import PatrolKeys
@@ -104,6 +105,11 @@ def _notifier(conn: HTTPConnection) -> Notifier:
     return notifier
 
 
+def _node_health(conn: HTTPConnection) -> NodeHealthHistory:
+    history: NodeHealthHistory = conn.app.state.hub.node_health
+    return history
+
+
 def _periods(conn: HTTPConnection) -> Periods:
     periods: Periods = conn.app.state.hub.periods
     return periods
@@ -165,4 +171,5 @@ ZoneDep = Annotated[ZoneInfo, Depends(_zone)]
 ResponderServiceDep = Annotated[Responders, Depends(_responders)]
 TaskStreamsDep = Annotated[TaskStreams, Depends(_task_streams)]
 PeriodsDep = Annotated[Periods, Depends(_periods)]
+NodeHealthDep = Annotated[NodeHealthHistory, Depends(_node_health)]
 SensitiveDep = Annotated[SensitiveScheduler, Depends(_sensitive)]

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from edge.protocol import check_node_id
-from hub.api.deps import ServiceDep, SettingsDep, UserDep
+from hub.api.deps import NodeHealthDep, ServiceDep, SettingsDep, UserDep
 from hub.api.models import Refused
-from hub.api.models.fleet import NodeRemoved
+from hub.api.models.fleet import NodeHealth, NodeRemoved
 from hub.auth.policy import requires
 from hub.errors import HubError
 from hub.nodes.fleet import Fleet, is_loopback, node_config_for, write_bundle
+from hub.nodes.health import MAX_HOURS
 
 router = APIRouter(tags=["nodes"])
 BROKER_NOTE = "run `pingan-hub broker config --out DIR --reload` so the broker knows it"
@@ -108,3 +110,14 @@ def remove_node(node: str, service: ServiceDep, user: UserDep) -> dict[str, Any]
     except HubError as exc:
         raise HTTPException(404, str(exc)) from None
     return {"node": node, "state": "removed", "note": BROKER_NOTE}
+
+
+@router.get("/api/nodes/{node}/health", response_model=NodeHealth)
+def node_health(node: str, history: NodeHealthDep,
+                hours: int = Query(48, ge=1, le=MAX_HOURS, description="How many hours back, this one included"),
+                ) -> dict[str, Any]:
+    """The node's heartbeats per hour: gaps, reboots, temperature, outbox (the node page's trend)."""
+    out = history.hours(node, hours, datetime.now(UTC))
+    if out is None:
+        raise HTTPException(404, f"no node {node}")
+    return out

@@ -53,6 +53,7 @@ from hub.live.messages import (
     NodeState,
     SnapshotStored,
 )
+from hub.nodes.health import roll_up
 from hub.runtime import metrics
 from hub.selftest.service import fault_for as selftest_fault_for
 from hub.store.engine import (
@@ -185,6 +186,7 @@ class Processor:
         hb = _parse(Heartbeat, msg.payload)
         prev = conn.execute(select(nodes.c.state).where(nodes.c.id == node)).scalar()
         self._touch_node(conn, node, msg.received_at, heartbeat=hb.model_dump(mode="json"), state="online")
+        roll_up(conn, [(node, hb, msg.received_at)])
         if prev != "online":
             out.live += self._resolve_offline(conn, node, msg.received_at)
             out.live.append(NodeState(node=node, state="online").out())
@@ -196,7 +198,8 @@ class Processor:
 
         Heartbeats go first and statuses after, so a last will behind a node's heartbeat in the same batch
         leaves it offline, as it would have one message at a time. Only the latest heartbeat is kept
-        (``nodes.heartbeat``; /metrics and the fleet read it): history would be 8,640 rows per node a day."""
+        (``nodes.heartbeat``; /metrics and the fleet read it): history would be 8,640 rows per node a day; the
+        trend is rolled up per node and hour instead (hub/nodes/health.py)."""
         if not heartbeats and not statuses:
             return
         ids = sorted(set(heartbeats) | set(statuses))  # one lock order for every replica (PostgreSQL)
@@ -215,6 +218,7 @@ class Processor:
                     out.live.append(NodeState(node=node, state="online").out())
             upsert(conn, nodes, rows, "id", {"state": "'online'", "last_seen": "excluded.last_seen",
                                              "heartbeat": "excluded.heartbeat"})
+            roll_up(conn, [(node, hb, at) for node, (hb, at) in heartbeats.items()])  # the trend: per node and hour
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for node in sorted(statuses):
             status, at = statuses[node]

@@ -528,3 +528,20 @@ gb_ids = Table(
     Column("serial_key", String(17), nullable=False, unique=True),  # digits 1-10 and 14-20: no two nodes share
     Column("assigned_at", UTCDateTime(), nullable=False),
 )
+
+
+# --- fleet health over time (issue 21): one row per node and hour, rolled up from its heartbeats -------------
+# ``nodes.heartbeat`` keeps only the newest (a city's heartbeats as rows would be 173 M a day); this keeps what a
+# trend needs at 24 rows per node a day, upserted by the ingest writer in the same statement batch (hub/nodes/health.py)
+node_health_hourly = Table(
+    "node_health_hourly", metadata,
+    Column("node", String(64), primary_key=True),
+    Column("hour", UTCDateTime(), primary_key=True),  # the hour's start, UTC
+    Column("heartbeats", Integer, nullable=False),  # stored (a superseded one, never written, is not counted)
+    Column("outbox_max", Integer, nullable=False),
+    Column("restarted", Integer, nullable=False),  # 1: a heartbeat's uptime began inside this hour
+    Column("cpu_temp_max", Float),
+    Column("fps_min", Float),
+    Column("disk_free_min", BigInteger),
+    Index("node_health_hourly_hour", "hour"),  # the retention purge
+)

@@ -1,6 +1,7 @@
 // @ts-check
 // The fleet and each node's page: health (online, last heartbeat, outbox depth, disk, temperature, version,
-// config in effect), recent events, config pushes (validated by the hub; a line diff against the config last
+// config in effect), the last 48 hours (heartbeats, restarts, temperature, outbox per hour), recent events,
+// config pushes (validated by the hub; a line diff against the config last
 // applied; sent → accepted → applied / rolled back) and the live view.
 
 export const name = 'nodes';
@@ -23,6 +24,10 @@ export const STRINGS = {
     kind_rental_door: '出租屋门禁', n_auth: 'MQTT 登录方式', n_auth_password: '密码登录', n_auth_cert: '客户端证书登录',
     n_wiring: '接线图（当前生效配置）',
     n_no_wiring: '中心只知道经中心下发并已生效的配置；请在设备上运行 pingan-edge wiring 查看接线图',
+    n_trend: '最近 48 小时', n_trend_heard: '收到心跳的小时', n_trend_restarts: '重启', n_trend_hottest: '最高温度',
+    n_trend_outbox: '待发事件峰值', n_trend_table: '逐小时明细', n_trend_hour: '小时', n_trend_hb: '心跳数',
+    n_trend_gap: '这一小时没有收到心跳', n_trend_restarted: '这一小时内重启过', n_trend_fps: '最低帧率',
+    n_trend_none: '还没有心跳记录',
   },
   en: {
     tab_nodes: 'Nodes', n_id: 'Node', n_kind: 'Kind', n_state: 'State', n_last: 'Last heartbeat', n_version: 'Version',
@@ -43,6 +48,10 @@ export const STRINGS = {
     n_auth_password: 'password', n_auth_cert: 'client certificate',
     n_wiring: 'Wiring (the config in effect)',
     n_no_wiring: 'The hub knows only configs it pushed and the node applied; run pingan-edge wiring on the node to see its wiring',
+    n_trend: 'Last 48 hours', n_trend_heard: 'Hours with heartbeats', n_trend_restarts: 'Restarts',
+    n_trend_hottest: 'Hottest', n_trend_outbox: 'Outbox peak', n_trend_table: 'Hour by hour', n_trend_hour: 'Hour',
+    n_trend_hb: 'Heartbeats', n_trend_gap: 'No heartbeat this hour', n_trend_restarted: 'Restarted this hour',
+    n_trend_fps: 'Lowest frame rate', n_trend_none: 'No heartbeats recorded yet',
   },
 };
 
@@ -142,6 +151,7 @@ export function mount(root, app) {
         <dt>${t('n_version')}</dt><dd>${esc(n.version || h.version || '–')}</dd>
         <dt>${t('n_in_effect')}</dt><dd><code id="node-config-sha">–</code></dd>
       </dl>
+      <h3>${t('n_trend')}</h3><div id="node-trend" class="trend"></div>
       ${cfgOk && n.state !== 'removed' ? `<p><button id="node-remove">${t('n_remove')}</button>
         <span id="node-remove-msg" role="status"></span></p>` : ''}
       <h3>${t('n_events')}</h3><div id="node-events"></div>
@@ -151,6 +161,7 @@ export function mount(root, app) {
         <p><button id="config-push" class="primary">${t('n_push')}</button></p><p id="config-error" class="error" role="alert"></p>
         <h3>${t('n_updates')}</h3><div id="config-updates"></div>
         <h3>${t('n_wiring')}</h3><div id="node-wiring" class="wiring"></div>` : ''}`;
+    loadTrend(id);
     const ev = await api(`/api/events?node=${encodeURIComponent(id)}&limit=20`);
     if (ev.ok && current === id) {
       const list = await ev.json();
@@ -171,6 +182,47 @@ export function mount(root, app) {
     if (!yaml.value) yaml.value = lastApplied();
     yaml.addEventListener('input', showDiff);
     /** @type {HTMLElement} */ (page.querySelector('#config-push')).addEventListener('click', () => push(id, yaml.value));
+  }
+  /** The node's last 48 hours, one bar per hour (hub/nodes/health.py): an empty hour is one the hub heard
+   * nothing from it; the table under the bars says the same in words. */
+  async function loadTrend(/** @type {string} */ id) {
+    const HOURS = 48;
+    const r = await api(`/api/nodes/${encodeURIComponent(id)}/health?hours=${HOURS}`);
+    const box = /** @type {HTMLElement|null} */ (page.querySelector('#node-trend'));
+    if (current !== id || !box) return;
+    if (!r.ok) { box.innerHTML = `<p class="error">${esc(await app.failure(r))}</p>`; return; }
+    const h = await r.json();
+    /** @type {Map<number, any>} */ const byHour = new Map(h.rows.map((/** @type {any} */ x) => [Date.parse(x.hour), x]));
+    const start = Date.parse(h.since);
+    const hours = Array.from({length: h.hours}, (_, i) => start + i * 3600e3);
+    if (!h.rows.length) { box.innerHTML = `<p class="hint">${t('n_trend_none')}</p>`; return; }
+    const most = Math.max(1, ...h.rows.map((/** @type {any} */ x) => x.heartbeats));
+    const temps = h.rows.map((/** @type {any} */ x) => x.cpu_temp_max).filter((/** @type {any} */ v) => v != null);
+    const summary = [
+      `${t('n_trend_heard')} ${h.rows.length}/${h.hours}`,
+      `${t('n_trend_restarts')} ${h.rows.filter((/** @type {any} */ x) => x.restarted).length}`,
+      temps.length ? `${t('n_trend_hottest')} ${Math.max(...temps).toFixed(1)} °C` : '',
+      `${t('n_trend_outbox')} ${Math.max(...h.rows.map((/** @type {any} */ x) => x.outbox_max))}`,
+    ].filter(Boolean).join(' · ');
+    const W = 10, TALL = 36;
+    const bars = hours.map((at, i) => {
+      const x = byHour.get(at);
+      const label = `${fmtTime(new Date(at).toISOString(), true)}: ${x ? `${t('n_trend_hb')} ${x.heartbeats}${
+        x.restarted ? ` · ${t('n_trend_restarted')}` : ''}` : t('n_trend_gap')}`;
+      if (!x) return `<rect class="gap" x="${i * W}" y="${TALL - 3}" width="${W - 2}" height="3"><title>${esc(label)}</title></rect>`;
+      const tall = Math.max(2, Math.round(TALL * x.heartbeats / most));
+      return `<rect class="${x.restarted ? 'restart' : 'ok'}" x="${i * W}" y="${TALL - tall}" width="${W - 2}" height="${
+        tall}"><title>${esc(label)}</title></rect>`;
+    }).join('');
+    const cell = (/** @type {any} */ v, digits = 0) => v == null ? '–' : Number(v).toFixed(digits);
+    box.innerHTML = `<p id="node-trend-summary">${esc(summary)}</p>
+      <svg role="img" aria-label="${esc(summary)}" viewBox="0 0 ${hours.length * W} ${TALL}" width="${hours.length * W}"
+        height="${TALL}">${bars}</svg>
+      <details><summary>${t('n_trend_table')}</summary><table id="node-trend-table"><tr><th scope="col">${t('n_trend_hour')}</th>
+        <th scope="col">${t('n_trend_hb')}</th><th scope="col">${t('n_trend_restarts')}</th><th scope="col">${t('n_temp')}</th>
+        <th scope="col">${t('n_outbox')}</th><th scope="col">${t('n_trend_fps')}</th></tr>${h.rows.map((/** @type {any} */ x) =>
+        `<tr data-hour="${esc(x.hour)}"><td>${fmtTime(x.hour, true)}</td><td>${x.heartbeats}</td><td>${x.restarted ? '✓' : ''}</td><td>${
+          cell(x.cpu_temp_max, 1)}</td><td>${x.outbox_max}</td><td>${cell(x.fps_min, 1)}</td></tr>`).join('')}</table></details>`;
   }
   function showDiff() {
     const yaml = /** @type {HTMLTextAreaElement|null} */ (page.querySelector('#config-yaml'));
