@@ -62,6 +62,7 @@ async def watch_loop(stats: Stats, every_s: float = 0.05) -> None:
 
 
 def watch_gc(stats: Stats) -> None:
+    """Time every garbage collection: a full one over thousands of nodes' objects stalls the whole loop."""
     started: list[float] = []
 
     def on_gc(phase: str, info: dict) -> None:
