@@ -116,7 +116,7 @@ def remove_node(node: str, service: ServiceDep, user: UserDep) -> dict[str, Any]
 def node_health(node: str, history: NodeHealthDep,
                 hours: int = Query(48, ge=1, le=MAX_HOURS, description="How many hours back, this one included"),
                 ) -> dict[str, Any]:
-    """The node's heartbeats per hour: gaps, reboots, temperature, outbox (the node page's trend)."""
+    """The node's heartbeats per hour: gaps, restarts, temperature, outbox (the node page's trend)."""
     out = history.hours(node, hours, datetime.now(UTC))
     if out is None:
         raise HTTPException(404, f"no node {node}")
