@@ -47,6 +47,8 @@ from hub.live.messages import TaskMessage, TaskRelay
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import KEEPALIVE_EVERY_S, LiveService
 from hub.map.grids import tile_origins
+from hub.nodes.broker_headroom import HeadroomCheck
+from hub.nodes.fleet import is_loopback
 from hub.nodes.health import NodeHealthHistory
 from hub.nodes.keys import KeyVault
 from hub.notify.service import Notifier
@@ -122,6 +124,8 @@ class HubState:
             notifier=notifier or (ChannelNotifier(self.notifier, settings.public_url) if self.notifier.channels
                                   else None))
         self.notifier.groups = RosterGroups(self.responders)  # grid:/team: recipients from the duty roster
+        # is the broker on this box allowed a connection per node? (/api/health, the console's header)
+        self.broker_headroom = HeadroomCheck(self.engine, settings.broker_dir, is_loopback(settings.mqtt_host))
         self.node_health = NodeHealthHistory(self.engine, timedelta(days=settings.health_keep_days))  # hourly trend
         self.cluster.on_items = self._live_replies
         metrics.register_store(self.engine)

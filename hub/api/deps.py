@@ -25,6 +25,7 @@ from hub.ingest.writer import Ingest
 from hub.live.fanout import LiveHub
 from hub.live.video.mjpeg import MjpegRelays
 from hub.live.video.service import LiveService
+from hub.nodes.broker_headroom import HeadroomCheck
 from hub.nodes.health import NodeHealthHistory
 from hub.notify.service import Notifier
 from hub.patrols.service import Patrols
@@ -75,6 +76,11 @@ def _engine(conn: HTTPConnection) -> Engine:
 def _settings(conn: HTTPConnection) -> HubSettings:
     settings: HubSettings = conn.app.state.hub.settings
     return settings
+
+
+def _broker_headroom(conn: HTTPConnection) -> HeadroomCheck:
+    check: HeadroomCheck = conn.app.state.hub.broker_headroom
+    return check
 
 
 def _gb(conn: HTTPConnection) -> GbAdapter | None:
@@ -162,6 +168,7 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 SettingsDep = Annotated[HubSettings, Depends(_settings)]
 IngestDep = Annotated[Ingest | None, Depends(_ingest)]
 GbDep = Annotated[GbAdapter | None, Depends(_gb)]
+BrokerHeadroomDep = Annotated[HeadroomCheck, Depends(_broker_headroom)]
 ClusterDep = Annotated[Cluster, Depends(_cluster)]
 ReportsDep = Annotated[Reports, Depends(_reports)]
 UserDep = Annotated[User, Depends(current_user)]

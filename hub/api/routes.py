@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from hub import __version__
 from hub.alarms.escalation import annotate
 from hub.api.deps import (
+    BrokerHeadroomDep,
     ClusterDep,
     EngineDep,
     GbDep,
@@ -57,7 +58,7 @@ class ResolveBody(AckBody):
 
 @router.get("/api/health", response_model=Health)
 def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster: ClusterDep,
-           gb: GbDep) -> dict[str, Any]:
+           gb: GbDep, broker: BrokerHeadroomDep) -> dict[str, Any]:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__,
@@ -65,7 +66,10 @@ def health(engine: EngineDep, ingest: IngestDep, settings: SettingsDep, cluster:
             "ingest_queue": None if ingest is None else ingest.queue.qsize(),
             "replica": settings.replica, "leader": cluster.is_leader(),
             # city networking (hub/gb28181): None when off
-            "gb28181": None if gb is None else gb.health()}
+            "gb28181": None if gb is None else gb.health(),
+            "broker": None if (room := broker.current()) is None else {
+                "open_files_limit": room.open_files_limit, "nodes": room.nodes, "needed": room.needed,
+                "enough": room.enough}}
 
 
 @router.get("/api/nodes", response_model=list[NodeOut], response_model_exclude_unset=True)

@@ -21,6 +21,9 @@ app.add_typer(__import__("hub.cli.db", fromlist=["db_app"]).db_app, name="db")
 app.add_typer(__import__("hub.cli.sensitive", fromlist=["sensitive_app"]).sensitive_app, name="sensitive")
 
 
+SYSTEMD_DEFAULT_NOFILE = 1024  # the soft limit a unit without LimitNOFILE= gets
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -680,6 +683,25 @@ def broker_config(out: Annotated[Path, typer.Option(help="Folder for mosquitto.c
                    f"{out / f'pingan-hub-{name}.password'} (set PINGAN_MQTT_USERNAME/PINGAN_MQTT_PASSWORD)")
     if reload:
         typer.echo("broker reloaded" if Fleet.reload_broker(out) else "no running broker found to reload")
+    _check_open_files(state.engine, out)
+
+
+def _check_open_files(engine: Any, out: Path) -> None:
+    """One open file per connected node: say so before the broker refuses nodes silently (docs/scale.md 7.7)."""
+    from hub.nodes import broker_headroom as room
+
+    count = room.registered_nodes(engine)
+    pid = room.pid_from_file(out)
+    limit = None if pid is None else room.open_files_limit(pid)
+    if limit is not None:
+        problem = room.Headroom(limit, count).problem()
+        if problem:
+            typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
+        else:
+            typer.echo(f"the running broker may open {limit} files: enough for {count} nodes")
+    elif room.needed(count) > SYSTEMD_DEFAULT_NOFILE:
+        typer.secho(f"note: {count} nodes need about {room.needed(count)} open files in the broker; under systemd "
+                    f"it gets {SYSTEMD_DEFAULT_NOFILE} unless told: {room.FIX}", fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ queues are bounded in bytes as well as in messages.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -75,6 +76,7 @@ def mosquitto_config(port: int, data_dir: Path, extra: str = "") -> str:
         "allow_anonymous true",
         "persistence true",
         f"persistence_location {data_dir}/",
+        f"pid_file {data_dir}/mosquitto.pid",  # how the hub finds it to check its open-file limit
         "autosave_interval 1",
         *size_limits(),
         "set_tcp_nodelay true",  # without it Nagle + delayed ACK hold a snapshot back ~40 ms
@@ -91,15 +93,20 @@ def mosquitto_config(port: int, data_dir: Path, extra: str = "") -> str:
 
 
 class Broker:
-    """A broker subprocess; ``kind`` is 'mosquitto' or 'amqtt'."""
+    """A broker subprocess; ``kind`` is 'mosquitto' or 'amqtt'.
+
+    It holds one open file per client, so it runs with its soft open-file limit raised to the hard one (a
+    shell's soft 1,024 would refuse the load bench's nodes past a thousand, silently); ``open_files`` sets
+    another, e.g. a low one to show what a refused node looks like."""
 
     def __init__(self, data_dir: Path, port: int | None = None, kind: str | None = None,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", open_files: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.kind = kind or ("mosquitto" if find_mosquitto() else "amqtt")
         self.extra_config = extra_config
+        self.open_files = open_files
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / f"{self.kind}.log"
 
@@ -127,6 +134,13 @@ class Broker:
         self.proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        ceiling = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # the kernel's nr_open default
+        soft = ceiling if self.open_files is None else min(self.open_files, ceiling)
+        try:  # before it accepts its first client (it reads its config and opens its listeners first)
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        except OSError:  # exited at once: the loop below says why
+            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

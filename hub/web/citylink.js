@@ -1,7 +1,8 @@
 // @ts-check
 // The header's city-networking badge (GB/T 28181, hub/gb28181, docs/gb28181.md): the hub's registration with
-// the city platform, from /api/health's `gb28181` section; hidden when the hub does not network with a city.
-// A red badge is for the duty officer to tell the technicians: alarms still reach this console either way.
+// the city platform, from /api/health's `gb28181` section (health.js polls it); hidden when the hub does not
+// network with a city. A red badge is for the duty officer to tell the technicians: alarms still reach this
+// console either way.
 
 /** @type {{zh: Record<string, string>, en: Record<string, string>}} */
 export const STRINGS = {
@@ -26,14 +27,6 @@ export function init(app) {
     badge.className = last.state === 'registered' ? '' : 'down';
     badge.title = last.last_error || '';
   };
-  const poll = async () => {
-    try {
-      const r = await fetch('/api/health', {credentials: 'same-origin'});
-      if (r.ok) last = (await r.json()).gb28181 ?? null;
-    } catch { /* the connection banner already says the hub is unreachable */ }
-    draw();
-  };
+  app.on('health', (/** @type {any} */ body) => { last = body?.gb28181 ?? null; draw(); });
   app.on('lang', draw);
-  poll();
-  setInterval(poll, 15000);
 }

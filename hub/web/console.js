@@ -17,6 +17,8 @@ import * as teams from './screens/teams.js';
 import * as sensitive from './screens/sensitive.js';
 import * as dispatch from './dispatch.js';
 import * as citylink from './citylink.js';
+import * as brokerlimit from './brokerlimit.js';
+import * as health from './health.js';
 
 /** The screens, in the order of their tabs. */
 export const SCREENS = [
@@ -29,8 +31,11 @@ app.addStrings(dispatch.STRINGS); // the dispatch panel on the alarm cards and i
 dispatch.init(app);
 sensitive.initBanner(app); // the sensitive-period banner, for every role (screens/sensitive.js)
 app.addStrings(citylink.STRINGS); // the city-networking badge in the header (GB/T 28181)
+app.addStrings(brokerlimit.STRINGS); // the header's warning when the broker may not hold every node
 app.register(SCREENS, app);
 citylink.init(app);
+brokerlimit.init(app);
+health.init(app); // after the badges: its first answer finds them listening
 const panel = live.init(app);
 // for the tests and the benches: the state and a few entry points (modules keep no globals)
 Object.assign(window, {pingan: Object.assign(app.S, {app, live: live.LV, ...panel, loadAlarms: app.loadAlarms})});

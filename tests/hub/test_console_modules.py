@@ -20,7 +20,7 @@ from hub.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "hub" / "web"
-STRING_MODULES = ["strings.js", "live.js", "citylink.js",
+STRING_MODULES = ["strings.js", "live.js", "citylink.js", "brokerlimit.js",
                   *sorted(f"screens/{p.name}" for p in (WEB / "screens").glob("*.js"))]
 
 

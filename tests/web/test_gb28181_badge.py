@@ -87,3 +87,4 @@ def test_no_badge_without_city_networking(broker: Broker, hub_factory, browser) 
     page.wait_for_function("() => window.pingan !== undefined")
     page.wait_for_timeout(1000)  # the badge's first poll of /api/health has answered
     assert page.is_hidden("#gb-badge")
+    assert page.is_hidden("#broker-badge")  # this broker may open as many files as the machine allows

@@ -37,6 +37,15 @@ class GbHealth(ApiModel):
     alarms_dropped: int
 
 
+class BrokerHealth(ApiModel):
+    """Whether the broker on this box may hold a connection for every node (hub/nodes/broker_headroom.py)."""
+
+    open_files_limit: int = Field(description="The broker process's soft open-file limit (one per connection)")
+    nodes: int = Field(description="Registered nodes (not removed)")
+    needed: int = Field(description="Nodes + a fifth for growth + 100 for the broker's own files")
+    enough: bool = Field(description="False: nodes past the limit cannot connect; raise LimitNOFILE")
+
+
 class Health(ApiModel):
     status: Literal["ok"]
     version: str
@@ -45,6 +54,9 @@ class Health(ApiModel):
     replica: str
     leader: bool
     gb28181: GbHealth | None = Field(description="None: city networking is off (PINGAN_GB_UPSTREAM unset)")
+    broker: BrokerHealth | None = Field(description=(
+        "None: the broker is not on this box or its limits are unreadable (PINGAN_BROKER_DIR's pid file, or "
+        "the one mosquitto process when PINGAN_MQTT_URL is loopback)"))
 
 
 class NodeOut(ApiModel):
