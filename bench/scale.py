@@ -19,7 +19,9 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -84,6 +86,62 @@ class CpuMeter:
         return wall, used
 
 
+class PgWaits(threading.Thread):
+    """What PostgreSQL's busy backends wait on during the drain, sampled from pg_stat_activity every 10 ms.
+
+    The question of issue 21 is what stopped 8 replicas: row locks on ``nodes`` (docs/scale.md 7.4) show as
+    ``Lock`` waits (``transactionid``/``tuple``: one writer waiting for another's commit), the WAL as
+    ``LWLock``/``IO`` waits (``WALWrite``, ``WALSync``), and no wait at all is a backend on a CPU."""
+
+    QUERY = ("SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '') FROM pg_stat_activity "
+             "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' "
+             "AND backend_type = 'client backend'")
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url.replace("postgresql+psycopg://", "postgresql://")
+        self.samples = 0
+        self.active = 0
+        self.waits: Counter[tuple[str, str]] = Counter()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stopping.is_set():
+                rows = conn.execute(self.QUERY).fetchall()
+                self.samples += 1
+                self.active += len(rows)
+                self.waits.update((str(kind), str(event)) for kind, event in rows)
+                self.stopping.wait(0.01)
+
+    def stop(self) -> dict:
+        self.stopping.set()
+        self.join(5)
+        return {"samples": self.samples, "active": self.active, "waits": self.waits}
+
+
+def lock_share(w: dict | None) -> float:
+    """% of the busy backends' samples spent waiting for a heavyweight lock (a row, a transaction)."""
+    if not w or not w["active"]:
+        return 0.0
+    return sum(n for (kind, _), n in w["waits"].items() if kind == "Lock") / w["active"] * 100
+
+
+def describe_waits(w: dict) -> str:
+    if not w["active"]:
+        return "no backend was seen busy"
+    by_kind: Counter[str] = Counter()
+    for (kind, _), n in w["waits"].items():
+        by_kind[kind] += n
+    parts = []
+    for kind, n in by_kind.most_common():
+        top = [e for (k, e), _ in w["waits"].most_common() if k == kind and e][:2]
+        parts.append(f"{kind} {n / w['active'] * 100:.0f} %" + (f" ({', '.join(top)})" if top else ""))
+    return (f"{w['active'] / w['samples']:.1f} busy backends on average; of their time: " + ", ".join(parts))
+
+
 def count_pg(url: str) -> int:
     from sqlalchemy import func, select
 
@@ -106,7 +164,8 @@ def count_sqlite(path: Path) -> int:
         con.close()
 
 
-def measure(broker: Broker, hubs: list[HubProc], count, n: int, pg_pid: int | None) -> dict:
+def measure(broker: Broker, hubs: list[HubProc], count, n: int, pg_pid: int | None,
+            pg_url: str | None = None) -> dict:
     """Hubs paused (SIGSTOP) while the publishers queue N events at the broker, then resumed: the drain
     is the hubs' and the database's work alone, and the broker has already dealt the events out to the
     replicas of the share group. The pause stays under the hubs' MQTT keepalive (15 s x 1.5)."""
@@ -120,6 +179,9 @@ def measure(broker: Broker, hubs: list[HubProc], count, n: int, pg_pid: int | No
         if publish_s > 20:
             raise SystemExit(f"publishing took {publish_s:.0f} s: past the hubs' keepalive, use fewer --events")
     finally:
+        waits = PgWaits(pg_url) if pg_url else None
+        if waits:
+            waits.start()
         meter.start()
         t0 = time.perf_counter()
         for h in hubs:
@@ -133,10 +195,11 @@ def measure(broker: Broker, hubs: list[HubProc], count, n: int, pg_pid: int | No
         time.sleep(0.05)
     elapsed = time.perf_counter() - t0
     wall, used = meter.stop()
+    pg_waits = waits.stop() if waits else None
     writer = [(s1 - s0, c1 - c0) for (s0, c0), (s1, c1) in zip(writer0, (batch_figures(h) for h in hubs),
                                                                   strict=True)]
     return {"rate": stored / elapsed, "stored": stored, "elapsed": elapsed, "publish_rate": n / publish_s,
-            "wall": wall, "cpu": used, "writer": writer}
+            "wall": wall, "cpu": used, "writer": writer, "pg_waits": pg_waits}
 
 
 def batch_figures(hub: HubProc) -> tuple[float, float]:
@@ -168,6 +231,9 @@ def describe(name: str, r: dict) -> list[str]:
     if hub_max >= 70:
         verdict = ("Python: the replica's process uses most of a core (one writer thread per replica: validation, "
                    "building SQL, psycopg; the GIL) - more replicas add writers")
+    elif lock_share(r.get("pg_waits")) >= 30:
+        verdict = ("database locks: PostgreSQL's busy backends wait on each other's transactions (Lock waits: "
+                   "the same rows written by several replicas)")
     elif per["broker"] >= 85:
         verdict = "broker: mosquitto's single thread is at a full core"
     elif total >= 60 * cores or load >= cores:
@@ -179,6 +245,8 @@ def describe(name: str, r: dict) -> list[str]:
         verdict = "the database round trips and commits of each replica's single writer"
     else:
         verdict = "not saturated: the hubs kept up with what the broker delivered"
+    if r.get("pg_waits"):
+        lines.append("  " + " " * 24 + f"  PostgreSQL: {describe_waits(r['pg_waits'])}")
     lines.append("  " + " " * 24 + f"  bottleneck: {verdict}")
     return lines
 
@@ -215,7 +283,8 @@ def main() -> None:
                 replicas = start_replicas(tmp / f"pg{n}", broker.url, url, n, offline_after_s="3600")
                 try:
                     results.append((f"{n} replica{'s' if n > 1 else ''}, PostgreSQL",
-                                    measure(broker, replicas, lambda _, u=url: count_pg(u), args.events, pg_pid)))
+                                    measure(broker, replicas, lambda _, u=url: count_pg(u), args.events, pg_pid,
+                                            url)))
                 finally:
                     for r in replicas:
                         r.stop()
@@ -225,8 +294,10 @@ def main() -> None:
     print(f"bench/scale: {args.events} events from {NODES} nodes per configuration, broker {broker.kind}, "
           f"{psutil.cpu_count()} cores, PostgreSQL from {bin_dir}")
     load = psutil.getloadavg()
+    busy = load_before[0] > (psutil.cpu_count() or 1)  # after: the bench's own replicas are in it
     print(f"  machine load average (1 min) before {load_before[0]:.1f}, after {load[0]:.1f} on {psutil.cpu_count()} "
-          "cores: above the core count, other work competed for the CPU and the figures are lower bounds")
+          "cores" + (": other work competed for the CPU and the figures are lower bounds" if busy
+                     else ": quiet before the run (after includes the bench's own hubs)"))
     for name, r in results:
         for line in describe(name, r):
             print(line)
