@@ -1,5 +1,7 @@
 // The patrol check-in page a pole's QR sticker opens (hub/patrols): the token is in the URL's fragment
 // (#t=...), which no browser sends to a server; the page posts it with the phone's position, if given.
+import {detailText} from "./server-errors.js";
+
 const T = {
   zh: {title: "巡逻签到", locating: "正在获取位置…", sending: "正在签到…", ok: "已签到", login: "请先登录",
        user: "用户名", pass: "密码", go: "登录并签到", again: "重试", badLogin: "用户名或密码错误",
@@ -45,11 +47,7 @@ function position() {
 }
 
 function refusal(detail) {
-  if (detail && typeof detail === "object" && detail.message) {
-    const [en, zh] = detail.message.split(" / ");
-    return `${t("refused")}: ${lang === "zh" ? (zh || en) : en}`;
-  }
-  return `${t("refused")}: ${typeof detail === "string" ? detail : ""}`;
+  return `${t("refused")}: ${detailText(detail, lang)}`;
 }
 
 async function checkIn() {

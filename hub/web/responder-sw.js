@@ -1,8 +1,8 @@
 // The responder app's service worker (scope /r/): the app shell opens without a network; tasks, duty and
 // photos always go to the hub (never cached), so nothing stale is ever shown as a live task.
 'use strict';
-const SHELL = 'pingan-responder-v1';
-const FILES = ['/r/', '/static/responder.js', '/static/responder.css', '/static/favicon.svg', '/r/manifest.webmanifest'];
+const SHELL = 'pingan-responder-v2';
+const FILES = ['/r/', '/static/responder.js', '/static/server-errors.js', '/static/responder.css', '/static/favicon.svg', '/r/manifest.webmanifest'];
 self.addEventListener('install', (e) => { e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES))); self.skipWaiting(); });
 self.addEventListener('activate', (e) => {
   e.waitUntil(caches.keys().then((keys) => Promise.all(keys.filter((k) => k !== SHELL).map((k) => caches.delete(k))))

@@ -1,7 +1,8 @@
 // The responder's phone app (/r/): duty, position while on duty, tasks live with sound and vibration,
 // accept / decline, on scene, resolve with photos shrunk here before upload. No build step, no CDN.
-// Simplified Chinese by default, English on request.
-'use strict';
+// Simplified Chinese by default, English on request; the hub's refusals in the same language (server-errors.js).
+import {detailText} from './server-errors.js';
+
 const T = {
   zh: {
     title: '平安 · 处置人员', offline: '未连接', online: '在线', login_title: '处置人员登录', username: '用户名',
@@ -61,7 +62,10 @@ async function api(path, opts = {}) {
   if (r.status === 401 && path !== '/api/login') { showLogin(); throw new Error('login required'); }
   return r;
 }
-async function detail(r) { const j = await r.json().catch(() => ({})); return `${t('failed')}: ${j.detail || r.status}`; }
+async function detail(r) {
+  const j = await r.json().catch(() => ({}));
+  return `${t('failed')}: ${detailText(j.detail, S.lang) || r.status}`;
+}
 
 function applyLang() {
   document.documentElement.lang = S.lang === 'zh' ? 'zh-CN' : 'en';

@@ -103,6 +103,11 @@ export const ZH = {
   'since must be before until': '开始时间必须早于结束时间',
   'no snapshot for event {} (yet)': '事件 {0} （暂时）没有抓拍',
   "no frame {} of event {}'s burst": '事件 {1} 的连拍中没有第 {0} 帧',
+  // patrol stickers' keys (hub/patrols/tokens.py): a broken key file refuses every check-in with this
+  '{}: unreadable patrol keys ({}); restore it from its backup': '{0}：巡逻签到密钥无法读取（{1}）；请从备份恢复',
+  'no patrol key {}; keys: {}': '没有巡逻签到密钥 {0}；现有密钥：{1}',
+  '{} is the current key: rotate first (pingan-hub nodes qr-key --rotate), reprint, then retire it':
+    '{0} 是当前密钥：请先轮换（pingan-hub nodes qr-key --rotate）、重新打印，再停用它',
 };
 
 /** pydantic's problem types (a malformed request, a config push) → the Chinese, `{name}` from its `ctx`. */
@@ -158,4 +163,17 @@ export function serverText(/** @type {string} */ text, /** @type {string} */ lan
     if (m) return zh.replace(/\{(\d)\}/g, (_, i) => value(m[Number(i) + 1] ?? ''));
   }
   return s;
+}
+
+/** An answer's `detail` in `lang`, whatever its shape: the hub's sentence (or `{message}` with one), or
+ * pydantic's list of problems (each as "field: problem"). '' when there is none: the caller shows the status. */
+export function detailText(/** @type {any} */ detail, /** @type {string} */ lang) {
+  if (Array.isArray(detail)) {
+    return detail.map((p) => {
+      const field = (p?.loc || []).filter((/** @type {any} */ x) => x !== 'body').join('.');
+      return `${field ? field + ': ' : ''}${problemText(p || {}, lang)}`;
+    }).join('; ');
+  }
+  if (detail && typeof detail === 'object') return detail.message ? serverText(String(detail.message), lang) : '';
+  return detail ? serverText(String(detail), lang) : '';
 }

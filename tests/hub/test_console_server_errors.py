@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # live view, the office's doors, reports, self-test, history, the map, and every router
 SCOPE = ["hub/alarms", "hub/auth/service.py", "hub/nodes/fleet.py", "hub/nodes/config_push.py",
          "hub/live/video/service.py", "hub/doors/service.py", "hub/reports/service.py", "hub/responders/service.py",
-         "hub/selftest", "hub/sensitive", "hub/history", "hub/map", "hub/api"]
+         "hub/selftest", "hub/sensitive", "hub/history", "hub/map", "hub/api", "hub/responders", "hub/patrols"]
 # programming errors and start-up settings: never an answer's detail
 NOT_ANSWERS = {"RuntimeError", "TimeoutError", "ValueError", "TypeError", "SettingsError", "AssertionError",
                "KeyError"}
@@ -56,11 +56,11 @@ def raised_sentences() -> dict[str, str]:
                 if name in NOT_ANSWERS:
                     continue
                 args = [*node.exc.args, *(k.value for k in node.exc.keywords if k.arg == "detail")]
-                for arg in args:
-                    text = _template(arg)
-                    if text is not None:
-                        out.setdefault(text, f"{f.relative_to(ROOT)}:{node.lineno}")
-                        break
+                texts = [t for t in map(_template, args) if t is not None]
+                # TokenRefused("stale", "... / 中文"): the reason code is for the audit; the sentence is shown
+                shown = next((t for t in texts if HAN.search(t)), texts[0] if texts else None)
+                if shown is not None:
+                    out.setdefault(shown, f"{f.relative_to(ROOT)}:{node.lineno}")
     return out
 
 
@@ -141,3 +141,17 @@ def test_the_problem_types_are_the_ones_pydantic_reports() -> None:
     known = set(ErrorType.__args__)  # type: ignore[attr-defined]
     table = run_js("Object.keys(m.PROBLEM_ZH)")
     assert isinstance(table, list) and not set(table) - known, set(table) - known
+
+
+def test_the_phone_pages_show_any_detail_in_their_language() -> None:
+    """detailText: what the responders' app and the patrol page show, whatever shape the refusal came in."""
+    shown = run_js("""[
+        m.detailText('no shift of your team now: you can check in during a shift', 'zh'),
+        m.detailText({message: 'this sticker is out of date: print a new one / 签到码已过期，请重新打印'}, 'zh'),
+        m.detailText({message: 'this sticker is out of date: print a new one / 签到码已过期，请重新打印'}, 'en'),
+        m.detailText([{type: 'less_than_equal', loc: ['body', 'lat'], msg: 'Input should be less than or equal '
+                       + 'to 90', ctx: {le: 90}}], 'zh'),
+        m.detailText(undefined, 'zh'),
+    ]""")
+    assert shown == ["您的队伍现在没有班次：请在班次内签到", "签到码已过期，请重新打印",
+                     "this sticker is out of date: print a new one", "lat: 应不大于 90", ""]
