@@ -19,7 +19,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -35,15 +35,19 @@ from hub.gb28181.registration import Registration
 from hub.gb28181.sip import SipMessage, Upstream, parse_upstream, remote_target, response_to, tag_of, user_of
 from hub.gb28181.transport import Addr, RateLog, Reply, SipTransport
 from hub.gb28181.ua import UserAgent
+from hub.gb28181.uplink import FRESH_S, GIVE_UP_AFTER, KINDS, StoredAlarm, UplinkStore
 from hub.live.fanout import LiveClient, LiveHub
 from hub.runtime import metrics
+from hub.store.engine import now_utc
 
 log = logging.getLogger(__name__)
 ALLOW = "INVITE, ACK, BYE, CANCEL, MESSAGE, SUBSCRIBE, OPTIONS"
 KNOWN_METHODS = {"REGISTER", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER", "PUBLISH"}
 ALARM_QUEUE = 10_000
 ALARM_TRIES = 3
-ALARM_WAIT_REGISTERED_S = 300.0
+ALARM_WAIT_REGISTERED_S = 300.0  # then it is left to the sweep, which sends it once registered
+SWEEP_S = 30.0  # how often the store is swept for alarms the live path did not get up (hub/gb28181/uplink.py)
+PURGE_EVERY_S = 3600.0
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Subscription:
 
 @dataclass
 class PendingAlarm:
+    event_id: str
     channel: Channel
     code: AlarmCode
     ts: str
@@ -86,7 +91,12 @@ class GbAdapter:
         self.page_size = page_size or (4 if self.upstream.transport == "udp" else 50)
         self.subscriptions: dict[str, Subscription] = {}
         self.alarms: asyncio.Queue[PendingAlarm] = asyncio.Queue(ALARM_QUEUE)
-        self.counts = {"alarms_sent": 0, "alarms_failed": 0, "alarms_dropped": 0}
+        # sent: taken by the platform; failed: a try not taken (it is tried again unless refused for good);
+        # dropped: given up after a day; resent: sent from the store after the live path missed or failed it
+        self.counts = {"alarms_sent": 0, "alarms_failed": 0, "alarms_dropped": 0, "alarms_resent": 0}
+        self.uplink = UplinkStore(engine)
+        self._inflight: set[str] = set()  # queued or being sent: neither path takes it again
+        self._sweep_now = asyncio.Event()
         self.ratelog = RateLog()
         self._tasks: list[asyncio.Task[None]] = []
         self._allowed: set[str] = {self.upstream.host}
@@ -102,9 +112,11 @@ class GbAdapter:
                                                                      type=socket.SOCK_DGRAM):
                 self._allowed.add(str(info[4][0]))
         await asyncio.to_thread(catalog.assign_missing, self.engine, self.prefix)
+        await asyncio.to_thread(self.uplink.mark, now_utc())  # the first start: no history goes up
         await self.transport.start()
         self._client = self.live.subscribe()
-        for coro in (self.registration.run(), self._watch_live(), self._send_alarms(), self._notify_catalog()):
+        for coro in (self.registration.run(), self._watch_live(), self._send_alarms(), self._notify_catalog(),
+                     self._sweep()):
             self._tasks.append(asyncio.create_task(self._guard(coro)))
         log.info("GB28181: hub %s joining %s over %s from port %d", self.hub_id, self.upstream.uri,
                  self.upstream.transport.upper(), self.settings.gb_sip_port)
@@ -348,9 +360,10 @@ class GbAdapter:
                 return
             message = await client.get()
             if message is None:  # dropped as too slow (a huge backlog): take the stream again
-                log.warning("GB28181: the live stream dropped the city adapter (too slow); alarms in that "
-                            "backlog did not go up")
+                log.warning("GB28181: the live stream dropped the city adapter (too slow); the alarms in that "
+                            "backlog go up from the store")
                 self._client = self.live.subscribe()
+                self._sweep_now.set()
                 continue
             try:
                 await self._on_live(message)
@@ -368,27 +381,86 @@ class GbAdapter:
         if mtype != "event" or message.get("replay"):
             return
         event = message.get("event") or {}
-        ev_kind = str(event.get("kind", ""))
-        if ev_kind not in ("alarm.pressed", "tamper.opened", "tamper.camera", "detection.loitering",
-                           "detection.person", "door.forced", "door.held_open"):
+        if str(event.get("kind", "")) not in KINDS or str(event.get("id")) in self._inflight:
             return
-        chans = await asyncio.to_thread(self._node_channels, str(event.get("node")))
-        node_kind = "rental_door" if any(c.role == "door" for c in chans) else "alarm_post"
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        code = code_for(ev_kind, data or {}, node_kind)
+        stored = StoredAlarm(str(event.get("id")), str(event.get("node")), str(event.get("kind")),
+                             str(event.get("ts")), data or {}, now_utc())
+        alarm = await asyncio.to_thread(self._pending, stored, True)
+        if alarm is not None:
+            self._queue(alarm)
+
+    def _pending(self, event: StoredAlarm, check_settled: bool) -> PendingAlarm | None:
+        """The alarm to send for a stored event; None when it does not go to the city or is settled already
+        (the sweep may have sent it before its live message came). Runs in a worker thread: it reads the store."""
+        if event.kind == "detection.person" and not event.data.get("zone"):
+            return None  # the frequent kind that never goes up: no store read for it
+        if check_settled and self.uplink.is_settled(event.id):
+            return None
+        chans = self._node_channels(event.node)
+        node_kind = "rental_door" if any(c.role == "door" for c in chans) else "alarm_post"
+        code = code_for(event.kind, event.data, node_kind)
         if code is None:
-            return
+            return None
         ch = next((c for c in chans if c.role == code.role), None)
         if ch is None:
-            self.ratelog.warning("no-id", "GB28181: node %s has no GB ID yet; its %s did not go up",
-                                 event.get("node"), ev_kind)
-            return
+            self.ratelog.warning("no-id", "GB28181: node %s has no GB ID for its %s; it did not go up",
+                                 event.node, event.kind)
+            return None
+        return PendingAlarm(event.id, ch, code, event.ts, time.monotonic())
+
+    def _queue(self, alarm: PendingAlarm) -> bool:
+        if alarm.event_id in self._inflight:
+            return True
         try:
-            self.alarms.put_nowait(PendingAlarm(ch, code, str(event.get("ts")), time.monotonic()))
-        except asyncio.QueueFull:
-            self.counts["alarms_dropped"] += 1
-            self.ratelog.warning("alarm-queue", "GB28181: %d alarms wait for the city platform; dropped one",
-                                 ALARM_QUEUE)
+            self.alarms.put_nowait(alarm)
+        except asyncio.QueueFull:  # the sweep sends it once the queue has room
+            self.ratelog.warning("alarm-queue", "GB28181: %d alarms wait for the city platform; the next ones go "
+                                 "up from the store", ALARM_QUEUE)
+            return False
+        self._inflight.add(alarm.event_id)
+        return True
+
+    async def _sweep(self) -> None:
+        """Alarms in the store the platform has not settled go up (hub/gb28181/uplink.py): after a restart, a
+        full queue, a dropped live stream, a registration that came late or tries that were not answered."""
+        last_purge = 0.0
+        while True:
+            await self.registration.registered.wait()
+            try:
+                await self._sweep_once()
+                if time.monotonic() - last_purge > PURGE_EVERY_S:
+                    await asyncio.to_thread(self.uplink.purge, now_utc())
+                    last_purge = time.monotonic()
+            except Exception:  # noqa: BLE001 - a store hiccup: the next sweep tries again
+                log.exception("GB28181: sweeping the store for alarms failed")
+            self._sweep_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep_now.wait(), SWEEP_S)
+
+    async def _sweep_once(self) -> None:
+        now = now_utc()
+        since = await asyncio.to_thread(self.uplink.mark, now)
+        rows = await asyncio.to_thread(self.uplink.unsettled, since, now - timedelta(seconds=FRESH_S))
+        owed: list[datetime] = []
+        for row in rows:
+            if row.id in self._inflight:
+                owed.append(row.received_at)
+                continue
+            if row.received_at < now - GIVE_UP_AFTER:
+                await asyncio.to_thread(self.uplink.settle, row.id, "expired", now)
+                self.counts["alarms_dropped"] += 1
+                self.ratelog.warning("alarm-expired", "GB28181: an alarm of %s (%s) could not go up for a day; "
+                                     "given up", row.node, row.kind)
+                continue
+            alarm = await asyncio.to_thread(self._pending, row, False)
+            if alarm is None:
+                continue
+            owed.append(row.received_at)
+            if not self._queue(alarm):
+                break
+            self.counts["alarms_resent"] += 1
+        await asyncio.to_thread(self.uplink.advance, min(owed) if owed else None, now)
 
     async def _notify_catalog(self) -> None:
         """Catalog subscriptions: each node's ON/OFF as it changes, several nodes to a NOTIFY."""
@@ -423,16 +495,22 @@ class GbAdapter:
             task.add_done_callback(done)
 
     async def _send_alarm(self, alarm: PendingAlarm) -> None:
+        try:
+            outcome = await self._deliver(alarm)
+            if outcome is not None:
+                await asyncio.to_thread(self.uplink.settle, alarm.event_id, outcome, now_utc())
+        finally:
+            self._inflight.discard(alarm.event_id)
+
+    async def _deliver(self, alarm: PendingAlarm) -> str | None:
+        """'sent' or 'refused' (settled), or None: not taken this time, the sweep brings it again."""
         if not self.registration.registered.is_set():
             try:
                 await asyncio.wait_for(self.registration.registered.wait(), ALARM_WAIT_REGISTERED_S)
             except TimeoutError:
-                self.counts["alarms_failed"] += 1
-                metrics.gb_failures.labels("alarm").inc()
-                self.ratelog.warning("alarm-unregistered", "GB28181: an alarm of %s waited %.0f s for the city "
-                                     "platform's registration and was dropped", alarm.channel.node,
-                                     ALARM_WAIT_REGISTERED_S)
-                return
+                self.ratelog.warning("alarm-unregistered", "GB28181: an alarm of %s waits for the city platform's "
+                                     "registration; it goes up once registered", alarm.channel.node)
+                return None
         children = alarm_body(alarm.channel, alarm.code, sn=self.ua.sn(), ts=alarm.ts, tz=self.settings.timezone)
         body = manscdp.render("Notify", children)
         status = None
@@ -446,12 +524,14 @@ class GbAdapter:
                 metrics.gb_alarm_seconds.observe(time.monotonic() - alarm.queued_at)
                 if any(s.kind == "Alarm" for s in self.subscriptions.values()):
                     await self._notify("Alarm", children)
-                return
+                return "sent"
             if status is not None and 400 <= status < 500 and status not in (408, 480):
                 break  # the platform refuses this one; sending it again changes nothing
             await asyncio.sleep(0.5 * 2 ** attempt)
         self.counts["alarms_failed"] += 1
         metrics.gb_failures.labels("alarm").inc()
-        self.ratelog.warning("alarm-failed", "GB28181: the city platform did not take an alarm of %s (%s)",
-                             alarm.channel.node, status or "no answer")
-
+        refused = status is not None and 400 <= status < 500 and status not in (408, 480)
+        self.ratelog.warning("alarm-failed", "GB28181: the city platform did not take an alarm of %s (%s)%s",
+                             alarm.channel.node, status or "no answer",
+                             "" if refused else "; it is tried again from the store")
+        return "refused" if refused else None

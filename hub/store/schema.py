@@ -530,6 +530,23 @@ gb_ids = Table(
 )
 
 
+# --- the city's alarms, settled (hub/gb28181/uplink.py): an alarm is retried from the store until the platform
+# took it (or refused it, or it is a day old), across a hub restart, a full queue or a dropped live stream
+gb_alarm_uplink = Table(
+    "gb_alarm_uplink", metadata,
+    Column("event_id", String(36), primary_key=True),  # events.id
+    Column("outcome", String(16), nullable=False),  # sent | refused | expired
+    Column("at", UTCDateTime(), nullable=False),
+    Index("gb_alarm_uplink_at", "at"),  # the purge
+)
+gb_uplink_mark = Table(
+    "gb_uplink_mark", metadata,
+    Column("id", Integer, primary_key=True),  # one row: 1
+    # every alarm event received before this is settled: the sweep reads the store from here on
+    Column("settled_before", UTCDateTime(), nullable=False),
+)
+
+
 # --- fleet health over time (issue 21): one row per node and hour, rolled up from its heartbeats -------------
 # ``nodes.heartbeat`` keeps only the newest (a city's heartbeats as rows would be 173 M a day); this keeps what a
 # trend needs at 24 rows per node a day, upserted by the ingest writer in the same statement batch (hub/nodes/health.py)

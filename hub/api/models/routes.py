@@ -32,9 +32,10 @@ class GbHealth(ApiModel):
     keepalives_sent: int
     keepalives_missed: int
     sessions: int = Field(description="Live-video sessions the city has open")
-    alarms_sent: int
-    alarms_failed: int
-    alarms_dropped: int
+    alarms_sent: int = Field(description="Alarms the city platform took")
+    alarms_failed: int = Field(description="Tries the platform did not take (retried from the store unless refused)")
+    alarms_dropped: int = Field(description="Alarms given up: not taken within a day")
+    alarms_resent: int = Field(description="Alarms sent from the store after the live path missed or failed them")
 
 
 class BrokerHealth(ApiModel):
