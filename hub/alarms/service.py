@@ -86,7 +86,10 @@ class HubService:
         return out
 
     # --- alarms --------------------------------------------------------------------------------
-    def list_alarms(self, state: str = "open", limit: int = 200) -> list[dict[str, Any]]:
+    def list_alarms(self, state: str = "open", limit: int = 200, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """The queue, or with ``ids`` those alarms as the queue shows them, whatever their state (a console
+        patches its list with the ones a live message named instead of loading 1,000 again: it drops the
+        resolved ones and those folded into an incident, and sorts by the same keys, ``rank`` included)."""
         # the queue a night operator scans from the top: unacknowledged first (escalated first among them),
         # then the loudest kind, then the oldest; an acknowledged alarm is never above an unacknowledged one
         rank = case(ALARM_RANK, value=alarms.c.kind, else_=len(ALARM_RANK))
@@ -94,9 +97,13 @@ class HubService:
         quiet = case((escalations.c.alarm_id.is_(None), 1), else_=0)
         # whether its picture is stored yet: the console asks for no snapshot that is not there (a 404 each)
         pictured = exists().where(snapshots.c.event_id == alarms.c.id).label("has_snapshot")
-        q = (select(alarms, nodes.c.place, nodes.c.grid, pictured)
+        q = (select(alarms, nodes.c.place, nodes.c.grid, pictured, rank.label("rank"))
              .join(nodes, nodes.c.id == alarms.c.node, isouter=True)
              .join(escalations, escalations.c.alarm_id == alarms.c.id, isouter=True))
+        if ids is not None:
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.where(alarms.c.id.in_(ids))).all()
+                return self._with_members(conn, [with_skipped(jsonable(r)) for r in rows])
         q = q.where(alarms.c.incident.is_(None))  # an outage's nodes are listed inside its one incident
         if state == "open":
             q = q.where(alarms.c.state != "resolved")

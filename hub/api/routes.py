@@ -134,11 +134,24 @@ def clip_frame(event_id: str, n: int, engine: EngineDep) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
+MAX_IDS = 200
+
+
 @router.get("/api/alarms", response_model=list[AlarmListed], response_model_exclude_unset=True)
 def list_alarms(service: ServiceDep,
                 state: Annotated[str, Query(pattern="^(open|all|acknowledged|dispatched|on_scene|resolved)$")]
                 = "open",
-                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                ids: Annotated[str | None, Query(
+                    max_length=MAX_IDS * 37, pattern=r"^[A-Za-z0-9._:-]+(,[A-Za-z0-9._:-]+)*$",
+                    description=(f"Comma-separated alarm ids (at most {MAX_IDS}): those alarms in any state, as the "
+                                 "queue shows them (a console's patch after a live message); state and limit unused"))]
+                = None) -> list[dict[str, Any]]:
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids.split(",")))
+        if len(wanted) > MAX_IDS:
+            raise HTTPException(422, f"at most {MAX_IDS} ids at a time")
+        return annotate(service.engine, service.list_alarms(ids=wanted))
     return annotate(service.engine, service.list_alarms(state, limit))
 
 

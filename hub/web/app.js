@@ -17,7 +17,8 @@ import {problemText, serverText} from './server-errors.js';
 
 /** @typedef {import('./types/contract').LiveMessage} LiveMessage */
 /** @typedef {{id: string, node?: string, kind?: string, state?: string, count?: number, escalated?: boolean,
- *   raised_at?: string, grid?: string, place?: string, has_snapshot?: boolean, [k: string]: any}} Alarm */
+ *   raised_at?: string, grid?: string, place?: string, has_snapshot?: boolean, rank?: number, incident?: string|null,
+ *   [k: string]: any}} Alarm */
 /** @typedef {{id: string, kind?: string, state?: string, place?: string, grid?: string, lat?: number|null,
  *   lon?: number|null, last_seen?: string, [k: string]: any}} NodeRow */
 /** @typedef {{zh: Record<string, string>, en: Record<string, string>}} Strings */
@@ -200,29 +201,35 @@ window.addEventListener('hashchange', () => { if (S.me) show(); });
 // --- the shared lists: open alarms and nodes (every screen reads them; the stream refreshes them) --------
 /** The most open alarms the page asks for (the API's most); the count then says "1000+". */
 export const ALARM_LIMIT = 1000;
+/** The most ids one patch asks for (the API's most); more changes at once load the whole list. */
+const PATCH_LIMIT = 200;
 const seen = new Set();
 /** @type {Map<string, number>} */
 const counts = new Map();
 /** @type {Promise<any>|null} */
 let alarmsLoading = null;
-let alarmsAgain = false;
+/** What the next load must bring: the whole list, or only the alarms live messages named. */
+let wantAll = false;
+/** @type {Set<string>} */
+const wanted = new Set();
 /** The list again after a live change: at once when no load is under way (a new alarm's card waited 50 ms
- * for nothing), else once more when it ends (a burst of messages is one or two loads, never one each). */
-export function scheduleAlarms() {
-  if (alarmsLoading) { alarmsAgain = true; return; }
-  alarmsLoading = loadAlarms().catch(() => undefined).finally(() => {
+ * for nothing), else once more when it ends (a burst of messages is one or two loads, never one each). With
+ * an id, only that alarm is fetched and merged (a new card no longer waits for 1,000 alarms, 585 KB). */
+export function scheduleAlarms(/** @type {string|undefined} */ id = undefined) {
+  if (id) wanted.add(id); else wantAll = true;
+  if (alarmsLoading) return;
+  const all = wantAll || wanted.size > PATCH_LIMIT || !S.alarms.length;
+  const ids = all ? [] : [...wanted];
+  wantAll = false; wanted.clear();
+  alarmsLoading = (all ? loadAlarms() : patchAlarms(ids)).catch(() => undefined).finally(() => {
     alarmsLoading = null;
-    if (alarmsAgain) { alarmsAgain = false; scheduleAlarms(); }
+    if (wantAll || wanted.size) scheduleAlarms(wanted.values().next().value);
   });
 }
-/** @returns {Promise<{fresh: boolean, escalated: boolean}|undefined>} */
-export async function loadAlarms() {
-  const r = await api(`/api/alarms?limit=${ALARM_LIMIT}`);
-  if (!r.ok) return;
-  /** @type {Alarm[]} */
-  const list = await r.json();
+/** Notes what changed in these rows (new, escalated, pressed again) and remembers them. */
+function noteChanges(/** @type {Alarm[]} */ rows) {
   let fresh = false; let escalated = false; let again = false;
-  for (const a of list) {
+  for (const a of rows) {
     const before = counts.get(a.id);
     if (before != null && (a.count || 0) > before) again = true; // pressed again: the same card, counted at once
     counts.set(a.id, a.count || 0);
@@ -230,9 +237,48 @@ export async function loadAlarms() {
     if (a.escalated && !seen.has(a.id + ':esc')) { escalated = true; seen.add(a.id + ':esc'); }
     seen.add(a.id);
   }
+  return {fresh, escalated, again};
+}
+/** @returns {Promise<{fresh: boolean, escalated: boolean}|undefined>} */
+export async function loadAlarms() {
+  const r = await api(`/api/alarms?limit=${ALARM_LIMIT}`);
+  if (!r.ok) return;
+  /** @type {Alarm[]} */
+  const list = await r.json();
+  const changes = noteChanges(list);
   S.alarms = list;
-  emit('alarms', {fresh, escalated, again});
-  return {fresh, escalated};
+  emit('alarms', changes);
+  return changes;
+}
+/** The queue's order, as the hub sorts it (hub/alarms/service.py list_alarms): waiting first, escalated first
+ * among them, the loudest kind (`rank`), the oldest, the id. */
+function queueOrder(/** @type {Alarm} */ a, /** @type {Alarm} */ b) {
+  const key = (/** @type {Alarm} */ x) => [x.state === 'open' ? 0 : 1, x.escalated ? 0 : 1, x.rank ?? 99];
+  const ka = key(a); const kb = key(b);
+  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] - kb[i];
+  const ra = a.raised_at || ''; const rb = b.raised_at || '';
+  if (ra !== rb) return ra < rb ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+/** Merges the named alarms as they are now: resolved ones and those folded into an incident leave the list. */
+async function patchAlarms(/** @type {string[]} */ ids) {
+  const r = await api(`/api/alarms?ids=${ids.map(encodeURIComponent).join(',')}`);
+  if (!r.ok) { await loadAlarms(); return; }
+  /** @type {Alarm[]} */
+  const rows = await r.json();
+  const byId = new Map(S.alarms.map((a) => [a.id, a]));
+  let left = false;
+  for (const a of rows) {
+    const gone = a.state === 'resolved' || !!a.incident;
+    if (gone) { left = left || byId.delete(a.id); continue; }
+    byId.set(a.id, a);
+  }
+  const full = S.alarms.length >= ALARM_LIMIT;
+  const list = [...byId.values()].sort(queueOrder).slice(0, ALARM_LIMIT);
+  const changes = noteChanges(rows.filter((a) => a.state !== 'resolved' && !a.incident));
+  S.alarms = list;
+  emit('alarms', changes);
+  if (full && left) scheduleAlarms(); // the list was cut at the limit: the next one in line comes with the whole
 }
 let nodesTimer = /** @type {any} */ (null);
 export function scheduleNodes() {
@@ -270,7 +316,10 @@ export function connect() {
     const msg = JSON.parse(m.data);
     if (msg.cursor != null && (S.cursor == null || msg.cursor > S.cursor)) S.cursor = msg.cursor;
     if (msg.type === 'hello') return;
-    if (msg.type === 'alarm' || ('alarm' in msg && msg.alarm)) scheduleAlarms();
+    if (msg.type === 'alarm' || ('alarm' in msg && msg.alarm)) {
+      const alarm = /** @type {{id?: string}|null|undefined} */ ('alarm' in msg ? msg.alarm : null);
+      scheduleAlarms(alarm?.id || ('alarm_id' in msg ? String(msg.alarm_id) : undefined));
+    }
     if (msg.type === 'node') scheduleNodes();
     emit('live', msg);
     // for what is not a module of the console (benches, extensions): the same message as a window event

@@ -101,6 +101,7 @@ export const ZH = {
   'the hub is not connected to the broker: try again when /api/health says mqtt connected':
     '中心未连接代理服务器：请在 /api/health 显示 mqtt 已连接后重试',
   'since must be before until': '开始时间必须早于结束时间',
+  'at most {} ids at a time': '一次最多 {0} 个编号',
   'no snapshot for event {} (yet)': '事件 {0} （暂时）没有抓拍',
   "no frame {} of event {}'s burst": '事件 {1} 的连拍中没有第 {0} 帧',
   // patrol stickers' keys (hub/patrols/tokens.py): a broken key file refuses every check-in with this

@@ -132,3 +132,57 @@ def test_a_long_queue_draws_a_page_in_order_counts_the_rest_and_the_keys_reach_a
     unexpected = [e for e in errors if "/api/live/" not in e and f"/api/alarms/{taken}/dispatch" not in e
                   and "status of 409" not in e]
     assert not unexpected, unexpected
+
+
+def test_live_changes_patch_the_queue_in_the_hubs_order_without_loading_it_again(broker: Broker, hub_factory,
+                                                                                 browser) -> None:
+    """A new alarm, an acknowledgement, a resolution and a press joining an open alarm each fetch only the
+    alarms the live message named (?ids=), and the page's queue is the hub's, in the hub's order."""
+    from edge.protocol import Event, Topics
+    from tests.mqtt_client import close, mqtt_connect
+
+    hub = hub_factory(broker.url, offline_after_s="3600", escalate_after_s="86400")
+    ensure_user(hub.data_dir, *OPERATOR, "operator")
+    poles = {f"pole-{i:02}": "online" for i in range(6)}
+    seeded = ([{"node": f"pole-{i % 6:02}", "kind": "detection.loitering", "age": 600 + i} for i in range(20)]
+              + [{"node": f"pole-{i % 6:02}", "kind": "alarm.pressed", "state": "acknowledged", "age": 900 + i,
+                  "acked_by": "li"} for i in range(10)])
+    ids = seed(hub, poles, seeded, escalated=(3,))
+    page = browser.new_page(viewport=SIZES[1])
+    errors = watch_errors(page)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/alarms?" in r.url else None)
+    login(page, hub.url, *OPERATOR)
+    page.wait_for_function("() => document.querySelectorAll('#alarms article.alarm').length === 30")
+    page.click("#live-close") if page.is_visible("#live-close") else None
+    loaded = len(asked)
+
+    def same_as_hub() -> bool:
+        want = [a["id"] for a in hub.get("/api/alarms", limit=1000)]
+        return page.evaluate("window.pingan.alarms.map((a) => a.id)") == want
+
+    client, rc = mqtt_connect(broker.port)
+    assert rc == 0
+    try:
+        pressed = Event.make("pole-04", "alarm.pressed", {"count": 1})  # new, loudest: to the top
+        client.publish(Topics.events("pole-04"), pressed.to_bytes(), qos=1).wait_for_publish(5)
+        page.wait_for_selector(f'article.alarm[data-id="{pressed.id}"]')
+        wait_for(same_as_hub, message="the new alarm in the hub's place")
+        assert hub.post(f"/api/alarms/{ids[5]}/ack", {}).status_code == 200  # down among the acknowledged
+        wait_for(same_as_hub, message="the acknowledged alarm moved down")
+        r = hub.post(f"/api/alarms/{ids[25]}/resolve", {"outcome": "assisted"})
+        assert r.status_code == 200, r.text
+        wait_for(same_as_hub, message="the resolved alarm gone")
+        again = Event.make("pole-04", "alarm.repeat", {"alarm_id": str(pressed.id), "count": 2})  # on its card
+        client.publish(Topics.events("pole-04"), again.to_bytes(), qos=1).wait_for_publish(5)
+        page.wait_for_function(f"""() => (window.pingan.alarms.find((a) => a.id === '{pressed.id}') || {{}})
+            .count === 2""")
+        wait_for(same_as_hub, message="the press folded in")
+    finally:
+        close(client)
+    patches = asked[loaded:]
+    assert patches and all("ids=" in u and "limit=" not in u for u in patches), patches
+    drawn = drawn_ids(page)
+    assert drawn == [a["id"] for a in hub.get("/api/alarms", limit=1000)][:len(drawn)]
+    # the press opens the pole's live view, which a simulated pole without a camera refuses (409)
+    assert not [e for e in errors if "/live" not in e and "status of 409" not in e], errors

@@ -245,6 +245,30 @@ def test_alarms_are_sorted_loudest_first(hub) -> None:
     assert kinds == ["alarm.pressed", "door.forced", "tamper.opened", "detection.loitering"]
 
 
+def test_named_alarms_come_as_the_queue_shows_them_in_any_state(hub) -> None:
+    """?ids= is a console's patch after a live message: the alarms named, resolved ones too, with the queue's
+    columns and the kind's rank, the queue's own sort key."""
+    ingest, client = hub.ingest, hub.client
+    made = {}
+    for kind in ("detection.loitering", "alarm.pressed", "door.forced"):
+        ev = Event.make("pole-01", kind)
+        feed(ingest, (Topics.events("pole-01"), ev.to_bytes()))
+        made[kind] = str(ev.id)
+    assert client.post(f"/api/alarms/{made['door.forced']}/resolve", json={"outcome": "test"}).status_code == 200
+    queue = {a["id"]: a for a in client.get("/api/alarms").json()}
+    assert [a["rank"] for a in queue.values()] == sorted(a["rank"] for a in queue.values())
+    r = client.get("/api/alarms", params={"ids": f"{made['door.forced']},{made['alarm.pressed']},no-such-alarm"})
+    assert r.status_code == 200, r.text
+    named = {a["id"]: a for a in r.json()}
+    assert set(named) == {made["door.forced"], made["alarm.pressed"]}
+    assert named[made["door.forced"]]["state"] == "resolved"
+    assert named[made["alarm.pressed"]] == queue[made["alarm.pressed"]]  # the same row the queue lists
+    assert client.get("/api/alarms", params={"ids": ",".join(["x"] * 201)}).status_code == 200  # the same id
+    too_many = client.get("/api/alarms", params={"ids": ",".join(f"a{i}" for i in range(201))})
+    assert too_many.status_code == 422 and too_many.json()["detail"] == "at most 200 ids at a time"
+    assert client.get("/api/alarms", params={"ids": "a, b"}).status_code == 422  # not an id list
+
+
 def test_live_websocket_pushes_and_catches_up(hub) -> None:
     state, ingest, client = hub.state, hub.ingest, hub.client
     ingest.notify = state.live.publish_threadsafe

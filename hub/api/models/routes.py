@@ -143,3 +143,4 @@ class AlarmListed(AlarmEscalated):
     place: str | None
     grid: str | None
     has_snapshot: bool
+    rank: int = Field(description="The kind's place in the queue (0: the loudest); the queue's third sort key")

@@ -259,7 +259,7 @@ export function mount(root, app) {
     if (msg.type !== 'snapshot') return;
     const img = /** @type {HTMLImageElement|null} */ (root.querySelector(`img[data-snap="${CSS.escape(msg.event_id)}"]`));
     if (img) img.src = `/api/events/${encodeURIComponent(msg.event_id)}/snapshot.jpg?t=${Date.now()}`;
-    else app.scheduleAlarms(); // its card is not drawn yet: it comes with the picture
+    else app.scheduleAlarms(msg.event_id); // its card is not drawn yet: it comes with the picture
   });
   render();
 }
