@@ -290,10 +290,23 @@ export async function loadNodes() {
   S.nodes = await r.json();
   emit('nodes');
 }
+/** Each node's open alarm kinds, built once per list (the map asks for 2,000 nodes: filtering 1,000 alarms for
+ * each was 2 million steps on every change). @type {{list: Alarm[]|null, kinds: Map<string, string[]>}} */
+const openKinds = {list: null, kinds: new Map()};
+function kindsOf(/** @type {string} */ node) {
+  if (openKinds.list !== S.alarms) {
+    openKinds.list = S.alarms; openKinds.kinds = new Map();
+    for (const a of S.alarms) {
+      if (a.state === 'resolved' || a.kind === 'alarm.test' || !a.node) continue;
+      const k = openKinds.kinds.get(a.node);
+      if (k) k.push(a.kind || ''); else openKinds.kinds.set(a.node, [a.kind || '']);
+    }
+  }
+  return openKinds.kinds.get(node) || [];
+}
 /** The colour an open alarm gives its node: every kind but tests colours it (held open and lockout stayed green). */
 export function health(/** @type {NodeRow} */ n) {
-  const open = S.alarms.filter((a) => a.node === n.id && a.state !== 'resolved' && a.kind !== 'alarm.test')
-    .map((a) => a.kind || '');
+  const open = kindsOf(n.id);
   if (open.some((k) => !k.startsWith('tamper.') && !k.endsWith('.offline'))) return 'alarm';
   if (open.some((k) => k.startsWith('tamper.'))) return 'tamper';
   if (n.state !== 'online') return 'offline';
