@@ -48,6 +48,7 @@ ALARM_TRIES = 3
 ALARM_WAIT_REGISTERED_S = 300.0  # then it is left to the sweep, which sends it once registered
 SWEEP_S = 30.0  # how often the store is swept for alarms the live path did not get up (hub/gb28181/uplink.py)
 PURGE_EVERY_S = 3600.0
+CATALOG_DIFF_S = 30.0  # how often the catalog is compared with the last one: nodes added or removed (ADD/DEL)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class GbAdapter:
         self.uplink = UplinkStore(engine)
         self._inflight: set[str] = set()  # queued or being sent: neither path takes it again
         self._sweep_now = asyncio.Event()
+        self.catalog_diff_s = CATALOG_DIFF_S
         self.ratelog = RateLog()
         self._tasks: list[asyncio.Task[None]] = []
         self._allowed: set[str] = {self.upstream.host}
@@ -116,7 +118,7 @@ class GbAdapter:
         await self.transport.start()
         self._client = self.live.subscribe()
         for coro in (self.registration.run(), self._watch_live(), self._send_alarms(), self._notify_catalog(),
-                     self._sweep()):
+                     self._sweep(), self._watch_catalog()):
             self._tasks.append(asyncio.create_task(self._guard(coro)))
         log.info("GB28181: hub %s joining %s over %s from port %d", self.hub_id, self.upstream.uri,
                  self.upstream.transport.upper(), self.settings.gb_sip_port)
@@ -472,11 +474,35 @@ class GbAdapter:
             for node, state in changes.items():
                 chans = await asyncio.to_thread(catalog.channels, self.engine, node)
                 items += [("Item", self._item(c, "ON" if state == "online" else "OFF")) for c in chans]
-            for i in range(0, len(items), self.page_size):
-                page = items[i:i + self.page_size]
-                await self._notify("Catalog", [("CmdType", "Catalog"), ("SN", self.ua.sn()),
-                                               ("DeviceID", self.hub_id), ("SumNum", len(items)),
-                                               ("DeviceList", page)])
+            await self._notify_items(items)
+
+    async def _notify_items(self, items: list[Node]) -> None:
+        for i in range(0, len(items), self.page_size):
+            page = items[i:i + self.page_size]
+            await self._notify("Catalog", [("CmdType", "Catalog"), ("SN", self.ua.sn()),
+                                           ("DeviceID", self.hub_id), ("SumNum", len(items)),
+                                           ("DeviceList", page)])
+
+    def _catalog_now(self) -> dict[str, Channel]:
+        catalog.assign_missing(self.engine, self.prefix)  # a node registered since: its ID now
+        return {c.gb_id: c for c in catalog.channels(self.engine)}
+
+    async def _watch_catalog(self) -> None:
+        """Nodes registered or removed (by the CLI or the console, in any process): a Catalog subscription hears
+        ADD with the new channels and DEL with the ones gone, from a comparison with the last catalog."""
+        known: set[str] | None = None
+        while True:
+            try:
+                now = await asyncio.to_thread(self._catalog_now)
+                if known is not None and any(s.kind == "Catalog" for s in self.subscriptions.values()):
+                    items: list[Node] = [("Item", self._item(c, "ADD")) for g, c in now.items() if g not in known]
+                    items += [("Item", [("DeviceID", g), ("Event", "DEL")]) for g in sorted(known - now.keys())]
+                    if items:
+                        await self._notify_items(items)
+                known = set(now)
+            except Exception:  # noqa: BLE001 - a store hiccup: the next comparison tries again
+                log.exception("GB28181: comparing the catalog failed")
+            await asyncio.sleep(self.catalog_diff_s)
 
     async def _send_alarms(self) -> None:
         """Alarms up, several at once (one slow answer does not hold the next alarm)."""

@@ -4,6 +4,7 @@ Expires: 0. The platform here is a plain UDP socket (sipp's UAS cannot hold a su
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from pathlib import Path
@@ -100,6 +101,58 @@ def test_catalog_and_alarm_subscriptions_notify_until_they_expire(tmp_path: Path
             r.live.fanout([NodeState(node="pole-01", state="online").out()])
             await asyncio.sleep(0.5)
             assert len(notifies("sub-cat")) == count
+        finally:
+            await r.adapter.stop()
+            server.cancel()
+            platform.sock.close()
+
+    asyncio.run(run())
+
+
+def test_a_catalog_subscription_hears_nodes_added_and_removed(tmp_path: Path) -> None:
+    """A node registered or removed elsewhere (the CLI, the console: another process) reaches a Catalog
+    subscription as ADD with its channels and DEL with the removed node's, from the adapter's comparison."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from hub.gb28181 import catalog
+    from hub.store.schema import nodes
+
+    async def run() -> None:
+        platform = Platform()
+        server = asyncio.create_task(platform.serve())
+        r = rig(tmp_path, "udp", platform.port)
+        r.adapter.catalog_diff_s = 0.2
+        await r.adapter.start()
+        hub = ("127.0.0.1", r.settings.gb_sip_port)
+        try:
+            deadline = time.monotonic() + 10
+            while r.adapter.registration.status.state != "registered":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert (await platform.subscribe(hub, "Catalog", 600, "sub-cat", 1)).status == 200
+            gone = [c.gb_id for c in catalog.channels(r.engine, "pole-02")]
+            assert gone
+            with r.engine.begin() as conn:
+                conn.execute(nodes.insert().values(id="door-09", kind="rental_door", place="Lane 9", grid="G01",
+                                                   state="unknown", created=datetime.now(UTC)))
+                conn.execute(update(nodes).where(nodes.c.id == "pole-02").values(state="removed"))
+            deadline = time.monotonic() + 10
+            text = ""
+            while "<Event>ADD</Event>" not in text or "<Event>DEL</Event>" not in text:
+                assert time.monotonic() < deadline, f"no ADD and DEL NOTIFY: {text}"
+                await asyncio.sleep(0.05)
+                text = "".join(re.sub(r">\s+<", "><", m.body.decode("gb18030")) for m in platform.got
+                               if m.method == "NOTIFY" and m.call_id == "sub-cat")
+            added = [c.gb_id for c in catalog.channels(r.engine, "door-09")]
+            assert added and all(f"<DeviceID>{g}</DeviceID><Name>Lane 9" in text for g in added), text
+            assert all(f"<DeviceID>{g}</DeviceID><Event>DEL</Event>" in text for g in gone), text
+            assert text.count("<Event>ADD</Event>") == len(added)  # the others are not announced again
+            await asyncio.sleep(0.5)  # nothing changes: nothing more
+            again = "".join(re.sub(r">\s+<", "><", m.body.decode("gb18030")) for m in platform.got
+                            if m.method == "NOTIFY" and m.call_id == "sub-cat")
+            assert again == text
         finally:
             await r.adapter.stop()
             server.cancel()
