@@ -201,7 +201,7 @@ def main() -> None:
           f"p99 {pct(lat, 99):.0f} ms  max {max(lat):.0f} ms")
     if heard:
         print(f"  of which published -> live message in the page: p50 {pct(heard, 50):.0f} ms  "
-              f"p99 {pct(heard, 99):.0f} ms; live message -> card (the list loaded and drawn): "
+              f"p99 {pct(heard, 99):.0f} ms; live message -> card (the alarm fetched, merged and drawn): "
               f"p50 {pct(page_part, 50):.0f} ms  "
               f"p99 {pct(page_part, 99):.0f} ms")
     print(f"page weight (console, before the map): {raw:,} bytes ({gz:,} gzipped) in {len(console)} files; "
